@@ -1,0 +1,34 @@
+r"""pnd-theory: the theory of noise regularizers in single-hidden-layer linear networks.
+
+For :math:`f(x) = U\,\mathrm{diag}(\text{mask})\,V^\top x`, the expected training loss under
+a noise strategy is the plain loss plus a closed-form penalty.  This package derives the
+penalty symbolically, evaluates it numerically, and checks it against exact enumeration,
+Monte Carlo and training of real torch models.
+
+The torch layers live in :mod:`pnd_theory.nn` (import it explicitly).
+"""
+
+from .strategies import (
+    DropBlock,
+    DropConnect,
+    Dropout,
+    GaussianDropout,
+    HiddenNoise,
+    MaskLaw,
+    NodeDropout,
+    PerNodeDrop,
+    Strategy,
+    strategy_from_name,
+)
+from .penalty import expected_loss, expected_penalty, plain_loss, second_moment
+from .exact import exact_expected_loss
+from .montecarlo import monte_carlo_loss
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DropBlock", "DropConnect", "Dropout", "GaussianDropout", "HiddenNoise", "MaskLaw",
+    "NodeDropout", "PerNodeDrop", "Strategy", "strategy_from_name",
+    "expected_loss", "expected_penalty", "plain_loss", "second_moment",
+    "exact_expected_loss", "monte_carlo_loss",
+]

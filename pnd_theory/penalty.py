@@ -1,0 +1,174 @@
+r"""Closed-form expected penalties, evaluated numerically.
+
+For every strategy the expected training loss splits as (THEORY.md, F1)
+
+.. math::
+
+    E_{\text{mask}}\Big[\tfrac1N \sum_k \|y_k - f(x_k)\|^2\Big] = L(U, V) + R(U, V),
+
+and :math:`R` follows from the mask law's first two moments alone.  With independent
+components :math:`\xi` (covariance :math:`C`), :math:`M_U` and :math:`M_V` (independent entries
+of variances :math:`\sigma^U_{oj}`, :math:`\sigma^V_{ij}`), all of mean 1,
+
+.. math::
+
+    R = \sum_{jk} C_{jk} (u_j^\top u_k)(v_j^\top S v_k)
+        + \sum_j (1 + C_{jj}) \big(g^U_j s_j + a_j g^V_j + g^U_j g^V_j\big),
+
+where :math:`a_j = \|u_j\|^2`, :math:`s_j = v_j^\top S v_j`,
+:math:`g^U_j = \sum_o \sigma^U_{oj} U_{oj}^2` and :math:`g^V_j = \sum_i \sigma^V_{ij} S_{ii} V_{ij}^2`.
+This one expression covers every built-in strategy (F2 to F5 are its special cases); the
+code reads the law and never branches on the strategy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import as_arrays, check_data, check_factors, check_second_moment
+from .strategies import Strategy
+
+
+def _check_strategy(strategy):
+    if not isinstance(strategy, Strategy):
+        raise TypeError(f"strategy must be a pnd_theory strategy (e.g. pt.Dropout(0.5)), got {strategy!r}")
+
+
+def _col_quadratic(xp, V, SV):
+    """:math:`v_j^\\top S v_j` for every column, from ``V`` and ``S V``."""
+    return (V * SV).sum(0)
+
+
+def _hidden_term(xp, cov, U, V, SV, a, s):
+    r""":math:`\sum_{jk} C_{jk} (u_j^\top u_k)(v_j^\top S v_k)`, using the structure of ``C``."""
+    values = _as(xp, cov.values, U)
+    if cov.kind == "diagonal":
+        return (values * a * s).sum()
+    if cov.kind == "block":
+        b = cov.block_size
+        G = values.shape[0]
+        Ub, Vb, SVb = U.reshape(U.shape[0], G, b), V.reshape(V.shape[0], G, b), SV.reshape(SV.shape[0], G, b)
+        gram_u = xp.einsum("ogj,ogk->gjk", Ub, Ub)
+        gram_v = xp.einsum("igj,igk->gjk", Vb, SVb)
+        return xp.einsum("gjk,gjk,g->", gram_u, gram_v, values)
+    return ((U.T @ U) * values * (V.T @ SV)).sum()
+
+
+def _as(xp, arr, ref):
+    if xp is np:
+        return np.asarray(arr, dtype=np.float64)
+    return ref.new_tensor(np.asarray(arr, dtype=np.float64))
+
+
+def _penalty(xp, law, U, V, S):
+    """The penalty of the module docstring; ``S`` is ``None`` for the identity."""
+    SV = V if S is None else S @ V
+    a = (U * U).sum(0)
+    s = _col_quadratic(xp, V, SV)
+    total = 0.0
+    diag_c = 0.0
+    if law.hidden is not None:
+        cov = law.hidden.hidden_covariance()
+        total = total + _hidden_term(xp, cov, U, V, SV, a, s)
+        diag_c = _as(xp, cov.diagonal(), U)
+    gU = 0.0
+    gV = 0.0
+    if law.output is not None:
+        gU = (_as(xp, law.output.entry_variances(), U) * U * U).sum(0)
+    if law.input is not None:
+        diag_s = xp.ones(V.shape[0], dtype=V.dtype) if xp is np else V.new_ones(V.shape[0])
+        if S is not None:
+            diag_s = xp.diagonal(S)
+        gV = (_as(xp, law.input.entry_variances(), V) * diag_s[:, None] * V * V).sum(0)
+    weights = gU * s + a * gV + gU * gV
+    if not (isinstance(weights, float) and weights == 0.0):
+        total = total + ((1 + diag_c) * weights).sum()
+    return float(total)
+
+
+def expected_penalty(strategy, U, V, second_moment=None) -> float:
+    r"""Expected penalty :math:`R(U, V)` of a noise strategy, in closed form.
+
+    .. math::
+
+        R = \sum_{jk} C_{jk} (u_j^\top u_k)(v_j^\top S v_k)
+            + \sum_j (1 + C_{jj}) \big(g^U_j s_j + a_j g^V_j + g^U_j g^V_j\big)
+
+    (module docstring).  Examples: Dropout :math:`R = \lambda \sum_j \|u_j\|^2 v_j^\top S v_j`;
+    input-layer PerNodeDrop :math:`R = \lambda \sum_j \|u_j\|^2 v_j^\top D v_j`.  Diagonal and
+    block-diagonal hidden covariances are never formed densely: the cost is that of
+    :math:`S V` plus :math:`O((n_{in} + n_{out})\, d\, b)`.
+
+    Parameters
+    ----------
+    strategy : Strategy
+        A noise strategy (``pt.Dropout(0.5)``, ...).
+    U : array (n_out, d)
+    V : array (n_in, d)
+    second_moment : array (n_in, n_in), optional
+        :math:`S = X X^\top / N`, symmetric; the identity when omitted (whitened inputs).
+
+    Returns
+    -------
+    float
+
+    Notes
+    -----
+    numpy arrays and torch tensors (CPU or GPU) are accepted; with a tensor the computation
+    runs in torch on its device.
+    """
+    _check_strategy(strategy)
+    xp, a = as_arrays(U=U, V=V, second_moment=second_moment)
+    U, V, S = a["U"], a["V"], a["second_moment"]
+    check_factors(U, V)
+    if S is not None:
+        check_second_moment(xp, S, V.shape[0])
+    law = strategy.law(V.shape[0], V.shape[1], U.shape[0])
+    return _penalty(xp, law, U, V, S)
+
+
+def second_moment(X):
+    r"""Uncentred second moment of the inputs, :math:`S = X X^\top / N` (``X``: n_in x N)."""
+    xp, a = as_arrays(X=X)
+    X = a["X"]
+    if X.shape[1] == 0:
+        raise ValueError("X must hold at least one sample (column)")
+    return X @ X.T / X.shape[1]
+
+
+def plain_loss(U, V, X, Y) -> float:
+    r"""The loss without noise, :math:`L(U, V) = \frac1N \sum_k \|y_k - U V^\top x_k\|^2`."""
+    xp, a = as_arrays(U=U, V=V, X=X, Y=Y)
+    U, V, X, Y = a["U"], a["V"], a["X"], a["Y"]
+    check_factors(U, V)
+    check_data(X, Y, U, V)
+    residual = Y - U @ (V.T @ X)
+    return float((residual * residual).sum() / X.shape[1])
+
+
+def expected_loss(strategy, U, V, X, Y) -> float:
+    r"""Expected training loss :math:`L(U, V) + R(U, V)` with :math:`S = X X^\top / N`.
+
+    Parameters
+    ----------
+    strategy : Strategy
+    U : array (n_out, d)
+    V : array (n_in, d)
+    X : array (n_in, N)
+        Inputs, samples as columns.
+    Y : array (n_out, N)
+        Targets, samples as columns.
+
+    Returns
+    -------
+    float
+    """
+    _check_strategy(strategy)
+    xp, a = as_arrays(U=U, V=V, X=X, Y=Y)
+    U, V, X, Y = a["U"], a["V"], a["X"], a["Y"]
+    check_factors(U, V)
+    check_data(X, Y, U, V)
+    law = strategy.law(V.shape[0], V.shape[1], U.shape[0])
+    residual = Y - U @ (V.T @ X)
+    S = X @ X.T / X.shape[1]
+    return float((residual * residual).sum() / X.shape[1]) + _penalty(xp, law, U, V, S)
