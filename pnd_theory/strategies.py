@@ -175,7 +175,7 @@ class IndependentMask:
         the rate (symbol or number) of variable ``g``."""
         counts = {}
         for e in entries:
-            g = int(self.groups[e])
+            g = int(self.groups.flat[e])
             counts[g] = counts.get(g, 0) + 1
         result = 1
         for g, k in counts.items():

@@ -1,0 +1,44 @@
+"""Shared fixtures: random problems with correlated (non-whitened) inputs."""
+
+import numpy as np
+import pytest
+
+import pnd_theory as pt
+
+
+def make_problem(rng, n_in=3, width=4, n_out=2, n_samples=6, correlation=0.6):
+    """Factors and data with correlated inputs: ``S = X X^T / N`` far from diagonal."""
+    mix = np.eye(n_in) + correlation * rng.normal(size=(n_in, n_in))
+    X = mix @ rng.normal(size=(n_in, n_samples))
+    Y = rng.normal(size=(n_out, n_samples))
+    U = rng.normal(size=(n_out, width))
+    V = rng.normal(size=(n_in, width))
+    return U, V, X, Y
+
+
+def all_strategies(width=4, rng=None):
+    """One instance of every strategy (and every layer/stir option) for a given width."""
+    rng = rng or np.random.default_rng(1234)
+    B = rng.normal(size=(width, width))
+    return [
+        pt.Dropout(0.3),
+        pt.GaussianDropout(0.4),
+        pt.DropBlock(0.35, 2),
+        pt.NodeDropout(list(np.linspace(0.1, 0.6, width))),
+        pt.DropConnect(0.3, "output"),
+        pt.DropConnect(0.25, "input"),
+        pt.DropConnect(0.2, "both", per_sample=True),
+        pt.PerNodeDrop(0.3, "input"),
+        pt.PerNodeDrop(0.3, "output", stir="gaussian"),
+        pt.PerNodeDrop(0.2, "both"),
+        pt.PerNodeDrop(0.2, "both", stir="gaussian"),
+        pt.HiddenNoise(B @ B.T / width),
+    ]
+
+
+STRATEGIES = all_strategies()
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20251)
