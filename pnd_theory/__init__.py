@@ -23,6 +23,8 @@ from .strategies import (
 from .penalty import expected_loss, expected_penalty, plain_loss, second_moment
 from .exact import exact_expected_loss
 from .montecarlo import monte_carlo_loss
+from .symbolic import Derivation, derive
+from .problems import random_problem
 
 __version__ = "0.1.0"
 
@@ -30,5 +32,5 @@ __all__ = [
     "DropBlock", "DropConnect", "Dropout", "GaussianDropout", "HiddenNoise", "MaskLaw",
     "NodeDropout", "PerNodeDrop", "Strategy", "strategy_from_name",
     "expected_loss", "expected_penalty", "plain_loss", "second_moment",
-    "exact_expected_loss", "monte_carlo_loss",
+    "exact_expected_loss", "monte_carlo_loss", "Derivation", "derive", "random_problem",
 ]
