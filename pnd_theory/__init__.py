@@ -25,6 +25,14 @@ from .exact import exact_expected_loss
 from .montecarlo import monte_carlo_loss
 from .symbolic import Derivation, derive
 from .problems import random_problem
+from .norms import (
+    dual_k_support_norm,
+    dual_spectral_k_support_norm,
+    k_support_norm,
+    prox_squared_k_support,
+    prox_squared_k_support_vector,
+    spectral_k_support_norm,
+)
 
 __version__ = "0.1.0"
 
@@ -33,4 +41,6 @@ __all__ = [
     "NodeDropout", "PerNodeDrop", "Strategy", "strategy_from_name",
     "expected_loss", "expected_penalty", "plain_loss", "second_moment",
     "exact_expected_loss", "monte_carlo_loss", "Derivation", "derive", "random_problem",
+    "k_support_norm", "dual_k_support_norm", "prox_squared_k_support_vector",
+    "spectral_k_support_norm", "dual_spectral_k_support_norm", "prox_squared_k_support",
 ]
