@@ -85,16 +85,14 @@ def two_point_support(kind: str, p: np.ndarray):
 
 def sample_scalar(kind: str, p, shape, generator=None, device=None, dtype=None):
     """Draw mean-one mask values of drop probability ``p`` (a float or a tensor that
-    broadcasts against ``shape``) with torch."""
+    broadcasts against ``shape``) with torch: the layers' sampler, so that a strategy and the
+    torch modules draw the same way."""
     import torch
 
-    dtype = dtype or torch.float64
-    p_t = torch.as_tensor(p, dtype=dtype, device=device)
-    if kind == "bernoulli":
-        keep = torch.rand(shape, generator=generator, device=device, dtype=dtype) >= p_t
-        return keep.to(dtype) / (1 - p_t)
-    eps = torch.randn(shape, generator=generator, device=device, dtype=dtype)
-    return 1 + torch.sqrt(p_t / (1 - p_t)) * eps
+    from .nn import _sample_mask
+
+    stir = "drop" if kind == "bernoulli" else "gaussian"
+    return _sample_mask(tuple(shape), p, stir, generator=generator, device=device, dtype=dtype or torch.float64)
 
 
 # --------------------------------------------------------------------------- component laws
