@@ -25,6 +25,8 @@ from .exact import exact_expected_loss
 from .montecarlo import monte_carlo_loss
 from .symbolic import Derivation, derive
 from .problems import random_problem
+from .induced import balanced_factors, induced_penalty
+from .minimizers import MinimizerResult, global_minimizer
 from .norms import (
     dual_k_support_norm,
     dual_spectral_k_support_norm,
@@ -41,6 +43,7 @@ __all__ = [
     "NodeDropout", "PerNodeDrop", "Strategy", "strategy_from_name",
     "expected_loss", "expected_penalty", "plain_loss", "second_moment",
     "exact_expected_loss", "monte_carlo_loss", "Derivation", "derive", "random_problem",
+    "induced_penalty", "balanced_factors", "global_minimizer", "MinimizerResult",
     "k_support_norm", "dual_k_support_norm", "prox_squared_k_support_vector",
     "spectral_k_support_norm", "dual_spectral_k_support_norm", "prox_squared_k_support",
 ]

@@ -141,6 +141,63 @@ def _cmd_penalty(args):
     return 0
 
 
+def _cmd_minimize(args):
+    from .minimizers import global_minimizer
+
+    strategy = _strategy(args)
+    (_, _, X, Y), loaded = _problem(args)
+    result = global_minimizer(strategy, X, Y, args.width, method=args.method)
+    source = "files " + ", ".join(sorted(loaded)) if loaded else "a built-in random problem"
+    print(f"{strategy!r}, width {args.width}, on {source}: X {X.shape}, Y {Y.shape}")
+    print(result.summary())
+    return 0
+
+
+def _cmd_train(args):
+    from .minimizers import global_minimizer
+    from .training import train
+
+    strategy = _strategy(args)
+    (_, _, X, Y), loaded = _problem(args)
+    theory = global_minimizer(strategy, X, Y, args.width)
+    result = train(strategy, X, Y, args.width, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                   seed=args.seed, device=args.device, progress=not args.no_progress)
+    k = min(len(theory.singular_values), len(result.singular_values))
+    gap = abs(result.objective - theory.objective) / abs(theory.objective)
+    print(f"{strategy!r}, width {args.width}, X {X.shape}, Y {Y.shape}, {result.steps} steps")
+    print(f"objective L + R: trained {result.objective:.8g}   closed form {theory.objective:.8g} "
+          f"({theory.method})   relative gap {gap:.2e}")
+    print("singular values of U V^T:")
+    print(f"  {'trained':>12} {'theory':>12}")
+    for a, b in zip(result.singular_values[:k], theory.singular_values[:k]):
+        print(f"  {a:12.6f} {b:12.6f}")
+    return 0
+
+
+def _cmd_figures(args):
+    import importlib
+    import time
+    from pathlib import Path
+
+    import paper_figures
+
+    names = args.only or list(paper_figures.FIGURES)
+    unknown = [n for n in names if n not in paper_figures.FIGURES]
+    if unknown:
+        raise UserError(f"--only {unknown[0]!r} is not a figure; choose from {', '.join(paper_figures.FIGURES)}")
+    out = Path(args.out) if args.out else Path(paper_figures.__file__).parent
+    if args.device is not None:
+        from .montecarlo import resolve_device
+
+        resolve_device(args.device)
+    for name in names:
+        start = time.perf_counter()
+        module = importlib.import_module(paper_figures.FIGURES[name])
+        paths = module.make(out, quick=args.quick, device=args.device)
+        print(f"{name:<20} {time.perf_counter() - start:7.1f} s  " + "  ".join(str(p) for p in paths), flush=True)
+    return 0
+
+
 def _build_parser():
     parser = _Parser(prog="pnd-theory", description="Closed-form theory of noise regularizers in linear networks.")
     parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
@@ -167,6 +224,29 @@ def _build_parser():
     _add_problem_options(p, files=("U", "V", "X", "Y"))
     p.set_defaults(func=_cmd_penalty)
 
+    p = sub.add_parser("minimize", help="closed-form (or convex) global minimizer of the expected loss")
+    _add_strategy_options(p)
+    _add_problem_options(p, width=8, n_in=4, n_out=3, n_samples=64, files=("X", "Y"))
+    p.add_argument("--method", default="auto", choices=["auto", "closed_form", "convex", "numeric"],
+                   help="how to minimize (default: %(default)s)")
+    p.set_defaults(func=_cmd_minimize)
+
+    p = sub.add_parser("train", help="Monte Carlo training with sampled masks, compared with the closed form")
+    _add_strategy_options(p)
+    _add_problem_options(p, width=8, n_in=4, n_out=3, n_samples=64, files=("X", "Y"))
+    p.add_argument("--epochs", type=int, default=4000, help="passes over the data (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=0.002, help="peak learning rate (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=None, help="mini-batch size (default: the training default)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda when present, else cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("figures", help="reproduce the analysis figures into paper_figures/")
+    p.add_argument("--quick", action="store_true", help="small sizes: a few minutes on a laptop CPU")
+    p.add_argument("--device", default=None, help="torch device for training (e.g. cuda)")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="only these figures")
+    p.add_argument("--out", metavar="DIR", help="write here instead of paper_figures/")
+    p.set_defaults(func=_cmd_figures)
     return parser
 
 

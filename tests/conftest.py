@@ -1,7 +1,15 @@
 """Shared fixtures: random problems with correlated (non-whitened) inputs."""
 
+from contextlib import nullcontext
+
 import numpy as np
 import pytest
+import torch
+
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover
+    threadpool_limits = None
 
 import pnd_theory as pt
 
@@ -42,3 +50,14 @@ STRATEGIES = all_strategies()
 @pytest.fixture
 def rng():
     return np.random.default_rng(20251)
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """The matrices in the tests are tiny: BLAS, OpenMP and torch threads only add overhead,
+    and on a shared 2-core machine their spinning slows the suite several times over."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1) if threadpool_limits else nullcontext():
+        yield
+    torch.set_num_threads(previous)
