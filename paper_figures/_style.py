@@ -56,6 +56,9 @@ def _atomic_write(path: Path, write):
     os.close(fd)
     try:
         write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give figures the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
