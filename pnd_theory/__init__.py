@@ -27,6 +27,8 @@ from .symbolic import Derivation, derive
 from .problems import random_problem
 from .induced import balanced_factors, induced_penalty
 from .minimizers import MinimizerResult, global_minimizer
+from .training import TrainingResult, train
+from .gradient_noise import gradient_noise, gradient_noise_vs_batch_size
 from .norms import (
     dual_k_support_norm,
     dual_spectral_k_support_norm,
@@ -44,6 +46,7 @@ __all__ = [
     "expected_loss", "expected_penalty", "plain_loss", "second_moment",
     "exact_expected_loss", "monte_carlo_loss", "Derivation", "derive", "random_problem",
     "induced_penalty", "balanced_factors", "global_minimizer", "MinimizerResult",
+    "train", "TrainingResult", "gradient_noise", "gradient_noise_vs_batch_size",
     "k_support_norm", "dual_k_support_norm", "prox_squared_k_support_vector",
     "spectral_k_support_norm", "dual_spectral_k_support_norm", "prox_squared_k_support",
 ]
