@@ -1,0 +1,55 @@
+"""Throughput of ``monte_carlo_loss`` against its floor: one forward product per mask draw.
+
+For each strategy, time ``monte_carlo_loss(..., samples=T)`` and divide by ``T`` forward
+products ``U (V^T X)`` of the same sizes timed in the same run (the floor: a draw cannot cost
+less than evaluating the network once).  Ratios, not seconds, are what to compare across
+machines.  Run: ``python benchmarks/bench_montecarlo.py [--device cuda]``.
+"""
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+import pnd_theory as pt
+
+
+def median_time(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--n-in", type=int, default=32)
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--n-out", type=int, default=16)
+    parser.add_argument("--n-samples", type=int, default=256)
+    parser.add_argument("--draws", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    U, V, X, Y = pt.random_problem(args.n_in, args.width, args.n_out, args.n_samples, seed=0)
+    dev = torch.device(args.device)
+    Ut, Vt, Xt = (torch.as_tensor(a, device=dev) for a in (U, V, X))
+    forward = median_time(lambda: [Ut @ (Vt.T @ Xt) for _ in range(50)], args.repeats) / 50
+    print(f"device {dev}, n_in={args.n_in} width={args.width} n_out={args.n_out} N={args.n_samples}, "
+          f"{args.draws} draws; one forward U (V^T X): {forward * 1e6:.1f} us")
+    print(f"{'strategy':<52} {'draws/s':>10} {'per draw / forward':>20}")
+    for s in (pt.Dropout(0.5), pt.DropBlock(0.5, 4), pt.DropConnect(0.5, "output"),
+              pt.PerNodeDrop(0.5, "input"), pt.PerNodeDrop(0.5, "input", stir="gaussian")):
+        t = median_time(lambda: pt.monte_carlo_loss(s, U, V, X, Y, samples=args.draws, device=dev), args.repeats)
+        print(f"{repr(s)[:52]:<52} {args.draws / t:10.0f} {t / args.draws / forward:20.1f}")
+
+
+if __name__ == "__main__":
+    main()
