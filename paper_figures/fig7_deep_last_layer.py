@@ -94,7 +94,7 @@ from pnd_theory.nn import BlockDropout
 
 from ._style import COLORS, figure, save_data, save_figure
 
-NAME = "fig7_deep_last_layer"
+NAME = "deep_last_layer"
 #: training samples per digit class 0..9: round(100 * 0.6**c), at least 3 (N = 253)
 CLASS_COUNTS = (100, 60, 36, 22, 13, 8, 5, 3, 3, 3)
 WIDTH = 32

@@ -45,7 +45,7 @@ from pnd_theory.nn import PerNodeDropLinear
 
 from ._style import COLORS, figure, save_data, save_figure
 
-NAME = "fig8_pernodedrop_digits"
+NAME = "pernodedrop_digits"
 METHODS = ("Dropout", "PerNodeDrop", "PerNodeDrop (gaussian)")
 HIDDEN = 128
 N_TRAIN = 300
