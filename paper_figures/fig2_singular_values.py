@@ -1,0 +1,164 @@
+"""Singular values of the trained product against the closed-form minimizer (THEORY.md, F7, F8).
+
+Dropout (= DropBlock with block size 1) and DropBlock with block sizes 2 and 4 at two drop
+probabilities, on data with correlated inputs and a full-rank target.  Width ``d = 16``, so the
+number of blocks ``G = d / b`` is at least the rank 4 for every block size (the width condition
+of F7).  Lines: singular values of the closed-form global minimizer
+(:func:`pnd_theory.minimizers.global_minimizer`); markers: singular values of the product
+:math:`U V^\\top` trained with real sampled masks (:func:`pnd_theory.training.train`, the last
+iterate: see :func:`compute`); grey: the
+unregularized least-squares product (the same call with ``p = 0``).  The block size moves the
+induced norm from the nuclear norm (``b = 1``: the small singular values are cut the most) to
+the Frobenius norm (``b >= rank``: every singular value shrinks by one factor).
+
+Everything is computed through the public API; this script holds no mathematics.  The data
+(correlated inputs, a target with chosen singular values) is built here with plain numpy.
+Writes ``singular_values.png``, ``singular_values.pdf`` and ``singular_values.json``.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.colors import to_rgb
+
+import pnd_theory as pt
+from pnd_theory.minimizers import global_minimizer
+from pnd_theory.training import train
+
+from ._style import COLORS, figure, save_data, save_figure
+
+NAME = "singular_values"
+P_DROPS = (0.2, 0.5)
+BLOCK_SIZES = (1, 2, 4)
+WIDTH = 16
+N_IN = N_OUT = 4
+N_SAMPLES = 256
+TARGET_SINGULAR_VALUES = (3.0, 2.0, 1.2, 0.6)
+NOISE = 0.2
+DATA_SEED = 2
+LR = 0.03
+SEED = 0
+#: block size -> (marker, colour, horizontal offset of the markers); DropBlock's family colour,
+#: darkened for the larger block
+MARKERS = {1: ("o", COLORS["Dropout"], -0.12), 2: ("s", COLORS["DropBlock"], 0.0),
+           4: ("D", tuple(0.6 * c for c in to_rgb(COLORS["DropBlock"])), 0.12)}
+
+
+@contextmanager
+def _one_torch_thread():
+    """Tiny matrices: torch's thread pool costs more than it gives on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def problem():
+    """Correlated inputs ``X`` (:func:`pnd_theory.random_problem`) and ``Y = A0 X + noise``
+    with ``A0`` of singular values :data:`TARGET_SINGULAR_VALUES` in random directions."""
+    rng = np.random.default_rng(DATA_SEED)
+    _, _, X, _ = pt.random_problem(n_in=N_IN, width=1, n_out=N_OUT, n_samples=N_SAMPLES, correlation=0.4,
+                                   seed=DATA_SEED)
+    P = np.linalg.qr(rng.normal(size=(N_OUT, N_OUT)))[0]
+    Q = np.linalg.qr(rng.normal(size=(N_IN, N_IN)))[0]
+    A0 = (P[:, :len(TARGET_SINGULAR_VALUES)] * np.array(TARGET_SINGULAR_VALUES)) @ Q[:, :len(TARGET_SINGULAR_VALUES)].T
+    Y = A0 @ X + NOISE * rng.normal(size=(N_OUT, N_SAMPLES))
+    return X, Y
+
+
+def strategy_for(p, b):
+    return pt.Dropout(p) if b == 1 else pt.DropBlock(p, b)
+
+
+def label_for(b):
+    return "Dropout (b = 1)" if b == 1 else f"DropBlock b = {b}"
+
+
+def compute(quick=False, device=None):
+    """The data behind the figure (plain lists and floats)."""
+    X, Y = problem()
+    epochs = 600 if quick else 4000
+    data = {
+        "description": "singular values of the trained product U V^T (real sampled masks, last SGD iterate "
+                       "after the step decayed to zero; train's tail average recorded as tail_averaged) and of "
+                       "the closed-form global minimizer, for Dropout and DropBlock",
+        "units": "singular values of the product A (target units per input unit); index dimensionless",
+        "problem": {"n_in": N_IN, "n_out": N_OUT, "width": WIDTH, "n_samples": N_SAMPLES,
+                    "target_singular_values": TARGET_SINGULAR_VALUES, "noise": NOISE, "seed": DATA_SEED,
+                    "inputs": "pnd_theory.random_problem(correlation=0.4) inputs"},
+        "training": {"epochs": epochs, "batch_size": "full", "lr": LR, "seed": SEED},
+        "quick": bool(quick),
+        "least_squares": global_minimizer(pt.Dropout(0.0), X, Y, WIDTH).singular_values,
+        "runs": [],
+    }
+    for p in P_DROPS:
+        for b in BLOCK_SIZES:
+            strategy = strategy_for(p, b)
+            optimum = global_minimizer(strategy, X, Y, WIDTH)
+            result = train(strategy, X, Y, WIDTH, epochs=epochs, lr=LR, seed=SEED, device=device,
+                           progress=not quick)
+            data["device"] = result.device
+            # the last iterate (the step has decayed to zero), not train's tail average of the
+            # factors: with 16 units for a rank-4 product the iterates drift along the flat
+            # directions of L + R (rotations among equalized units), and averaging rotated
+            # factors shrinks the product (both are recorded)
+            closed, trained = optimum.singular_values, result.history.singular_values[-1]
+            data["runs"].append({
+                "p": p, "block_size": b, "blocks": WIDTH // b, "strategy": repr(strategy),
+                "closed_form": closed, "trained": trained, "method": optimum.method,
+                "optimum_objective": optimum.objective, "trained_objective": result.last_objective,
+                "tail_averaged": result.singular_values, "tail_averaged_objective": result.objective,
+                "max_abs_error_over_top": float(np.max(np.abs(trained - closed)) / closed[0]),
+            })
+    return data
+
+
+def plot(data):
+    """The figure from the data of :func:`compute`."""
+    fig, axes = figure(1, len(P_DROPS), width=4.8, height=3.9, sharey=True, constrained_layout=True)
+    ls_sv = np.asarray(data["least_squares"])
+    index = np.arange(1, ls_sv.size + 1)
+    for ax, p in zip(axes[0], P_DROPS):
+        ax.plot(index, ls_sv, color="0.6", ls=":", marker="_", ms=14, label="no noise (least squares)")
+        for run in (r for r in data["runs"] if r["p"] == p):
+            marker, color, shift = MARKERS[run["block_size"]]
+            ax.plot(index + shift, run["closed_form"], color=color, lw=1.4, alpha=0.8,
+                    label=f"{label_for(run['block_size'])}: closed form")
+            ax.plot(index + shift, run["trained"], marker=marker, color=color, ls="none", mfc="white", mew=1.6,
+                    ms=7, label=f"{label_for(run['block_size'])}: trained")
+        ax.set_xticks(index)
+        ax.set_xlabel("singular value index i (dimensionless)")
+        ax.set_title(f"p = {p}  (λ = {p / (1 - p):.2f}), width d = {data['problem']['width']}")
+        ax.set_ylim(bottom=0)
+    axes[0, 0].set_ylabel("σ_i(U Vᵀ)  (target units / input units)")
+    axes[0, 0].legend(loc="upper right", frameon=False, fontsize=8)
+    fig.suptitle("Trained vs closed-form singular values: the block size sets the induced norm")
+    return fig
+
+
+def make(out_dir, quick=False, device=None):
+    """Train, write ``singular_values.{png,pdf,json}`` into ``out_dir`` and return the paths.
+
+    ``quick=True``: 600 full-batch epochs per run (seconds on a laptop CPU); otherwise 4000
+    epochs with progress bars.  ``device``: where the networks train (the GPU when present by
+    default).
+    """
+    start = time.perf_counter()
+    with _one_torch_thread():
+        data = compute(quick=quick, device=device)
+    data["seconds"] = time.perf_counter() - start
+    paths = save_figure(plot(data), out_dir, NAME)
+    paths.append(save_data(data, out_dir, NAME))
+    return paths
+
+
+if __name__ == "__main__":
+    for path in make(Path(__file__).resolve().parent):
+        print(path)
