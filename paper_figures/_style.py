@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -96,3 +97,17 @@ def save_data(data, out_dir, name):
     text = json.dumps(_jsonable(data), indent=1, allow_nan=True)
     _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
     return path
+
+
+@contextmanager
+def one_torch_thread():
+    """The figures' matrices are tiny: torch's thread pool costs more than it gives on a shared
+    CPU (training measured 7x slower with 2 threads than with 1), so run single-threaded."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -19,17 +19,15 @@ Everything is computed through the public API; this script holds no mathematics.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import pnd_theory as pt
 from pnd_theory.minimizers import global_minimizer
 from pnd_theory.training import train
 
-from ._style import COLORS, figure, save_data, save_figure
+from ._style import COLORS, figure, one_torch_thread, save_data, save_figure
 
 NAME = "objective"
 P_DROP = 0.3
@@ -49,18 +47,6 @@ def strategies():
         ("DropConnect (output, per batch)", "DropConnect", pt.DropConnect(P_DROP, "output", per_sample=False)),
         ("PerNodeDrop (input)", "PerNodeDrop", pt.PerNodeDrop(P_DROP, "input")),
     ]
-
-
-@contextmanager
-def _one_torch_thread():
-    """The matrices are tiny: torch's thread pool costs more than it gives on a shared CPU
-    (training measured 7x slower with 2 threads than with 1), so run single-threaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def compute(quick=False, device=None):
@@ -145,7 +131,7 @@ def make(out_dir, quick=False, device=None):
     the GPU when present by default).
     """
     start = time.perf_counter()
-    with _one_torch_thread():
+    with one_torch_thread():
         data = compute(quick=quick, device=device)
     data["seconds"] = time.perf_counter() - start
     paths = save_figure(plot(data), out_dir, NAME)

@@ -19,18 +19,16 @@ Writes ``singular_values.png``, ``singular_values.pdf`` and ``singular_values.js
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import torch
 from matplotlib.colors import to_rgb
 
 import pnd_theory as pt
 from pnd_theory.minimizers import global_minimizer
 from pnd_theory.training import train
 
-from ._style import COLORS, figure, save_data, save_figure
+from ._style import COLORS, figure, one_torch_thread, save_data, save_figure
 
 NAME = "singular_values"
 P_DROPS = (0.2, 0.5)
@@ -47,17 +45,6 @@ SEED = 0
 #: darkened for the larger block
 MARKERS = {1: ("o", COLORS["Dropout"], -0.12), 2: ("s", COLORS["DropBlock"], 0.0),
            4: ("D", tuple(0.6 * c for c in to_rgb(COLORS["DropBlock"])), 0.12)}
-
-
-@contextmanager
-def _one_torch_thread():
-    """Tiny matrices: torch's thread pool costs more than it gives on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def problem():
@@ -151,7 +138,7 @@ def make(out_dir, quick=False, device=None):
     default).
     """
     start = time.perf_counter()
-    with _one_torch_thread():
+    with one_torch_thread():
         data = compute(quick=quick, device=device)
     data["seconds"] = time.perf_counter() - start
     paths = save_figure(plot(data), out_dir, NAME)

@@ -26,18 +26,16 @@ built here with plain numpy.  Writes ``correlation.png``, ``correlation.pdf`` an
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import pnd_theory as pt
 from pnd_theory.induced import induced_penalty
 from pnd_theory.minimizers import global_minimizer
 from pnd_theory.training import train
 
-from ._style import COLORS, figure, save_data, save_figure
+from ._style import COLORS, figure, one_torch_thread, save_data, save_figure
 
 NAME = "correlation"
 P_DROP = 0.3
@@ -52,17 +50,6 @@ def strategies():
     """(label, colour key, strategy)."""
     return [("Dropout", "Dropout", pt.Dropout(P_DROP)),
             ("PerNodeDrop (input)", "PerNodeDrop", pt.PerNodeDrop(P_DROP, "input"))]
-
-
-@contextmanager
-def _one_torch_thread():
-    """Tiny matrices: torch's thread pool costs more than it gives on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _symmetric_root(M, power):
@@ -177,7 +164,7 @@ def make(out_dir, quick=False, device=None):
     numerical search over factorizations at the 4 trained correlations.  ``device``: where the networks train.
     """
     start = time.perf_counter()
-    with _one_torch_thread():
+    with one_torch_thread():
         data = compute(quick=quick, device=device)
     data["seconds"] = time.perf_counter() - start
     paths = save_figure(plot(data), out_dir, NAME)

@@ -24,18 +24,16 @@ Writes ``equalization.png``, ``equalization.pdf`` and ``equalization.json``.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import torch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 import pnd_theory as pt
 from pnd_theory.minimizers import global_minimizer
 from pnd_theory.training import lr_multiplier, train
 
-from ._style import COLORS, figure, save_data, save_figure
+from ._style import COLORS, figure, one_torch_thread, save_data, save_figure
 
 NAME = "equalization"
 P_DROP = 0.3
@@ -44,17 +42,6 @@ BLOCK_SIZE = 2
 PROBLEM = dict(n_in=4, width=8, n_out=3, n_samples=256, correlation=0.6, seed=0)
 LR = 0.03
 SEED = 0
-
-
-@contextmanager
-def _one_torch_thread():
-    """Tiny matrices: torch's thread pool costs more than it gives on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def unit_contributions(U, V, S):
@@ -190,7 +177,7 @@ def make(out_dir, quick=False, device=None):
     segments (a progress line per segment).  ``device``: where the networks train.
     """
     start = time.perf_counter()
-    with _one_torch_thread():
+    with one_torch_thread():
         data = compute(quick=quick, device=device)
     data["seconds"] = time.perf_counter() - start
     paths = save_figure(plot(data), out_dir, NAME)

@@ -19,7 +19,6 @@ estimate and its standard error, not the draws.  The closed form
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 import pnd_theory as pt
 
-from ._style import COLORS, figure, save_data, save_figure
+from ._style import COLORS, figure, one_torch_thread, save_data, save_figure
 
 NAME = "monte_carlo"
 P_DROP = 0.3
@@ -45,17 +44,6 @@ def strategies():
         ("PerNodeDrop (input, drop)", "PerNodeDrop", pt.PerNodeDrop(P_DROP, "input")),
         ("PerNodeDrop (input, gaussian)", "PerNodeDrop (gaussian)", pt.PerNodeDrop(P_DROP, "input", stir="gaussian")),
     ]
-
-
-@contextmanager
-def _one_torch_thread():
-    """Small tensors: torch's thread pool costs more than it gives on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def compute(quick=False, device=None):
@@ -138,7 +126,7 @@ def make(out_dir, quick=False, device=None):
     sampled (:func:`pnd_theory.monte_carlo_loss`; the CPU by default).
     """
     start = time.perf_counter()
-    with _one_torch_thread():
+    with one_torch_thread():
         data = compute(quick=quick, device=device)
     data["seconds"] = time.perf_counter() - start
     paths = save_figure(plot(data), out_dir, NAME)

@@ -24,7 +24,6 @@ optimizer tolerance once ``G`` is large enough.  Writes ``width_condition.png``,
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,7 @@ import pnd_theory as pt
 from pnd_theory.exact import enumerate_masks
 from pnd_theory.minimizers import global_minimizer
 
-from ._style import COLORS, figure, save_data, save_figure
+from ._style import COLORS, figure, one_torch_thread, save_data, save_figure
 
 NAME = "width_condition"
 P_DROP = 0.2
@@ -46,17 +45,6 @@ TARGET_SINGULAR_VALUES = (2.0, 1.6, 1.3, 1.0)
 NOISE = 0.2
 DATA_SEED = 6
 GAP_FLOOR = 1e-13  # relative gaps below this are drawn on the floor (optimizer tolerance in float64)
-
-
-@contextmanager
-def _one_torch_thread():
-    """Tiny tensors: torch's thread pool costs more than it gives on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def problem():
@@ -220,7 +208,7 @@ def make(out_dir, quick=False, device=None):
     not used (float64 CPU optimization of a few hundred parameters).
     """
     start = time.perf_counter()
-    with _one_torch_thread():
+    with one_torch_thread():
         data = compute(quick=quick, device=device)
     data["seconds"] = time.perf_counter() - start
     paths = save_figure(plot(data), out_dir, NAME)

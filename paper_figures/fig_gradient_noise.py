@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import pnd_theory as pt
-from paper_figures._style import COLORS, STYLE, save_data, save_figure
+from ._style import COLORS, STYLE, save_data, save_figure
 from pnd_theory.gradient_noise import (
     gradient_noise_vs_batch_size,
     monte_carlo_gradient_noise_vs_batch_size,
