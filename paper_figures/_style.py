@@ -111,3 +111,15 @@ def one_torch_thread():
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def write_figure(name, compute, plot, out_dir, quick=False, device=None):
+    """Compute a figure's data (single-threaded torch), plot it, and write ``name.png``,
+    ``name.pdf`` and ``name.json`` into ``out_dir`` atomically; returns the paths."""
+    import time
+
+    start = time.perf_counter()
+    with one_torch_thread():
+        data = compute(quick=quick, device=device)
+    data["seconds"] = time.perf_counter() - start
+    return [*save_figure(plot(data), out_dir, name), save_data(data, out_dir, name)]

@@ -18,7 +18,6 @@ Everything is computed through the public API; this script holds no mathematics.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ import pnd_theory as pt
 from pnd_theory.minimizers import global_minimizer
 from pnd_theory.training import train
 
-from ._style import COLORS, figure, one_torch_thread, save_data, save_figure
+from ._style import COLORS, figure, write_figure
 
 NAME = "objective"
 P_DROP = 0.3
@@ -130,13 +129,7 @@ def make(out_dir, quick=False, device=None):
     with progress bars.  ``device``: where the networks train (:func:`pnd_theory.training.train`:
     the GPU when present by default).
     """
-    start = time.perf_counter()
-    with one_torch_thread():
-        data = compute(quick=quick, device=device)
-    data["seconds"] = time.perf_counter() - start
-    paths = save_figure(plot(data), out_dir, NAME)
-    paths.append(save_data(data, out_dir, NAME))
-    return paths
+    return write_figure(NAME, compute, plot, out_dir, quick, device)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ built here with plain numpy.  Writes ``correlation.png``, ``correlation.pdf`` an
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,7 @@ from pnd_theory.induced import induced_penalty
 from pnd_theory.minimizers import global_minimizer
 from pnd_theory.training import train
 
-from ._style import COLORS, figure, one_torch_thread, save_data, save_figure
+from ._style import COLORS, figure, write_figure
 
 NAME = "correlation"
 P_DROP = 0.3
@@ -163,13 +162,7 @@ def make(out_dir, quick=False, device=None):
     no numerical check of Theta; otherwise 31 and 4 (4000 epochs, progress bars) and the
     numerical search over factorizations at the 4 trained correlations.  ``device``: where the networks train.
     """
-    start = time.perf_counter()
-    with one_torch_thread():
-        data = compute(quick=quick, device=device)
-    data["seconds"] = time.perf_counter() - start
-    paths = save_figure(plot(data), out_dir, NAME)
-    paths.append(save_data(data, out_dir, NAME))
-    return paths
+    return write_figure(NAME, compute, plot, out_dir, quick, device)
 
 
 if __name__ == "__main__":

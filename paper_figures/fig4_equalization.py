@@ -23,7 +23,6 @@ Writes ``equalization.png``, ``equalization.pdf`` and ``equalization.json``.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,7 @@ import pnd_theory as pt
 from pnd_theory.minimizers import global_minimizer
 from pnd_theory.training import lr_multiplier, train
 
-from ._style import COLORS, figure, one_torch_thread, save_data, save_figure
+from ._style import COLORS, figure, write_figure
 
 NAME = "equalization"
 P_DROP = 0.3
@@ -176,13 +175,7 @@ def make(out_dir, quick=False, device=None):
     ``quick=True``: 3000 full-batch steps in 28 segments per run; otherwise 20000 steps in 45
     segments (a progress line per segment).  ``device``: where the networks train.
     """
-    start = time.perf_counter()
-    with one_torch_thread():
-        data = compute(quick=quick, device=device)
-    data["seconds"] = time.perf_counter() - start
-    paths = save_figure(plot(data), out_dir, NAME)
-    paths.append(save_data(data, out_dir, NAME))
-    return paths
+    return write_figure(NAME, compute, plot, out_dir, quick, device)
 
 
 if __name__ == "__main__":

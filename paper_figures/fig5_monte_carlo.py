@@ -18,7 +18,6 @@ estimate and its standard error, not the draws.  The closed form
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 import pnd_theory as pt
 
-from ._style import COLORS, figure, one_torch_thread, save_data, save_figure
+from ._style import COLORS, figure, write_figure
 
 NAME = "monte_carlo"
 P_DROP = 0.3
@@ -125,13 +124,7 @@ def make(out_dir, quick=False, device=None):
     ``quick=True``: up to 10^5 draws; otherwise up to 10^7.  ``device``: where the masks are
     sampled (:func:`pnd_theory.monte_carlo_loss`; the CPU by default).
     """
-    start = time.perf_counter()
-    with one_torch_thread():
-        data = compute(quick=quick, device=device)
-    data["seconds"] = time.perf_counter() - start
-    paths = save_figure(plot(data), out_dir, NAME)
-    paths.append(save_data(data, out_dir, NAME))
-    return paths
+    return write_figure(NAME, compute, plot, out_dir, quick, device)
 
 
 if __name__ == "__main__":

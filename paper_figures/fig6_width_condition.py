@@ -23,7 +23,6 @@ optimizer tolerance once ``G`` is large enough.  Writes ``width_condition.png``,
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,7 @@ import pnd_theory as pt
 from pnd_theory.exact import enumerate_masks
 from pnd_theory.minimizers import global_minimizer
 
-from ._style import COLORS, figure, one_torch_thread, save_data, save_figure
+from ._style import COLORS, figure, write_figure
 
 NAME = "width_condition"
 P_DROP = 0.2
@@ -207,13 +206,7 @@ def make(out_dir, quick=False, device=None):
     2 to 16 and 12 starts of at most 2000.  ``device`` is accepted for a uniform interface and
     not used (float64 CPU optimization of a few hundred parameters).
     """
-    start = time.perf_counter()
-    with one_torch_thread():
-        data = compute(quick=quick, device=device)
-    data["seconds"] = time.perf_counter() - start
-    paths = save_figure(plot(data), out_dir, NAME)
-    paths.append(save_data(data, out_dir, NAME))
-    return paths
+    return write_figure(NAME, compute, plot, out_dir, quick, device)
 
 
 if __name__ == "__main__":

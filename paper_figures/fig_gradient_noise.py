@@ -18,14 +18,13 @@ Everything is computed through the public API; this script holds no mathematics.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 import pnd_theory as pt
-from ._style import COLORS, STYLE, save_data, save_figure
+from ._style import COLORS, STYLE, write_figure
 from pnd_theory.gradient_noise import (
     gradient_noise_vs_batch_size,
     monte_carlo_gradient_noise_vs_batch_size,
@@ -169,18 +168,9 @@ def make(out_dir, quick=False, device=None):
     and return the paths.  ``quick=True`` uses fewer Monte Carlo draws (well under a minute on
     a laptop CPU); ``device`` is where the Monte Carlo networks run (the CPU by default; the
     networks are tiny, so a GPU does not make them faster)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    data = compute(quick=quick, device=device)
-    data["seconds"] = time.perf_counter() - start
-    fig = plot(data)
-    return [*save_figure(fig, out, NAME), save_data(data, out, NAME)]
+    return write_figure(NAME, compute, plot, out_dir, quick, device)
 
 
 if __name__ == "__main__":
-    import torch
-
-    torch.set_num_threads(1)
     for p in make(Path(__file__).resolve().parent):
         print(p)
