@@ -1,6 +1,6 @@
 """Cost of the closed-form penalty against the forward product U V^T X (ratios, one run).
 
-Target (issue: core): at width 4096 with n_in = n_out = 512, ``expected_penalty`` for the
+Target: at width 4096 with n_in = n_out = 512, ``expected_penalty`` for the
 diagonal and block-diagonal laws costs no more than a few forward products ``U (V^T X)``.
 Run: ``python benchmarks/bench_penalty.py [--width 4096 --features 512 --samples 512]``.
 """

@@ -1,6 +1,6 @@
 """Time of the symbolic derivation of every built-in strategy at n_in = n_out = 3, width = 4.
 
-Target (issue: core): each derives in under 10 s on a 2-core machine.
+Target: each derives in under 10 s on a 2-core machine.
 Run: ``python benchmarks/bench_symbolic.py``.
 """
 

@@ -23,7 +23,7 @@ from conftest import STRATEGIES, make_problem
 
 torch.set_num_threads(1)
 
-#: tolerances of the brief: relative gap of the objective, of each non-negligible singular value
+#: landing tolerances: relative gap of the objective, of each non-negligible singular value
 OBJECTIVE_RTOL = 0.01
 SINGULAR_RTOL = 0.02
 #: a singular value of the optimum below this fraction of the largest one is negligible
