@@ -92,7 +92,7 @@ from pnd_theory.datasets import load_digits, seeded, train_network
 from pnd_theory.minimizers import global_minimizer
 from pnd_theory.nn import BlockDropout
 
-from ._style import COLORS, figure, save_data, save_figure
+from ._style import COLORS, figure, one_torch_thread, save_data, save_figure
 
 NAME = "deep_last_layer"
 #: training samples per digit class 0..9: round(100 * 0.6**c), at least 3 (N = 253)
@@ -171,6 +171,11 @@ def _shade(color, k, n):
 
 def make(out_dir, quick=False, device=None):
     """Train the networks, compare with the closed form, write PNG, PDF and JSON; return paths."""
+    with one_torch_thread():
+        return _make(out_dir, quick, device)
+
+
+def _make(out_dir, quick, device):
     cfg = QUICK if quick else FULL
     data = load_digits(class_counts=list(CLASS_COUNTS), seed=SEED, device=device)
     device = data.X_train.device

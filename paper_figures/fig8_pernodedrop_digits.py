@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 from pnd_theory.datasets import accuracy, load_digits, seeded, train_network
 from pnd_theory.nn import PerNodeDropLinear
 
-from ._style import COLORS, figure, save_data, save_figure
+from ._style import COLORS, figure, one_torch_thread, save_data, save_figure
 
 NAME = "pernodedrop_digits"
 METHODS = ("Dropout", "PerNodeDrop", "PerNodeDrop (gaussian)")
@@ -85,6 +85,11 @@ def _summary(values):
 
 def make(out_dir, quick=False, device=None):
     """Train every (method, p, seed), write PNG, PDF and JSON; return the paths."""
+    with one_torch_thread():
+        return _make(out_dir, quick, device)
+
+
+def _make(out_dir, quick, device):
     cfg = QUICK if quick else FULL
     data = load_digits(n_train=N_TRAIN, seed=SPLIT_SEED, device=device)
     device = data.X_train.device
