@@ -128,3 +128,13 @@ def check_data(X, Y, U, V):
         raise ValueError(f"X must have n_in = V.shape[0] = {V.shape[0]} rows; got X {tuple(X.shape)}, V {tuple(V.shape)}")
     if U is not None and Y.shape[0] != U.shape[0]:
         raise ValueError(f"Y must have n_out = U.shape[0] = {U.shape[0]} rows; got Y {tuple(Y.shape)}, U {tuple(U.shape)}")
+
+
+def as_problem(U, V, X, Y):
+    """Convert and check factors and data together: returns ``(xp, U, V, X, Y)`` with
+    ``U`` (n_out, d), ``V`` (n_in, d), ``X`` (n_in, N) and ``Y`` (n_out, N) consistent."""
+    xp, a = as_arrays(U=U, V=V, X=X, Y=Y)
+    U, V, X, Y = a["U"], a["V"], a["X"], a["Y"]
+    check_factors(U, V)
+    check_data(X, Y, U, V)
+    return xp, U, V, X, Y

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._validation import as_arrays, check_data, check_factors
+from ._validation import as_problem
 from .penalty import _check_strategy
 
 MAX_CONFIGURATIONS = 2**20
@@ -83,11 +83,8 @@ def exact_expected_loss(strategy, U, V, X, Y, max_configurations=MAX_CONFIGURATI
     float
     """
     _check_strategy(strategy)
-    _, a = as_arrays(U=U, V=V, X=X, Y=Y)
-    check_factors(a["U"], a["V"])
-    check_data(a["X"], a["Y"], a["U"], a["V"])
-    U, V, X, Y = (torch.as_tensor(np.asarray(a[k].cpu() if torch.is_tensor(a[k]) else a[k]), dtype=torch.float64)
-                  for k in ("U", "V", "X", "Y"))
+    _, *arrays = as_problem(U, V, X, Y)
+    U, V, X, Y = (torch.as_tensor(a, dtype=torch.float64, device="cpu") for a in arrays)
     law = strategy.law(V.shape[0], V.shape[1], U.shape[0])
     total = torch.zeros((), dtype=torch.float64)
     for weight, masks in enumerate_masks(law, max_configurations):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._validation import as_arrays, check_data, check_factors, check_positive_int
+from ._validation import as_problem, check_positive_int
 from .penalty import _check_strategy
 
 #: masks entries (and intermediate products) held at once by default
@@ -67,11 +67,8 @@ def monte_carlo_loss(strategy, U, V, X, Y, samples, seed=0, device=None, dtype=t
         raise ValueError(f"samples must be at least 2 to give a standard error, got {samples}")
     max_elements = check_positive_int("max_elements", max_elements)
     device = resolve_device(device)
-    _, a = as_arrays(U=U, V=V, X=X, Y=Y)
-    check_factors(a["U"], a["V"])
-    check_data(a["X"], a["Y"], a["U"], a["V"])
-    U, V, X, Y = (torch.as_tensor(a[k], dtype=dtype, device=device) if not torch.is_tensor(a[k])
-                  else a[k].to(device=device, dtype=dtype) for k in ("U", "V", "X", "Y"))
+    _, *arrays = as_problem(U, V, X, Y)
+    U, V, X, Y = (torch.as_tensor(a, dtype=dtype, device=device) for a in arrays)
     law = strategy.law(V.shape[0], V.shape[1], U.shape[0])
     n_samples = X.shape[1]
     per_draw = (n_samples if law.per_sample else 1) * max(

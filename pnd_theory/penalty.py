@@ -25,18 +25,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_arrays, check_data, check_factors, check_second_moment
+from ._validation import as_arrays, as_problem, check_factors, check_second_moment
 from .strategies import Strategy
 
 
 def _check_strategy(strategy):
     if not isinstance(strategy, Strategy):
         raise TypeError(f"strategy must be a pnd_theory strategy (e.g. pt.Dropout(0.5)), got {strategy!r}")
-
-
-def _col_quadratic(xp, V, SV):
-    """:math:`v_j^\\top S v_j` for every column, from ``V`` and ``S V``."""
-    return (V * SV).sum(0)
 
 
 def _hidden_term(xp, cov, U, V, SV, a, s):
@@ -64,7 +59,7 @@ def _penalty(xp, law, U, V, S):
     """The penalty of the module docstring; ``S`` is ``None`` for the identity."""
     SV = V if S is None else S @ V
     a = (U * U).sum(0)
-    s = _col_quadratic(xp, V, SV)
+    s = (V * SV).sum(0)  # v_j^T S v_j for every unit
     total = 0.0
     diag_c = 0.0
     if law.hidden is not None:
@@ -138,10 +133,7 @@ def second_moment(X):
 
 def plain_loss(U, V, X, Y) -> float:
     r"""The loss without noise, :math:`L(U, V) = \frac1N \sum_k \|y_k - U V^\top x_k\|^2`."""
-    xp, a = as_arrays(U=U, V=V, X=X, Y=Y)
-    U, V, X, Y = a["U"], a["V"], a["X"], a["Y"]
-    check_factors(U, V)
-    check_data(X, Y, U, V)
+    xp, U, V, X, Y = as_problem(U, V, X, Y)
     residual = Y - U @ (V.T @ X)
     return float((residual * residual).sum() / X.shape[1])
 
@@ -164,10 +156,7 @@ def expected_loss(strategy, U, V, X, Y) -> float:
     float
     """
     _check_strategy(strategy)
-    xp, a = as_arrays(U=U, V=V, X=X, Y=Y)
-    U, V, X, Y = a["U"], a["V"], a["X"], a["Y"]
-    check_factors(U, V)
-    check_data(X, Y, U, V)
+    xp, U, V, X, Y = as_problem(U, V, X, Y)
     law = strategy.law(V.shape[0], V.shape[1], U.shape[0])
     residual = Y - U @ (V.T @ X)
     S = X @ X.T / X.shape[1]
