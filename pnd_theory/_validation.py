@@ -40,6 +40,21 @@ def check_positive_int(name: str, value) -> int:
     return int(value)
 
 
+def check_seed(seed) -> int:
+    """A random seed: a non-negative integer (not bool)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be a non-negative integer, got {seed!r} of type {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def check_bool(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_choice(name: str, value, allowed) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
@@ -88,6 +103,13 @@ def as_arrays(**arrays):
     return xp, out
 
 
+def as_numpy_arrays(**arrays):
+    """Named 2-D arrays (numpy, lists or torch tensors on any device) as checked, finite
+    float64 numpy arrays; ``None`` values pass through."""
+    converted = {k: (v.detach().cpu().numpy() if is_tensor(v) else v) for k, v in arrays.items()}
+    return as_arrays(**converted)[1]
+
+
 def _check_numeric(name, a):
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
         raise TypeError(f"{name} must be a numeric array, got dtype {a.dtype}")
@@ -115,19 +137,21 @@ def check_second_moment(xp, S, n_in):
         raise ValueError(f"second_moment must be symmetric; max |S - S^T| = {asym:.3g} (shape {tuple(S.shape)})")
 
 
-def check_data(X, Y, U, V):
-    """``X`` is (n_in, N), ``Y`` is (n_out, N), matching ``V`` and ``U``."""
+def check_data(X, Y, U, V, x_name="X", y_name="Y"):
+    """``X`` is (n_in, N), ``Y`` is (n_out, N), matching ``V`` and ``U`` (messages use the
+    parameter names ``x_name`` and ``y_name``)."""
+    x, y = x_name, y_name
     if X.shape[1] != Y.shape[1]:
         raise ValueError(
-            f"X (n_in x N) and Y (n_out x N) must have the same number of samples (columns); "
-            f"got X {tuple(X.shape)} and Y {tuple(Y.shape)}"
+            f"{x} (n_in x N) and {y} (n_out x N) must have the same number of samples (columns); "
+            f"got {x} {tuple(X.shape)} and {y} {tuple(Y.shape)}"
         )
     if X.shape[1] == 0:
-        raise ValueError("X and Y must hold at least one sample (column)")
+        raise ValueError(f"{x} and {y} must hold at least one sample (column)")
     if V is not None and X.shape[0] != V.shape[0]:
-        raise ValueError(f"X must have n_in = V.shape[0] = {V.shape[0]} rows; got X {tuple(X.shape)}, V {tuple(V.shape)}")
+        raise ValueError(f"{x} must have n_in = V.shape[0] = {V.shape[0]} rows; got {x} {tuple(X.shape)}, V {tuple(V.shape)}")
     if U is not None and Y.shape[0] != U.shape[0]:
-        raise ValueError(f"Y must have n_out = U.shape[0] = {U.shape[0]} rows; got Y {tuple(Y.shape)}, U {tuple(U.shape)}")
+        raise ValueError(f"{y} must have n_out = U.shape[0] = {U.shape[0]} rows; got {y} {tuple(Y.shape)}, U {tuple(U.shape)}")
 
 
 def as_problem(U, V, X, Y):

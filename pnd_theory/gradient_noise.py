@@ -128,7 +128,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._validation import as_arrays, check_choice, check_data, check_factors, check_positive_int
+from ._validation import (as_numpy_arrays, check_bool, check_choice, check_data, check_factors,
+                          check_positive_int, check_seed)
 from .montecarlo import resolve_device
 from .penalty import _check_strategy
 from .strategies import CovarianceMask, DropConnect, IndependentMask, PerNodeDrop, scalar_moment
@@ -334,33 +335,12 @@ class StationarySpread:
 
 # =========================================================================== validation
 
-def _check_bool(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
 def _numpy_problem(U, V, X, Y, x_name="X_batch", y_name="Y_batch"):
     """Validate and convert to float64 numpy (torch tensors are accepted)."""
-    _, a = as_arrays(U=U, V=V, **{x_name: X, y_name: Y})
+    a = as_numpy_arrays(U=U, V=V, **{x_name: X, y_name: Y})
     check_factors(a["U"], a["V"])
-    Xa, Ya = a[x_name], a[y_name]
-    if Xa.shape[1] != Ya.shape[1]:
-        raise ValueError(f"{x_name} (n_in x B) and {y_name} (n_out x B) must have the same number of samples "
-                         f"(columns); got {x_name} {tuple(Xa.shape)} and {y_name} {tuple(Ya.shape)}")
-    if Xa.shape[1] == 0:
-        raise ValueError(f"{x_name} and {y_name} must hold at least one sample (column)")
-    if Xa.shape[0] != a["V"].shape[0]:
-        raise ValueError(f"{x_name} must have n_in = V.shape[0] = {a['V'].shape[0]} rows; got {tuple(Xa.shape)}")
-    if Ya.shape[0] != a["U"].shape[0]:
-        raise ValueError(f"{y_name} must have n_out = U.shape[0] = {a['U'].shape[0]} rows; got {tuple(Ya.shape)}")
-    out = []
-    for k in ("U", "V", x_name, y_name):
-        arr = a[k]
-        if torch.is_tensor(arr):
-            arr = arr.detach().cpu().numpy()
-        out.append(np.ascontiguousarray(arr, dtype=np.float64))
-    return tuple(out)
+    check_data(a[x_name], a[y_name], a["U"], a["V"], x_name, y_name)
+    return tuple(np.ascontiguousarray(a[k]) for k in ("U", "V", x_name, y_name))
 
 
 def _check_local_reparameterization(strategy, law, local_reparameterization):
@@ -986,9 +966,9 @@ def gradient_noise(strategy, U, V, X_batch, Y_batch, *, method="auto", local_rep
     """
     _check_strategy(strategy)
     method = _check_method(method)
-    local_reparameterization = _check_bool("local_reparameterization", local_reparameterization)
+    local_reparameterization = check_bool("local_reparameterization", local_reparameterization)
     if full_covariance is not None:
-        full_covariance = _check_bool("full_covariance", full_covariance)
+        full_covariance = check_bool("full_covariance", full_covariance)
     max_configurations = check_positive_int("max_configurations", max_configurations)
     U, V, X, Y = _numpy_problem(U, V, X_batch, Y_batch)
     n_out, d = U.shape
@@ -1061,14 +1041,6 @@ def _gradient_noise_enumeration(law, U, V, X, Y, full, max_configurations):
 
 
 # =========================================================================== Monte Carlo (autograd)
-
-def _check_seed(seed):
-    if isinstance(seed, bool) or not isinstance(seed, (numbers.Integral, np.integer)):
-        raise TypeError(f"seed must be a non-negative integer, got {seed!r} of type {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
-
 
 def _layer_network(strategy, U, V, generator, local_reparameterization, device):
     r"""``x -> U (noise) V^T x`` from the torch layers: first layer weight :math:`V^\top`,
@@ -1200,9 +1172,9 @@ def monte_carlo_gradient_noise(strategy, U, V, X_batch, Y_batch, draws=2000, *, 
         raise ValueError(f"groups must be at least 2 to give a standard error, got {groups}")
     if draws < 2 * groups:
         raise ValueError(f"draws must be at least 2 * groups = {2 * groups}, got draws={draws}")
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     via = check_choice("via", via, VIAS)
-    local_reparameterization = _check_bool("local_reparameterization", local_reparameterization)
+    local_reparameterization = check_bool("local_reparameterization", local_reparameterization)
     U, V, X, Y = _numpy_problem(U, V, X_batch, Y_batch)
     law = strategy.law(V.shape[0], V.shape[1], U.shape[0])
     _check_local_reparameterization(strategy, law, local_reparameterization)
@@ -1292,7 +1264,7 @@ def gradient_noise_vs_batch_size(strategy, U, V, X, Y, batch_sizes, *, sampling=
     _check_strategy(strategy)
     sampling = check_choice("sampling", sampling, SAMPLINGS)
     method = _check_method(method)
-    local_reparameterization = _check_bool("local_reparameterization", local_reparameterization)
+    local_reparameterization = check_bool("local_reparameterization", local_reparameterization)
     max_configurations = check_positive_int("max_configurations", max_configurations)
     U, V, X, Y = _numpy_problem(U, V, X, Y, "X", "Y")
     N = X.shape[1]
@@ -1391,10 +1363,10 @@ def monte_carlo_gradient_noise_vs_batch_size(strategy, U, V, X, Y, batch_sizes, 
     if batches < 2 or draws < 2:
         raise ValueError(f"batches and draws must be at least 2 to give a standard error; got batches={batches}, "
                          f"draws={draws}")
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     sampling = check_choice("sampling", sampling, SAMPLINGS)
     via = check_choice("via", via, VIAS)
-    local_reparameterization = _check_bool("local_reparameterization", local_reparameterization)
+    local_reparameterization = check_bool("local_reparameterization", local_reparameterization)
     U, V, X, Y = _numpy_problem(U, V, X, Y, "X", "Y")
     N = X.shape[1]
     sizes = _check_batch_sizes(batch_sizes, N, sampling)
@@ -1456,7 +1428,7 @@ def _seed_list(seeds):
     if len(out) < 2:
         raise ValueError(f"seeds must hold at least 2 seeds (a standard error over seeds), got {len(out)}")
     for s in out:
-        _check_seed(s)
+        check_seed(s)
     if len(set(out)) != len(out):
         raise ValueError(f"seeds must be distinct, got {out!r}")
     return tuple(int(s) for s in out)
@@ -1527,7 +1499,7 @@ def stationary_spread(strategy, X, Y, width, lr, steps, seeds=8, *, batch_size=N
     snapshots = check_positive_int("snapshots", snapshots)
     seeds = _seed_list(seeds)
     init = check_choice("init", init, ("optimum", "random"))
-    optimum = _check_bool("optimum", optimum)
+    optimum = check_bool("optimum", optimum)
     if burn_in is None:
         burn_in = steps
     burn_in = check_positive_int("burn_in", burn_in)
@@ -1539,10 +1511,9 @@ def stationary_spread(strategy, X, Y, width, lr, steps, seeds=8, *, batch_size=N
         raise TypeError(f"momentum must be a real number in [0, 1), got {momentum!r}")
     if not (0 <= momentum < 1):
         raise ValueError(f"momentum must be a number in [0, 1), got {momentum!r}")
-    _, a = as_arrays(X=X, Y=Y)
+    a = as_numpy_arrays(X=X, Y=Y)
     check_data(a["X"], a["Y"], None, None)
-    Xn = a["X"].detach().cpu().numpy() if torch.is_tensor(a["X"]) else np.asarray(a["X"], dtype=np.float64)
-    Yn = a["Y"].detach().cpu().numpy() if torch.is_tensor(a["Y"]) else np.asarray(a["Y"], dtype=np.float64)
+    Xn, Yn = a["X"], a["Y"]
     N = Xn.shape[1]
     width = check_positive_int("width", width)
     bs = N if batch_size is None else check_positive_int("batch_size", batch_size)

@@ -83,7 +83,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares, minimize
 
-from ._validation import as_arrays, check_choice, check_positive_int, check_second_moment, is_tensor
+from ._validation import as_numpy_arrays, check_choice, check_positive_int, check_second_moment
 from .norms import k_support_norm, spectral_k_support_norm
 from .penalty import _check_strategy
 
@@ -95,13 +95,6 @@ _EPS = np.finfo(np.float64).eps
 
 
 # --------------------------------------------------------------------------- validation
-
-def _numpy_inputs(**arrays):
-    """Named 2-D arrays (numpy, lists or torch tensors) as finite float64 numpy arrays."""
-    converted = {k: (v.detach().cpu().numpy() if is_tensor(v) else v) for k, v in arrays.items()}
-    _, out = as_arrays(**converted)
-    return out
-
 
 def _check_psd(S):
     if S.shape[0] == 0:
@@ -118,7 +111,7 @@ def _check_psd(S):
 def _prepare(strategy, A, width, second_moment):
     """Validate the common arguments; return ``(law, A, S)`` (``S`` symmetrized, default I)."""
     _check_strategy(strategy)
-    arrays = _numpy_inputs(A=A, second_moment=second_moment)
+    arrays = as_numpy_arrays(A=A, second_moment=second_moment)
     A, S = arrays["A"], arrays["second_moment"]
     width = check_positive_int("width", width)
     n_out, n_in = A.shape

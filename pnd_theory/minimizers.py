@@ -55,9 +55,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import lsq_linear, minimize
 
-from ._validation import check_choice, check_data, check_positive_int
+from ._validation import as_numpy_arrays, check_choice, check_data, check_positive_int
 from .induced import (
-    _numpy_inputs,
     _rank,
     _sqrt_psd,
     balanced_factors,
@@ -189,7 +188,7 @@ def global_minimizer(strategy, X, Y, width, method="auto", *, tol=1e-12, max_ite
     """
     _check_strategy(strategy)
     check_choice("method", method, METHODS)
-    arrays = _numpy_inputs(X=X, Y=Y)
+    arrays = as_numpy_arrays(X=X, Y=Y)
     X, Y = arrays["X"], arrays["Y"]
     check_data(X, Y, None, None)
     width = check_positive_int("width", width)

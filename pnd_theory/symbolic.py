@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from ._validation import as_arrays, check_factors, check_positive_int, check_second_moment
+from ._validation import as_numpy_arrays, check_factors, check_positive_int, check_second_moment
 from .penalty import _check_strategy
 from .strategies import COMPONENTS, CovarianceMask
 
@@ -120,9 +120,8 @@ class Derivation:
         n_in = V.shape[0]
 
         def penalty(U_num, V_num, S_num=None):
-            xp, arr = as_arrays(U=U_num, V=V_num, S=S_num)
-            Un, Vn, Sn = (np.asarray(arr[k].cpu() if hasattr(arr[k], "cpu") else arr[k]) if arr[k] is not None
-                          else None for k in ("U", "V", "S"))
+            arr = as_numpy_arrays(U=U_num, V=V_num, S=S_num)
+            Un, Vn, Sn = arr["U"], arr["V"], arr["S"]
             check_factors(Un, Vn)
             if Un.shape != (n_out, d) or Vn.shape != (n_in, d):
                 raise ValueError(f"this derivation is for U {n_out}x{d} and V {n_in}x{d}; got {Un.shape} and {Vn.shape}")

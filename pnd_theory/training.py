@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from ._network import DEFAULT_INIT_SCALE, LinearNetwork, _initial_factor, check_dtype, check_init_scale
-from ._validation import as_arrays, check_data, check_positive_int
+from ._validation import as_arrays, check_bool, check_data, check_positive_int, check_seed
 from .montecarlo import resolve_device
 from .penalty import _check_strategy, expected_loss
 
@@ -210,20 +210,6 @@ def _check_real(name, value, low, high, low_open=False, high_open=True) -> float
     return value
 
 
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be a non-negative integer, got {seed!r} of type {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
-
-
-def _check_bool(name, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
 def _training_device(device) -> torch.device:
     """``None``: the GPU when one is present, else the CPU; a requested CUDA device must exist."""
     if device is None:
@@ -364,10 +350,10 @@ def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0,
     batch_size = check_positive_int("batch_size", batch_size)
     if batch_size > N:
         raise ValueError(f"batch_size must be at most the number of samples N = {N}, got {batch_size}")
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     device = _training_device(device)
     dtype = check_dtype(dtype)
-    progress = _check_bool("progress", progress)
+    progress = check_bool("progress", progress)
     init_scale = check_init_scale(init_scale)
     if not (callable(schedule) or schedule in SCHEDULES):
         raise ValueError(f"schedule must be one of {', '.join(map(repr, SCHEDULES))} or a callable; got {schedule!r}")
