@@ -8,18 +8,23 @@ Monte Carlo and training of real torch models.
 The torch layers live in :mod:`pnd_theory.nn` (import it explicitly).
 """
 
+from ._validation import InvalidParameterError
+from .laws import Bernoulli, DiscreteLaw, Gaussian, MaskLaw, ScalarLaw, Uniform
 from .strategies import (
     DropBlock,
     DropConnect,
     Dropout,
     GaussianDropout,
     HiddenNoise,
-    MaskLaw,
     NodeDropout,
     PerNodeDrop,
     Strategy,
+    UnitNoise,
+    WeightNoise,
     strategy_from_name,
 )
+from .network import LinearNetwork
+from .layers import layers_for
 from .penalty import expected_loss, expected_penalty, plain_loss, second_moment
 from .exact import exact_expected_loss
 from .montecarlo import monte_carlo_loss
@@ -41,6 +46,8 @@ from .norms import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "InvalidParameterError", "ScalarLaw", "Bernoulli", "Gaussian", "DiscreteLaw", "Uniform", "UnitNoise",
+    "WeightNoise", "LinearNetwork", "layers_for",
     "DropBlock", "DropConnect", "Dropout", "GaussianDropout", "HiddenNoise", "MaskLaw",
     "NodeDropout", "PerNodeDrop", "Strategy", "strategy_from_name",
     "expected_loss", "expected_penalty", "plain_loss", "second_moment",

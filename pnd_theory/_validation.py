@@ -1,13 +1,15 @@
-"""Input checks shared by the public functions.
+"""Input checks shared by the public functions: the package's one validation layer.
 
-Every public entry point validates at the boundary and raises ``ValueError`` or
-``TypeError`` with a message that names the parameter, its value (or shape) and what is
+Every public entry point validates at the boundary and raises :class:`InvalidParameterError`
+(a subclass of both ``ValueError`` and ``TypeError``, so either ``except`` clause catches it)
+with one message shape: the parameter's name, the value it got (or its shape) and what is
 allowed.  Arrays may be numpy arrays, nested lists or torch tensors; a computation that
 receives any torch tensor runs in torch, on that tensor's device.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -18,47 +20,113 @@ except ImportError:  # pragma: no cover
     torch = None
 
 
+class InvalidParameterError(ValueError, TypeError):
+    """A public function got an argument it does not accept.
+
+    The message names the parameter, the value it got and what is allowed.  It derives from
+    both ``ValueError`` and ``TypeError`` so that callers may catch either.
+    """
+
+
+def invalid(name: str, allowed: str, value) -> InvalidParameterError:
+    """The one message shape: ``"{name} must be {allowed}; got {value!r}"``."""
+    shown = repr(value)
+    if len(shown) > 120:
+        shown = shown[:117] + "..."
+    return InvalidParameterError(f"{name} must be {allowed}; got {shown}")
+
+
 def is_tensor(x) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
 def check_probability(name: str, p) -> float:
-    """A drop probability: a real number in [0, 1)."""
-    if isinstance(p, bool) or not isinstance(p, numbers.Real):
-        raise TypeError(f"{name} must be a real number in [0, 1), got {p!r} of type {type(p).__name__}")
+    """A drop probability: a real number in [0, 1) (a 0-d tensor or numpy scalar is accepted)."""
+    if is_tensor(p) and p.numel() == 1 and p.dtype.is_floating_point:
+        p = float(p)
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
+        raise invalid(name, "a drop probability, a real number in [0, 1)", p)
     p = float(p)
     if not (0.0 <= p < 1.0):
-        raise ValueError(f"{name} must be a drop probability in [0, 1), got {p!r}")
+        raise invalid(name, "a drop probability in [0, 1)", p)
     return p
 
 
+def check_real(name: str, value, allowed: str = "a finite real number", low=None, high=None,
+               low_open=False, high_open=False) -> float:
+    """A finite real number (not bool), optionally within ``[low, high]`` (ends open on request)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise invalid(name, allowed, value)
+    value = float(value)
+    if not math.isfinite(value):
+        raise invalid(name, allowed, value)
+    if low is not None and (value < low or (low_open and value == low)):
+        raise invalid(name, allowed, value)
+    if high is not None and (value > high or (high_open and value == high)):
+        raise invalid(name, allowed, value)
+    return value
+
+
 def check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive integer, got {value!r} of type {type(value).__name__}")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise invalid(name, "a positive integer", value)
     if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise invalid(name, "a positive integer", value)
     return int(value)
 
 
-def check_seed(seed) -> int:
-    """A random seed: a non-negative integer (not bool)."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be a non-negative integer, got {seed!r} of type {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+def check_seed(seed, name: str = "seed") -> int:
+    """A random seed: a non-negative integer (not bool, not a float)."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise invalid(name, "a non-negative integer", seed)
     return int(seed)
 
 
 def check_bool(name: str, value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
+        raise invalid(name, "True or False", value)
     return bool(value)
 
 
 def check_choice(name: str, value, allowed) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+    if not isinstance(value, str) or value not in allowed:
+        raise invalid(name, f"one of {', '.join(map(repr, allowed))}", value)
     return value
+
+
+def resolve_device(device, name: str = "device"):
+    """A torch device: ``None`` is the CPU; ``"cuda"`` must be present; other kinds are refused."""
+    if device is None:
+        return torch.device("cpu")
+    if not isinstance(device, (str, torch.device)):
+        raise invalid(name, 'None, "cpu", "cuda" or "cuda:N" (a str or torch.device)', device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise invalid(name, 'None, "cpu", "cuda" or "cuda:N"', device) from None
+    if dev.type not in ("cpu", "cuda"):
+        raise invalid(name, 'None, "cpu", "cuda" or "cuda:N"', device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InvalidParameterError(
+                f"{name} must be a present device; got {str(dev)!r} but no CUDA device is available "
+                "(torch.cuda.is_available() is False)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise invalid(name, f"a CUDA index below {torch.cuda.device_count()}", device)
+    return dev
+
+
+def check_dtype(dtype, name: str = "dtype"):
+    """A real floating torch dtype for computations: ``torch.float32`` or ``torch.float64``."""
+    if dtype not in (torch.float32, torch.float64):
+        raise invalid(name, "torch.float32 or torch.float64", dtype)
+    return dtype
+
+
+def check_generator(generator, name: str = "generator"):
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise invalid(name, "None or a torch.Generator", generator)
+    return generator
 
 
 def as_arrays(**arrays):
@@ -81,7 +149,9 @@ def as_arrays(**arrays):
                 a = np.asarray(a)
                 _check_numeric(name, a)
                 a = torch.as_tensor(a)
-            out[name] = a.detach().to(device=ref.device, dtype=dtype)
+            elif a.is_complex():
+                raise InvalidParameterError(f"{name} must be a real tensor; got dtype {a.dtype}")
+            out[name] = a.to(device=ref.device, dtype=dtype)
         xp = torch
     else:
         for name, a in arrays.items():
@@ -96,10 +166,10 @@ def as_arrays(**arrays):
         if a is None:
             continue
         if a.ndim != 2:
-            raise ValueError(f"{name} must be a 2-D array, got shape {tuple(a.shape)}")
+            raise InvalidParameterError(f"{name} must be a 2-D array, got shape {tuple(a.shape)}")
         finite = bool(xp.isfinite(a).all())
         if not finite:
-            raise ValueError(f"{name} has non-finite entries (NaN or inf); shape {tuple(a.shape)}")
+            raise InvalidParameterError(f"{name} has non-finite entries (NaN or inf); shape {tuple(a.shape)}")
     return xp, out
 
 
@@ -111,30 +181,50 @@ def as_numpy_arrays(**arrays):
 
 
 def _check_numeric(name, a):
-    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-        raise TypeError(f"{name} must be a numeric array, got dtype {a.dtype}")
+    if a.dtype == object or np.issubdtype(a.dtype, np.complexfloating) or not (
+            np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+        raise InvalidParameterError(f"{name} must be a numeric array of real values; got dtype {a.dtype}")
 
 
 def check_factors(U, V):
     """``U`` is (n_out, d), ``V`` is (n_in, d): the widths must agree."""
     if U.shape[1] != V.shape[1]:
-        raise ValueError(
+        raise InvalidParameterError(
             f"U (n_out x width) and V (n_in x width) must have the same number of columns; "
             f"got U of shape {tuple(U.shape)} and V of shape {tuple(V.shape)}"
         )
 
 
-def check_second_moment(xp, S, n_in):
+def check_second_moment(xp, S, n_in, name="second_moment"):
+    """``S`` is ``n_in x n_in``, symmetric and positive semi-definite (to rounding)."""
     if S.shape != (n_in, n_in):
-        raise ValueError(
-            f"second_moment must be n_in x n_in = {n_in} x {n_in} to match V; got shape {tuple(S.shape)}"
+        raise InvalidParameterError(
+            f"{name} must be n_in x n_in = {n_in} x {n_in} to match V; got shape {tuple(S.shape)}"
         )
     if n_in == 0:
         return
     scale = float(xp.abs(S).max())
     asym = float(xp.abs(S - S.T).max())
-    if asym > 1e-10 * max(scale, 1.0):
-        raise ValueError(f"second_moment must be symmetric; max |S - S^T| = {asym:.3g} (shape {tuple(S.shape)})")
+    if asym > 1e-10 * scale:
+        raise InvalidParameterError(f"{name} must be symmetric; got max |S - S^T| = {asym:.3g} (shape {tuple(S.shape)})")
+    if scale == 0.0:
+        return
+    Sn = S / scale
+    eye = np.eye(n_in) if xp is np else torch.eye(n_in, dtype=S.dtype, device=S.device)
+    shifted = (Sn + Sn.T) / 2 + (1e-10 * n_in) * eye
+    if xp is np:
+        try:
+            np.linalg.cholesky(shifted)
+            return
+        except np.linalg.LinAlgError:
+            w = float(np.linalg.eigvalsh((Sn + Sn.T) / 2).min()) * scale
+    else:
+        _, info = torch.linalg.cholesky_ex(shifted.detach())
+        if int(info) == 0:
+            return
+        w = float(torch.linalg.eigvalsh(((Sn + Sn.T) / 2).detach()).min()) * scale
+    raise InvalidParameterError(
+        f"{name} must be positive semi-definite (a second moment X X^T / N); got smallest eigenvalue {w:.4g}")
 
 
 def check_data(X, Y, U, V, x_name="X", y_name="Y"):
@@ -142,16 +232,16 @@ def check_data(X, Y, U, V, x_name="X", y_name="Y"):
     parameter names ``x_name`` and ``y_name``)."""
     x, y = x_name, y_name
     if X.shape[1] != Y.shape[1]:
-        raise ValueError(
+        raise InvalidParameterError(
             f"{x} (n_in x N) and {y} (n_out x N) must have the same number of samples (columns); "
             f"got {x} {tuple(X.shape)} and {y} {tuple(Y.shape)}"
         )
     if X.shape[1] == 0:
-        raise ValueError(f"{x} and {y} must hold at least one sample (column)")
+        raise InvalidParameterError(f"{x} and {y} must hold at least one sample (column)")
     if V is not None and X.shape[0] != V.shape[0]:
-        raise ValueError(f"{x} must have n_in = V.shape[0] = {V.shape[0]} rows; got {x} {tuple(X.shape)}, V {tuple(V.shape)}")
+        raise InvalidParameterError(f"{x} must have n_in = V.shape[0] = {V.shape[0]} rows; got {x} {tuple(X.shape)}, V {tuple(V.shape)}")
     if U is not None and Y.shape[0] != U.shape[0]:
-        raise ValueError(f"{y} must have n_out = U.shape[0] = {U.shape[0]} rows; got {y} {tuple(Y.shape)}, U {tuple(U.shape)}")
+        raise InvalidParameterError(f"{y} must have n_out = U.shape[0] = {U.shape[0]} rows; got {y} {tuple(Y.shape)}, U {tuple(U.shape)}")
 
 
 def as_problem(U, V, X, Y):

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .montecarlo import resolve_device
+from ._validation import resolve_device
 
 __all__ = ["Digits", "load_digits", "train_network", "accuracy", "seeded", "LOSSES", "N_DIGITS", "N_VALIDATION"]
 

@@ -91,7 +91,7 @@ Gauss-Hermite rule :math:`1 - \sqrt{3\lambda}, 1, 1 + \sqrt{3\lambda}` with weig
 autograd through :meth:`MaskLaw.predict` for every configuration.
 
 **Monte Carlo** (:func:`monte_carlo_gradient_noise`) uses real autograd gradients, either of
-:class:`~pnd_theory._network.LinearNetwork`'s mini-batch loss or of a two-layer network
+:class:`~pnd_theory.network.LinearNetwork`'s mini-batch loss or of a two-layer network
 built from the torch layers (:class:`~pnd_theory.nn.PerNodeDropLinear`,
 :class:`~pnd_theory.nn.DropConnectLinear`), with :math:`V^\top` as the first layer's weight
 and :math:`U` as the second's.
@@ -128,11 +128,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._validation import (as_numpy_arrays, check_bool, check_choice, check_data, check_factors,
+from ._validation import (InvalidParameterError, as_numpy_arrays, check_bool, check_choice, check_data, check_factors,
                           check_positive_int, check_seed)
-from .montecarlo import resolve_device
-from .penalty import _check_strategy
-from .strategies import CovarianceMask, DropConnect, IndependentMask, PerNodeDrop, scalar_moment
+from ._validation import resolve_device
+from .strategies import check_strategy
+from .laws import Gaussian, IndependentMask
+from .exact import enumerate_masks
+from .layers import network_for
+from .strategies import check_strategy
 
 __all__ = [
     "GradientNoise",
@@ -344,24 +347,30 @@ def _numpy_problem(U, V, X, Y, x_name="X_batch", y_name="Y_batch"):
 
 
 def _check_local_reparameterization(strategy, law, local_reparameterization):
+    """The layer name and noise strength of a per-sample Gaussian weight law on one layer (read
+    from the law), or ``None`` when the local reparameterization is off."""
     if not local_reparameterization:
         return None
-    if not isinstance(strategy, PerNodeDrop) or strategy.stir != "gaussian" or strategy.layer == "both":
-        raise ValueError(
+    found = _single_independent_component(law)
+    if (found is None or found[0] == "hidden" or not law.per_sample or not found[1].independent_entries
+            or not isinstance(found[1].single_law, Gaussian)):
+        raise InvalidParameterError(
             "local_reparameterization=True describes the fast path of the Gaussian PerNodeDrop layer: "
-            "strategy must be PerNodeDrop(p, layer='input' or 'output', stir='gaussian'); "
-            f"got {strategy!r}"
+            "strategy must have per-sample Gaussian noise on the weights of one layer (e.g. "
+            f"PerNodeDrop(p, layer='input' or 'output', stir='gaussian')); got {strategy!r}"
         )
-    return strategy.layer
+    name, comp = found
+    return name, comp.single_law.variance
 
 
 # =========================================================================== moments
 
 def _central_moments(component):
     r"""Per-variable :math:`(\lambda, \kappa, \chi)`: variance, third central moment and fourth
-    cumulant of :math:`m - 1`, from the raw moments of the law."""
-    m2, m3, m4 = (np.asarray(scalar_moment(component.kind, component.rates, k), dtype=np.float64)
-                  * np.ones(component.n_variables) for k in (2, 3, 4))
+    cumulant of :math:`m - 1`, from the raw moments of the variables' laws."""
+    component.check_order(4, "the gradient covariance")
+    cache = {law: [law.moment(k) for k in (2, 3, 4)] for law in set(component.variable_laws)}
+    m2, m3, m4 = np.array([cache[law] for law in component.variable_laws], dtype=np.float64).T
     lam = m2 - 1.0
     kappa = m3 - 3.0 * m2 + 2.0
     mu4 = m4 - 4.0 * m3 + 6.0 * m2 - 3.0
@@ -389,12 +398,8 @@ def _single_independent_component(law):
 
 
 def _reject_covariance_only(law):
-    for name, comp in law.components.items():
-        if isinstance(comp, CovarianceMask):
-            raise ValueError(
-                "the gradient covariance needs moments of the mask up to order 4; a HiddenNoise strategy "
-                "fixes only its mean and covariance, so its gradient noise is not determined by the law"
-            )
+    law.check_order(4, "the gradient covariance (its gradient noise is not determined by a law that "
+                       "fixes fewer moments)")
 
 
 # =========================================================================== affine-product forms
@@ -572,9 +577,9 @@ class _ClosedForm:
 
     def __init__(self, strategy, law, U, V, local_layer):
         self.U, self.V = U, V
-        self.local_layer = local_layer
+        self.local_layer = None if local_layer is None else local_layer[0]
         if local_layer is not None:
-            lam = strategy.p / (1.0 - strategy.p)
+            local_layer, lam = local_layer
             self.lam_param = lam
             n = U.shape[1] if local_layer == "input" else U.shape[0]
             self.moments = (np.ones(n), np.zeros(n), np.zeros(n))
@@ -838,53 +843,16 @@ def _evaluate_terms(terms, mode):
 
 # =========================================================================== enumeration
 
-def _four_moment_support(component):
-    r"""Values and probabilities of a discrete law matching the variable's moments up to order
-    4: Bernoulli is its own two-point law, :math:`N(1, \lambda)` the 3-point Gauss-Hermite rule."""
-    rates = np.asarray(component.rates, dtype=np.float64)
-    if component.kind == "bernoulli":
-        values = np.stack([np.zeros_like(rates), 1.0 / (1.0 - rates)], -1)
-        probs = np.stack([rates, 1.0 - rates], -1)
-    else:
-        root = np.sqrt(3.0 * rates / (1.0 - rates))
-        values = np.stack([1.0 - root, np.ones_like(rates), 1.0 + root], -1)
-        probs = np.tile([1.0 / 6.0, 2.0 / 3.0, 1.0 / 6.0], (rates.size, 1))
-    return values, probs
-
-
 def _enumerate_sample_gradients(law, U, V, X, Y, max_configurations):
     r"""Probabilities (C,) and per-sample gradients (C, k, P) over all configurations of a
-    moment-matching discrete version of ``law`` (one mask, applied to every sample)."""
+    finite version of ``law`` matching every variable's moments up to order 4 (a finite law is
+    its own; :math:`N(1, \lambda)` the 3-point Gauss-Hermite rule), one mask for every sample."""
+    law.check_order(4, "the gradient covariance (its gradient noise is not determined by a law that "
+                       "fixes fewer moments)")
     comps = law.components
-    supports = [_four_moment_support(c) for c in comps.values()]
-    sizes = [s[0].shape[1] for s in supports]
-    n_vars = [c.n_variables for c in comps.values()]
-    radix = []
-    for sz, nv in zip(sizes, n_vars):
-        radix += [sz] * nv
-    total = math.prod(radix) if radix else 1
-    if total > max_configurations:
-        raise ValueError(
-            f"exact enumeration needs {total} mask configurations, above max_configurations={max_configurations}; "
-            "use method='closed_form' (one random component) or monte_carlo_gradient_noise"
-        )
-    # mixed-radix digits of every configuration
-    idx = np.arange(total)
-    digits = np.zeros((total, len(radix)), dtype=np.int64)
-    rem = idx.copy()
-    for v, base in enumerate(radix):
-        digits[:, v] = rem % base
-        rem //= base
-    weight = np.ones(total)
-    masks = {}
-    start = 0
-    for (name, comp), (values, probs), nv in zip(comps.items(), supports, n_vars):
-        dig = digits[:, start:start + nv]
-        rows = np.arange(nv)
-        z = values[rows, dig]                       # (C, nv)
-        weight = weight * probs[rows, dig].prod(-1)
-        masks[name] = comp.entries(torch.as_tensor(z))
-        start += nv
+    chunks = list(enumerate_masks(law, max_configurations, chunk=max_configurations, order=4))
+    weight = torch.cat([w for w, _ in chunks]).numpy()
+    masks = {name: torch.cat([m[name][:, 0] for _, m in chunks]) for name in comps}
     Ut, Vt, Xt, Yt = (torch.as_tensor(a) for a in (U, V, X, Y))
     if not comps:  # nothing random: one configuration
         masks = {"hidden": torch.ones((1, U.shape[1]), dtype=torch.float64)}
@@ -964,7 +932,7 @@ def gradient_noise(strategy, U, V, X_batch, Y_batch, *, method="auto", local_rep
         For shapes that do not match, non-finite entries, an unsupported law or an
         enumeration that would be too large.
     """
-    _check_strategy(strategy)
+    check_strategy(strategy)
     method = _check_method(method)
     local_reparameterization = check_bool("local_reparameterization", local_reparameterization)
     if full_covariance is not None:
@@ -1042,52 +1010,6 @@ def _gradient_noise_enumeration(law, U, V, X, Y, full, max_configurations):
 
 # =========================================================================== Monte Carlo (autograd)
 
-def _layer_network(strategy, U, V, generator, local_reparameterization, device):
-    r"""``x -> U (noise) V^T x`` from the torch layers: first layer weight :math:`V^\top`,
-    second :math:`U`, no bias, and the hidden-unit module of a hidden-noise strategy."""
-    from torch import nn as tnn
-
-    from . import nn as pnn
-    from .strategies import DropBlock, Dropout, GaussianDropout, NodeDropout
-
-    n_out, d = U.shape
-    n_in = V.shape[0]
-    kw = dict(bias=False, dtype=torch.float64, generator=generator, device=device)
-
-    def plain(i, o):
-        return tnn.Linear(i, o, bias=False, dtype=torch.float64, device=device)
-
-    hidden = tnn.Identity()
-    if isinstance(strategy, PerNodeDrop):
-        def noisy(i, o):
-            return pnn.PerNodeDropLinear(i, o, strategy.p, stir=strategy.stir,
-                                         local_reparameterization=local_reparameterization, **kw)
-        layer = strategy.layer
-    elif isinstance(strategy, DropConnect):
-        def noisy(i, o):
-            return pnn.DropConnectLinear(i, o, strategy.p, per_sample=bool(strategy.per_sample), **kw)
-        layer = strategy.layer
-    else:
-        layer = None
-        if isinstance(strategy, Dropout):
-            hidden = pnn.BlockDropout(strategy.p, 1, generator=generator)
-        elif isinstance(strategy, DropBlock):
-            hidden = pnn.BlockDropout(strategy.p, strategy.block_size, generator=generator)
-        elif isinstance(strategy, GaussianDropout):
-            hidden = pnn.GaussianDropout(strategy.p, generator=generator)
-        elif isinstance(strategy, NodeDropout):
-            hidden = pnn.NodeDropout(list(strategy.p), generator=generator)
-        else:
-            raise ValueError(f"via='layers' has no torch layer for {strategy!r}; use via='network'")
-    first = noisy(n_in, d) if layer in ("input", "both") else plain(n_in, d)
-    second = noisy(d, n_out) if layer in ("output", "both") else plain(d, n_out)
-    with torch.no_grad():
-        first.weight.copy_(torch.as_tensor(V.T, device=device))
-        second.weight.copy_(torch.as_tensor(U, device=device))
-    net = tnn.Sequential(first, hidden, second).train()
-    return net, first.weight, second.weight
-
-
 def _gradient_draws(strategy, U, V, X, Y, draws, seed, via, local_reparameterization, device=None):
     """``draws`` independent gradients (draws, P) of the mini-batch loss, by autograd."""
     device = resolve_device(device)
@@ -1095,7 +1017,7 @@ def _gradient_draws(strategy, U, V, X, Y, draws, seed, via, local_reparameteriza
     Yt = torch.as_tensor(Y.T, device=device)
     generator = torch.Generator(device=device).manual_seed(seed)
     if via == "network":
-        from ._network import LinearNetwork
+        from .network import LinearNetwork
 
         n_out, d = U.shape
         net = LinearNetwork(V.shape[0], d, n_out, strategy, device=device, generator=generator, U=U, V=V).train()
@@ -1106,7 +1028,10 @@ def _gradient_draws(strategy, U, V, X, Y, draws, seed, via, local_reparameteriza
             gU, gV = torch.autograd.grad(loss, params)
             return gU, gV
     else:
-        net, w1, w2 = _layer_network(strategy, U, V, generator, local_reparameterization, device)
+        law = strategy.law(V.shape[0], V.shape[1], U.shape[0])
+        net = network_for(law, U, V, generator=generator, device=device,
+                          local_reparameterization=local_reparameterization)
+        w1, w2 = net[0].weight, net[2].weight
 
         def grads():
             loss = ((net(Xt) - Yt) ** 2).sum(1).mean()
@@ -1152,7 +1077,7 @@ def monte_carlo_gradient_noise(strategy, U, V, X_batch, Y_batch, draws=2000, *, 
         The draws are split into this many independent groups (at least 2); the standard
         error of the trace is the spread of the group estimates.
     via : {"network", "layers"}
-        ``"network"``: :class:`~pnd_theory._network.LinearNetwork` with factors ``U``, ``V``.
+        ``"network"``: :class:`~pnd_theory.network.LinearNetwork` with factors ``U``, ``V``.
         ``"layers"``: ``Sequential(first, hidden, second)`` from :mod:`pnd_theory.nn`
         (``PerNodeDropLinear``, ``DropConnectLinear`` or a hidden-unit module), first weight
         :math:`V^\top`, second :math:`U`, no bias.
@@ -1165,7 +1090,7 @@ def monte_carlo_gradient_noise(strategy, U, V, X_batch, Y_batch, draws=2000, *, 
     -------
     MonteCarloGradientNoise
     """
-    _check_strategy(strategy)
+    check_strategy(strategy)
     draws = check_positive_int("draws", draws)
     groups = check_positive_int("groups", groups)
     if groups < 2:
@@ -1261,7 +1186,7 @@ def gradient_noise_vs_batch_size(strategy, U, V, X, Y, batch_sizes, *, sampling=
     -------
     BatchSizeNoise
     """
-    _check_strategy(strategy)
+    check_strategy(strategy)
     sampling = check_choice("sampling", sampling, SAMPLINGS)
     method = _check_method(method)
     local_reparameterization = check_bool("local_reparameterization", local_reparameterization)
@@ -1357,7 +1282,7 @@ def monte_carlo_gradient_noise_vs_batch_size(strategy, U, V, X, Y, batch_sizes, 
     -------
     MonteCarloBatchSizeNoise
     """
-    _check_strategy(strategy)
+    check_strategy(strategy)
     batches = check_positive_int("batches", batches)
     draws = check_positive_int("draws", draws)
     if batches < 2 or draws < 2:
@@ -1397,20 +1322,17 @@ def monte_carlo_gradient_noise_vs_batch_size(strategy, U, V, X, Y, batch_sizes, 
 
 def mask_sharing_pair(strategy):
     r"""The per-sample and the per-batch version of a weight-noise strategy, ``(per_sample,
-    per_batch)``: ``DropConnect(p, layer, per_sample=True/False)``; a Bernoulli
-    ``PerNodeDrop(p, layer)`` pairs with ``DropConnect(p, layer)`` (the same law, shared by the
-    batch).  Raises ``ValueError`` for strategies without a shared counterpart (hidden-unit
-    noise, Gaussian PerNodeDrop)."""
-    _check_strategy(strategy)
-    if isinstance(strategy, DropConnect):
-        return (DropConnect(strategy.p, strategy.layer, per_sample=True),
-                DropConnect(strategy.p, strategy.layer, per_sample=False))
-    if isinstance(strategy, PerNodeDrop) and strategy.stir == "drop":
-        return strategy, DropConnect(strategy.p, strategy.layer, per_sample=False)
-    raise ValueError(
-        "strategy must be DropConnect or a Bernoulli PerNodeDrop (those have a per-sample and a per-batch "
-        f"version); got {strategy!r}"
-    )
+    per_batch)``: the same law, drawn for every sample or shared by the mini-batch
+    (``strategy.with_per_sample``).  ``PerNodeDrop(p, layer)`` pairs with
+    ``DropConnect(p, layer)``.  Refused for laws with hidden-unit noise (read from the law)."""
+    check_strategy(strategy)
+    law = strategy.law(1, strategy.min_width, 1)
+    if "hidden" in law.components or not law.components:
+        raise InvalidParameterError(
+            "strategy must have noise on the weights only (masks of U or V) to have a per-sample and a per-batch "
+            f"version; got {strategy!r}, whose law has components {sorted(law.components)}"
+        )
+    return strategy.with_per_sample(True), strategy.with_per_sample(False)
 
 
 # =========================================================================== training
@@ -1494,7 +1416,7 @@ def stationary_spread(strategy, X, Y, width, lr, steps, seeds=8, *, batch_size=N
     from .minimizers import global_minimizer
     from .training import train
 
-    _check_strategy(strategy)
+    check_strategy(strategy)
     steps = check_positive_int("steps", steps)
     snapshots = check_positive_int("snapshots", snapshots)
     seeds = _seed_list(seeds)

@@ -85,7 +85,7 @@ from scipy.optimize import least_squares, minimize
 
 from ._validation import as_numpy_arrays, check_choice, check_positive_int, check_second_moment
 from .norms import k_support_norm, spectral_k_support_norm
-from .penalty import _check_strategy
+from .strategies import check_strategy
 
 __all__ = ["induced_penalty", "balanced_factors"]
 
@@ -110,7 +110,7 @@ def _check_psd(S):
 
 def _prepare(strategy, A, width, second_moment):
     """Validate the common arguments; return ``(law, A, S)`` (``S`` symmetrized, default I)."""
-    _check_strategy(strategy)
+    check_strategy(strategy)
     arrays = as_numpy_arrays(A=A, second_moment=second_moment)
     A, S = arrays["A"], arrays["second_moment"]
     width = check_positive_int("width", width)

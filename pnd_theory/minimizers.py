@@ -67,7 +67,7 @@ from .induced import (
     weighted_split,
 )
 from .norms import k_support_norm, prox_squared_k_support, prox_squared_k_support_vector
-from .penalty import _check_strategy
+from .strategies import check_strategy
 
 __all__ = ["global_minimizer", "MinimizerResult"]
 
@@ -186,7 +186,7 @@ def global_minimizer(strategy, X, Y, width, method="auto", *, tol=1e-12, max_ite
     A. Pal, C. Lane, R. Vidal and B. D. Haeffele, CVPR 2020; A. Argyriou, R. Foygel and
     N. Srebro, NeurIPS 2012; A. M. McDonald, M. Pontil and D. Stamos, JMLR 2016.
     """
-    _check_strategy(strategy)
+    check_strategy(strategy)
     check_choice("method", method, METHODS)
     arrays = as_numpy_arrays(X=X, Y=Y)
     X, Y = arrays["X"], arrays["Y"]

@@ -14,19 +14,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._validation import as_problem, check_positive_int
-from .penalty import _check_strategy
+from ._validation import (InvalidParameterError, as_problem, check_bool, check_dtype, check_positive_int, check_seed,
+                          resolve_device)
+from .strategies import check_strategy
 
 #: masks entries (and intermediate products) held at once by default
 MAX_ELEMENTS = 2**23
-
-
-def resolve_device(device) -> torch.device:
-    """``None`` is the CPU; a CUDA device must be present."""
-    device = torch.device("cpu" if device is None else device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r} was requested but no CUDA device is available (torch.cuda.is_available() is False)")
-    return device
 
 
 def monte_carlo_loss(strategy, U, V, X, Y, samples, seed=0, device=None, dtype=torch.float64,
@@ -61,11 +54,14 @@ def monte_carlo_loss(strategy, U, V, X, Y, samples, seed=0, device=None, dtype=t
     (float, float)
         The estimate and its standard error.
     """
-    _check_strategy(strategy)
+    check_strategy(strategy)
     samples = check_positive_int("samples", samples)
     if samples < 2:
-        raise ValueError(f"samples must be at least 2 to give a standard error, got {samples}")
+        raise InvalidParameterError(f"samples must be at least 2 to give a standard error; got {samples}")
     max_elements = check_positive_int("max_elements", max_elements)
+    seed = check_seed(seed)
+    dtype = check_dtype(dtype)
+    progress = check_bool("progress", progress)
     device = resolve_device(device)
     _, *arrays = as_problem(U, V, X, Y)
     U, V, X, Y = (torch.as_tensor(a, dtype=dtype, device=device) for a in arrays)
@@ -75,7 +71,7 @@ def monte_carlo_loss(strategy, U, V, X, Y, samples, seed=0, device=None, dtype=t
         [int(np.prod(c.shape)) for c in law.components.values()] + [1]
     ) + n_samples * (V.shape[1] + U.shape[0])
     chunk = max(1, min(samples, max_elements // per_draw))
-    generator = torch.Generator(device=device).manual_seed(int(seed))
+    generator = torch.Generator(device=device).manual_seed(seed)
     losses = []
     starts = range(0, samples, chunk)
     if progress:

@@ -17,10 +17,10 @@ the keep probability is ``1 - p`` and ``lam = p / (1 - p)``. Every mask has mean
 Both have ``E[M] = 1`` and ``Var[M] = lam``. ``p = 0`` means no noise at all: the
 modules then compute exactly the plain layer (no sampling, no scaling).
 
-All masks are drawn by the single private helper :func:`_sample_mask`.
+All masks are drawn by the package's one sampler, :func:`pnd_theory.sampling.sample_mask`.
 
-This module imports only ``torch``, ``numpy``, ``math`` and the standard library,
-never another ``pnd_theory`` module.
+The layers stand on the sampler (:mod:`pnd_theory.sampling`); :class:`LinearNetwork` is
+re-exported here from :mod:`pnd_theory.network`.
 """
 from __future__ import annotations
 
@@ -46,10 +46,9 @@ __all__ = [
     "LinearNetwork",
 ]
 
-#: Allowed noise kinds ("stirs") of the masks.
-STIRS = ("drop", "gaussian")
-
-_SEED_HIGH = 2**62  # seeds drawn for local generators lie in [0, 2**62)
+from .network import LinearNetwork
+from .sampling import (STIRS, SEED_HIGH as _SEED_HIGH, draw_seed as _draw_seed, generator_for as _generator_for,
+                       same_device as _same_device, sample_mask as _sample_mask, seeded_generator as _seeded_generator)
 
 
 # ----------------------------------------------------------------------------
@@ -108,152 +107,6 @@ def _check_input(name: str, x, in_features: Optional[int] = None) -> Tensor:
             f"got shape {tuple(x.shape)}"
         )
     return x
-
-
-# ----------------------------------------------------------------------------
-# random number generation
-# ----------------------------------------------------------------------------
-def _same_device(a: torch.device, b: torch.device) -> bool:
-    if a.type != b.type:
-        return False
-    return a.index is None or b.index is None or a.index == b.index
-
-
-def _draw_seed(generator: Optional[torch.Generator] = None) -> int:
-    """Draw a seed in ``[0, 2**62)`` from ``generator`` or, if None, the global CPU RNG."""
-    if generator is None:
-        return int(torch.randint(0, _SEED_HIGH, (1,)).item())
-    return int(
-        torch.randint(0, _SEED_HIGH, (1,), generator=generator, device=generator.device).item()
-    )
-
-
-def _seeded_generator(seed: int, device: Union[str, torch.device]) -> torch.Generator:
-    """A fresh generator on ``device`` seeded with ``seed`` (CUDA generator for CUDA)."""
-    g = torch.Generator(device=torch.device(device))
-    g.manual_seed(int(seed))
-    return g
-
-
-def _generator_for(
-    generator: Optional[torch.Generator], device: Union[str, torch.device]
-) -> Optional[torch.Generator]:
-    """Generator usable for sampling on ``device``.
-
-    The given generator itself when it lives on ``device``; otherwise a fresh
-    generator on ``device`` seeded from it (so the given one is still the only
-    source of randomness). ``None`` stays ``None`` (the device's global RNG).
-    """
-    if generator is None:
-        return None
-    device = torch.device(device)
-    if _same_device(generator.device, device):
-        return generator
-    return _seeded_generator(_draw_seed(generator), device)
-
-
-def _sample_mask(
-    shape,
-    p: Union[float, Tensor],
-    stir: str = "drop",
-    *,
-    generator: Optional[torch.Generator] = None,
-    device: Union[str, torch.device, None] = None,
-    dtype: Optional[torch.dtype] = None,
-    centered: bool = False,
-    out: Optional[Tensor] = None,
-) -> Tensor:
-    r"""``M = B / (1 - p)``, ``B ~ Bernoulli(1 - p)`` (``stir="drop"``) or ``M ~ N(1, p/(1-p))`` (``stir="gaussian"``).
-
-    The one sampler of this module: every mask of every layer is drawn here.
-
-    Parameters
-    ----------
-    shape : tuple of int
-        Shape of the mask.
-    p : float or Tensor
-        Drop probability in ``[0, 1)``: a scalar, or a tensor broadcastable to
-        ``shape`` giving a per-position drop probability (not validated here).
-    stir : {"drop", "gaussian"}
-        Bernoulli with inverted scaling, or Gaussian with the same mean and variance.
-    generator : torch.Generator, optional
-        Source of randomness; must live on ``device``. Default: the global RNG.
-    device, dtype
-        Of the result (default: CPU, the default floating dtype).
-    centered : bool
-        Return the centered noise ``M - 1`` instead of ``M`` (computed without
-        the rounding of a subtraction: for the Gaussian it is ``sqrt(lam) * N(0, 1)``).
-    out : Tensor, optional
-        Write the mask into this existing tensor (of shape ``shape``; its device
-        and dtype override ``device`` and ``dtype``) and return it, so that a
-        chunked loop can reuse one buffer instead of allocating (and
-        page-faulting) a new one per chunk. Same values as without ``out``.
-
-    Returns
-    -------
-    Tensor
-        A new tensor (``out`` itself if given) of the given shape with
-        ``E[M] = 1`` and ``Var[M] = lam = p/(1-p)`` elementwise, independent
-        across positions (mean 0 if ``centered``).
-
-    Notes
-    -----
-    Exactly one uniform ``u`` of ``torch.rand`` is consumed per element, in
-    row-major order, and nothing else is drawn. On CPU the stream of
-    ``torch.rand`` is sequential, so drawing a mask of ``n1 + n2`` elements gives
-    the same values as drawing ``n1`` then ``n2`` elements from the same
-    generator state: chunked sampling reproduces unchunked sampling exactly.
-    (This is why ``torch.randn`` is not used: its CPU kernel is not chunk-invariant.)
-    On CUDA the Philox offsets advance per call, so only identical sequences of
-    calls reproduce identical masks.
-
-    * drop: keep iff ``u >= p`` (probability ``1 - p`` up to the grid of ``u``:
-      ``2**-24`` in float32, ``2**-53`` in float64).
-    * gaussian: inverse CDF, ``N = sqrt(2) * erfinv(2 v)`` with
-      ``v = u - 1/2 + eps/4`` (``eps = torch.finfo(dtype).eps``; the grid of
-      ``u`` is ``eps/2``), an exactly symmetric grid strictly inside
-      ``(-1/2, 1/2)``: no infinite values; the tails are cut at about 5.4 sd
-      in float32 and 8.3 sd in float64, like any floating-point normal sampler.
-
-    Half and bfloat16 masks are sampled in float32 and rounded.
-    """
-    if out is not None:
-        if tuple(out.shape) != tuple(shape):
-            raise ValueError(f"out must have shape {tuple(shape)}; got {tuple(out.shape)}")
-        device, dtype = out.device, out.dtype
-    if dtype is None:
-        dtype = torch.get_default_dtype()
-    work = dtype if dtype in (torch.float32, torch.float64) else torch.float32
-    if out is not None and work == dtype:
-        u = out.uniform_(0.0, 1.0, generator=generator)  # the kernel of torch.rand
-    else:
-        u = torch.rand(shape, generator=generator, device=device, dtype=work)
-    if isinstance(p, Tensor):
-        p_w = p.to(device=u.device, dtype=work)
-        keep = 1.0 - p_w
-    else:
-        p_w = float(p)
-        keep = 1.0 - p_w
-    if stir == "drop":
-        u.ge_(p_w)  # 1 with probability 1 - p, else 0
-        u.mul_(keep.reciprocal() if isinstance(keep, Tensor) else 1.0 / keep)
-        if centered:
-            u.sub_(1.0)
-    elif stir == "gaussian":
-        half_ulp = torch.finfo(work).eps / 4.0  # half the spacing of the rand grid
-        bound = 0.5 - half_ulp
-        u.sub_(bound).clamp_(-bound, bound).mul_(2.0).erfinv_()
-        if isinstance(p_w, Tensor):
-            u.mul_(torch.sqrt(2.0 * p_w / keep))
-        else:
-            u.mul_(math.sqrt(2.0 * p_w / keep))
-        if not centered:
-            u.add_(1.0)
-    else:
-        raise ValueError(f"stir must be one of {STIRS}; got {stir!r}")
-    if work == dtype:
-        return u
-    return out.copy_(u) if out is not None else u.to(dtype)
 
 
 # ----------------------------------------------------------------------------
@@ -832,4 +685,3 @@ class NodeDropout(nn.Module):
 
 
 # The single-hidden-layer network built from any strategy's mask law lives beside the laws.
-from ._network import LinearNetwork  # noqa: E402

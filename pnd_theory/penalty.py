@@ -1,6 +1,6 @@
 r"""Closed-form expected penalties, evaluated numerically.
 
-For every strategy the expected training loss splits as (THEORY.md, F1)
+For every strategy the expected training loss splits as 
 
 .. math::
 
@@ -26,12 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._validation import as_arrays, as_problem, check_factors, check_second_moment
-from .strategies import Strategy
-
-
-def _check_strategy(strategy):
-    if not isinstance(strategy, Strategy):
-        raise TypeError(f"strategy must be a pnd_theory strategy (e.g. pt.Dropout(0.5)), got {strategy!r}")
+from .strategies import check_strategy
 
 
 def _hidden_term(xp, cov, U, V, SV, a, s):
@@ -55,12 +50,47 @@ def _as(xp, arr, ref):
     return ref.new_tensor(np.asarray(arr, dtype=np.float64))
 
 
-def _penalty(xp, law, U, V, S):
-    """The penalty of the module docstring; ``S`` is ``None`` for the identity."""
+def _max_abs(xp, A):
+    size = A.size if xp is np else A.numel()
+    return float(xp.abs(A).max().detach() if xp is not np else xp.abs(A).max()) if size else 0.0
+
+
+def penalty_of_law(law, U, V, S=None):
+    r"""The one closed form :math:`R(U, V)` of a :class:`~pnd_theory.laws.MaskLaw` (module
+    docstring), in the backend of ``U``: a float for numpy, a 0-d tensor for torch (on the
+    inputs' device, differentiable when they require grad).
+
+    ``U`` (n_out, d), ``V`` (n_in, d), ``S`` (n_in, n_in) or ``None`` for the identity, already
+    checked and of one backend.  :math:`R` is homogeneous of degree 2 in ``U``, 2 in ``V`` and 1
+    in ``S``, so it is computed on the factors divided by their largest entries and scaled back:
+    no overflow or underflow where the value itself is representable.
+    """
+    xp = np if isinstance(U, np.ndarray) else _torch()
+    su, sv = _max_abs(xp, U), _max_abs(xp, V)
+    ss = 1.0 if S is None else _max_abs(xp, S)
+    if su == 0.0 or sv == 0.0 or ss == 0.0:
+        value = (U * 0).sum() * (V * 0).sum()
+        return float(value) if xp is np else value
+    # the scale factors are plain floats: gradients flow through the normalized factors
+    Un, Vn = U / su, V / sv
+    Sn = None if S is None else S / ss
+    value = _penalty_normalized(xp, law, Un, Vn, Sn)
+    f = su * sv  # R scales as (su sv)^2 ss; f over- or underflows only where R itself does
+    value = value * f * f * ss
+    return float(value) if xp is np else value
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _penalty_normalized(xp, law, U, V, S):
     SV = V if S is None else S @ V
     a = (U * U).sum(0)
     s = (V * SV).sum(0)  # v_j^T S v_j for every unit
-    total = 0.0
+    total = (a * 0).sum()
     diag_c = 0.0
     if law.hidden is not None:
         cov = law.hidden.hidden_covariance()
@@ -78,10 +108,10 @@ def _penalty(xp, law, U, V, S):
     weights = gU * s + a * gV + gU * gV
     if not (isinstance(weights, float) and weights == 0.0):
         total = total + ((1 + diag_c) * weights).sum()
-    return float(total)
+    return total
 
 
-def expected_penalty(strategy, U, V, second_moment=None) -> float:
+def expected_penalty(strategy, U, V, second_moment=None):
     r"""Expected penalty :math:`R(U, V)` of a noise strategy, in closed form.
 
     .. math::
@@ -97,29 +127,27 @@ def expected_penalty(strategy, U, V, second_moment=None) -> float:
     Parameters
     ----------
     strategy : Strategy
-        A noise strategy (``pt.Dropout(0.5)``, ...).
+        A noise strategy (``pt.Dropout(0.5)``, ``pt.UnitNoise(pt.Uniform(0.5, 1.5))``, ...).
     U : array (n_out, d)
     V : array (n_in, d)
     second_moment : array (n_in, n_in), optional
-        :math:`S = X X^\top / N`, symmetric; the identity when omitted (whitened inputs).
+        :math:`S = X X^\top / N`, symmetric positive semi-definite; the identity when omitted
+        (whitened inputs).
 
     Returns
     -------
-    float
-
-    Notes
-    -----
-    numpy arrays and torch tensors (CPU or GPU) are accepted; with a tensor the computation
-    runs in torch on its device.
+    float, or a 0-d torch tensor
+        A float for numpy inputs; for torch inputs a tensor on their device, differentiable
+        (inputs that require grad get gradients by autograd).
     """
-    _check_strategy(strategy)
+    check_strategy(strategy)
     xp, a = as_arrays(U=U, V=V, second_moment=second_moment)
     U, V, S = a["U"], a["V"], a["second_moment"]
     check_factors(U, V)
     if S is not None:
         check_second_moment(xp, S, V.shape[0])
     law = strategy.law(V.shape[0], V.shape[1], U.shape[0])
-    return _penalty(xp, law, U, V, S)
+    return penalty_of_law(law, U, V, S)
 
 
 def second_moment(X):
@@ -135,7 +163,8 @@ def plain_loss(U, V, X, Y) -> float:
     r"""The loss without noise, :math:`L(U, V) = \frac1N \sum_k \|y_k - U V^\top x_k\|^2`."""
     xp, U, V, X, Y = as_problem(U, V, X, Y)
     residual = Y - U @ (V.T @ X)
-    return float((residual * residual).sum() / X.shape[1])
+    value = (residual * residual).sum() / X.shape[1]
+    return float(value) if xp is np else value
 
 
 def expected_loss(strategy, U, V, X, Y) -> float:
@@ -153,11 +182,12 @@ def expected_loss(strategy, U, V, X, Y) -> float:
 
     Returns
     -------
-    float
+    float, or a 0-d torch tensor (differentiable) for torch inputs
     """
-    _check_strategy(strategy)
+    check_strategy(strategy)
     xp, U, V, X, Y = as_problem(U, V, X, Y)
     law = strategy.law(V.shape[0], V.shape[1], U.shape[0])
     residual = Y - U @ (V.T @ X)
     S = X @ X.T / X.shape[1]
-    return float((residual * residual).sum() / X.shape[1]) + _penalty(xp, law, U, V, S)
+    value = (residual * residual).sum() / X.shape[1] + penalty_of_law(law, U, V, S)
+    return float(value) if xp is np else value

@@ -1,536 +1,433 @@
-r"""Noise strategies and the laws of their masks.
+r"""Noise strategies: the named catalogue over the mask laws of :mod:`pnd_theory.laws`.
 
 The network is :math:`f(x) = (U \circ M_U)\,\mathrm{diag}(\xi)\,(V \circ M_V)^\top x` with
 ``U`` of shape ``(n_out, d)`` and ``V`` of shape ``(n_in, d)``.  A strategy says which of the
 three mask components is random -- ``hidden`` (:math:`\xi`, shape ``(d,)``), ``output``
 (:math:`M_U`, shape ``(n_out, d)``) and ``input`` (:math:`M_V`, shape ``(n_in, d)``) -- and
-with which law; the components it leaves alone are identically 1.  Every mask has mean 1.
+with which scalar law; the components it leaves alone are identically 1.  Every mask has mean 1.
 
-This module is the single source of truth: the numeric penalty, the symbolic derivation,
-the exact enumeration, the Monte Carlo estimate and the torch layers all read a strategy
-only through its :class:`MaskLaw` (``strategy.law(n_in, width, n_out)``).  A new strategy is
-one new class returning a law; nothing else changes.
+Two generic strategies cover every law:
 
-Two kinds of component law exist:
+* :class:`UnitNoise` ``(law, block_size=1)``: one variable per hidden unit (or per block of
+  contiguous units), new per sample.  ``Dropout(p)`` is ``UnitNoise(Bernoulli(p))``,
+  ``GaussianDropout(p)`` is ``UnitNoise(Gaussian(p))``, ``DropBlock(p, b)`` is
+  ``UnitNoise(Bernoulli(p), b)`` and ``NodeDropout(p)`` is ``UnitNoise([Bernoulli(p_j)])``.
+* :class:`WeightNoise` ``(law, layer, per_sample=True)``: one variable per weight of ``V``
+  (``layer="input"``), of ``U`` (``"output"``) or of both (``law`` may then be the pair
+  ``(law_on_V, law_on_U)``), drawn per sample (PerNodeDrop) or once per mini-batch
+  (DropConnect).
 
-* :class:`IndependentMask`: each entry equals one of a set of independent scalar variables
-  (entries sharing a variable share a draw, as the units of a DropBlock block do).  A
-  variable is inverted Bernoulli (values 0 and :math:`1/(1-p)`) or Gaussian
-  :math:`N(1, \lambda)`, :math:`\lambda = p/(1-p)`, with its own drop probability ``p``.
-* :class:`CovarianceMask`: a hidden-unit mask of mean 1 with a given covariance matrix
-  (:class:`HiddenNoise`), numeric or with sympy symbols as entries.
+:class:`HiddenNoise` stays for hidden-unit laws known only by their covariance.
+
+A strategy is read by every route only through its :class:`~pnd_theory.laws.MaskLaw`
+(``strategy.law(n_in, width, n_out)``): a user's strategy is a subclass whose ``law`` returns
+one, and a user's scalar law goes through :class:`UnitNoise` or :class:`WeightNoise`.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from typing import Sequence
+import abc
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+import sympy
 
-from ._validation import check_choice, check_positive_int, check_probability
+from ._validation import (InvalidParameterError, check_bool, check_choice, check_positive_int, check_probability,
+                          invalid)
+from .laws import (Bernoulli, CovarianceMask, Gaussian, MaskLaw, ScalarLaw, check_scalar_law,
+                   independent_mask)
 
-SCALAR_KINDS = ("bernoulli", "gaussian")
 LAYERS = ("input", "output", "both")
 STIRS = ("drop", "gaussian")
-COMPONENTS = ("hidden", "output", "input")
 
-
-# --------------------------------------------------------------------------- scalar laws
 
 def noise_strength(p):
     r""":math:`\lambda = p / (1 - p)`, the variance of a mean-one mask of drop probability ``p``."""
     return p / (1 - p)
 
 
-def scalar_moment(kind: str, p, k: int):
-    r"""Raw moment :math:`E[m^k]` of one mask variable of drop probability ``p``.
+def drop_probability(lam):
+    r"""The drop probability :math:`p = \lambda / (1 + \lambda)` of a noise strength :math:`\lambda`."""
+    return lam / (1 + lam)
 
-    Inverted Bernoulli: :math:`E[m^k] = (1-p)^{1-k}` for :math:`k \ge 1`.
-    Gaussian :math:`N(1, \lambda)`: :math:`E[m^k] = \sum_{i\ \mathrm{even}} \binom{k}{i}
-    \lambda^{i/2} (i-1)!!`.  ``p`` may be a float or a sympy expression.
+
+# --------------------------------------------------------------------------- base class
+
+class Strategy(abc.ABC):
+    """Base class: a noise strategy is an immutable object that knows the law of its mask.
+
+    A subclass defines :meth:`law`; :attr:`fields` (names of the constructor's parameters, in
+    order) gives equality, hashing and the repr.
     """
-    if k == 0:
+
+    fields: tuple = ()
+
+    @abc.abstractmethod
+    def law(self, n_in: int, width: int, n_out: int) -> MaskLaw:
+        """The :class:`~pnd_theory.laws.MaskLaw` of a network with these sizes."""
+
+    @property
+    def per_sample(self) -> bool:
+        """Whether every sample draws its own masks (read from the law at a minimal size)."""
+        return self.law(1, self.min_width, 1).per_sample
+
+    @property
+    def min_width(self) -> int:
+        """The smallest width this strategy accepts (1 unless a block or a per-unit law says otherwise)."""
         return 1
-    if kind == "bernoulli":
-        return (1 - p) ** (1 - k)
-    lam = noise_strength(p)
-    return sum(math.comb(k, i) * lam ** (i // 2) * _double_factorial(i - 1) for i in range(0, k + 1, 2))
-
-
-def _double_factorial(n: int) -> int:
-    return math.prod(range(n, 0, -2)) if n > 0 else 1
-
-
-def two_point_support(kind: str, p: np.ndarray):
-    r"""Values and probabilities of a two-point law with the same moments up to order 3.
-
-    Bernoulli: the law itself, :math:`\{0, 1/(1-p)\}` with probabilities :math:`\{p, 1-p\}`.
-    Gaussian: :math:`\{1 - \sqrt\lambda, 1 + \sqrt\lambda\}` with probabilities 1/2 each; its
-    first three moments equal those of :math:`N(1, \lambda)`, which is all an expectation of a
-    polynomial of degree at most 3 in that variable can see.
-    Returns ``(values, probs)``, each of shape ``p.shape + (2,)``.
-    """
-    p = np.asarray(p, dtype=np.float64)
-    if kind == "bernoulli":
-        values = np.stack([np.zeros_like(p), 1.0 / (1.0 - p)], axis=-1)
-        probs = np.stack([p, 1.0 - p], axis=-1)
-    else:
-        root = np.sqrt(noise_strength(p))
-        values = np.stack([1.0 - root, 1.0 + root], axis=-1)
-        probs = np.full(p.shape + (2,), 0.5)
-    return values, probs
-
-
-def sample_scalar(kind: str, p, shape, generator=None, device=None, dtype=None):
-    """Draw mean-one mask values of drop probability ``p`` (a float or a tensor that
-    broadcasts against ``shape``) with torch: the layers' sampler, so that a strategy and the
-    torch modules draw the same way."""
-    import torch
-
-    from .nn import _sample_mask
-
-    stir = "drop" if kind == "bernoulli" else "gaussian"
-    return _sample_mask(tuple(shape), p, stir, generator=generator, device=device, dtype=dtype or torch.float64)
-
-
-# --------------------------------------------------------------------------- component laws
-
-@dataclass(frozen=True)
-class HiddenCovariance:
-    """Structure of the covariance of the hidden mask, so that no dense ``d x d`` matrix is
-    formed when it is diagonal or block-diagonal.
-
-    ``kind`` is ``"diagonal"`` (``values``: the ``d`` variances), ``"block"`` (``values``: one
-    variance per block of ``block_size`` contiguous units, all entries of a block equal) or
-    ``"dense"`` (``values``: the ``d x d`` matrix).
-    """
-
-    kind: str
-    values: np.ndarray
-    block_size: int = 1
-
-    def diagonal(self) -> np.ndarray:
-        if self.kind == "diagonal":
-            return self.values
-        if self.kind == "block":
-            return np.repeat(self.values, self.block_size)
-        return np.diag(self.values)
-
-
-@dataclass(frozen=True, eq=False)
-class IndependentMask:
-    """Mask entries that are copies of independent scalar variables.
-
-    Entry ``e`` of the component equals variable ``groups[e]``; variable ``g`` is of ``kind``
-    (``"bernoulli"`` or ``"gaussian"``) with drop probability ``rates[g]``; ``symbols[g]``
-    names that rate in symbolic derivations.
-    """
-
-    kind: str
-    rates: np.ndarray
-    groups: np.ndarray
-    symbols: tuple
-
-    @property
-    def shape(self):
-        return self.groups.shape
-
-    @property
-    def n_variables(self) -> int:
-        return len(self.rates)
-
-    @property
-    def independent_entries(self) -> bool:
-        return self.groups.size == self.n_variables and np.array_equal(
-            self.groups.ravel(), np.arange(self.groups.size)
-        )
-
-    def variances(self) -> np.ndarray:
-        """Variance of every variable, :math:`\\lambda_g = p_g / (1 - p_g)`."""
-        return noise_strength(self.rates)
-
-    def entry_variances(self) -> np.ndarray:
-        """Variance of every entry (shape of the component); entries must be independent."""
-        if not self.independent_entries:
-            raise NotImplementedError("entry variances describe the law only when every entry has its own variable")
-        return self.variances()[self.groups]
-
-    def hidden_covariance(self) -> HiddenCovariance:
-        lam = self.variances()
-        d = self.groups.size
-        if self.independent_entries:
-            return HiddenCovariance("diagonal", lam)
-        n = self.n_variables
-        if d % n == 0 and np.array_equal(self.groups, np.arange(d) // (d // n)):
-            return HiddenCovariance("block", lam, block_size=d // n)
-        same = self.groups[:, None] == self.groups[None, :]
-        return HiddenCovariance("dense", np.where(same, lam[self.groups][:, None], 0.0))
-
-    def moment(self, entries: Sequence, rate_symbol):
-        """:math:`E[\\prod_e m_e]` for a multiset of entry indices; ``rate_symbol(g)`` gives
-        the rate (symbol or number) of variable ``g``."""
-        counts = {}
-        for e in entries:
-            g = int(self.groups.flat[e])
-            counts[g] = counts.get(g, 0) + 1
-        result = 1
-        for g, k in counts.items():
-            result = result * scalar_moment(self.kind, rate_symbol(g), k)
-        return result
-
-    def support(self):
-        """``(values, probs)`` of shape ``(n_variables, 2)``: see :func:`two_point_support`."""
-        return two_point_support(self.kind, self.rates)
-
-    def entries(self, z):
-        """Entries from variable values ``z`` of shape ``(..., n_variables)``."""
-        return z[..., self.groups]
-
-    def sample(self, lead, generator=None, device=None, dtype=None):
-        """Draw masks of shape ``lead + self.shape``."""
-        import torch
-
-        uniform = np.all(self.rates == self.rates[0])
-        if self.independent_entries:
-            p = self.rates[0] if uniform else torch.as_tensor(self.rates.reshape(self.shape), device=device)
-            return sample_scalar(self.kind, p, tuple(lead) + self.shape, generator, device, dtype)
-        p = self.rates[0] if uniform else torch.as_tensor(self.rates, device=device)
-        z = sample_scalar(self.kind, p, tuple(lead) + (self.n_variables,), generator, device, dtype)
-        return z[..., torch.as_tensor(self.groups, device=device)]
-
-
-@dataclass(frozen=True, eq=False)
-class CovarianceMask:
-    r"""Hidden mask :math:`\xi = 1 + L z` of mean 1 and covariance :math:`C = L L^\top`.
-
-    Only the first two moments are part of the law: moments of order above 2 raise.  For
-    enumeration ``z`` is a vector of independent signs (mean 0, identity covariance), which
-    gives every expectation of a polynomial of degree 2 in :math:`\xi` exactly; for sampling
-    ``z`` is standard normal.
-    """
-
-    covariance: object  # numpy (d, d) or sympy Matrix
-
-    @property
-    def symbolic(self) -> bool:
-        return not isinstance(self.covariance, np.ndarray)
-
-    @property
-    def shape(self):
-        return (self.covariance.shape[0],)
-
-    def _numeric(self, what):
-        if self.symbolic:
-            raise TypeError(f"{what} needs a numeric covariance; this HiddenNoise has symbolic entries")
-        return self.covariance
-
-    @property
-    def factor(self) -> np.ndarray:
-        C = self._numeric("this computation")
-        w, Q = np.linalg.eigh(C)
-        keep = w > 1e-12 * max(1.0, float(np.abs(w).max(initial=0.0)))
-        return Q[:, keep] * np.sqrt(w[keep])
-
-    @property
-    def n_variables(self) -> int:
-        return self.factor.shape[1]
-
-    def hidden_covariance(self) -> HiddenCovariance:
-        return HiddenCovariance("dense", self._numeric("the numeric penalty"))
-
-    def moment(self, entries: Sequence, rate_symbol=None):
-        entries = list(entries)
-        if len(entries) <= 1:
-            return 1
-        if len(entries) == 2:
-            return 1 + self.covariance[entries[0], entries[1]]
-        raise ValueError(
-            "HiddenNoise fixes only the mean and covariance of the mask: moments of order "
-            f"{len(entries)} are not determined by it"
-        )
-
-    def support(self):
-        r = self.n_variables
-        return np.tile([-1.0, 1.0], (r, 1)), np.full((r, 2), 0.5)
-
-    def entries(self, z):
-        L = self.factor
-        if hasattr(z, "new_tensor"):
-            L = z.new_tensor(L)
-        return 1 + z @ L.T
-
-    def sample(self, lead, generator=None, device=None, dtype=None):
-        import torch
-
-        dtype = dtype or torch.float64
-        L = torch.as_tensor(self.factor, device=device, dtype=dtype)
-        z = torch.randn(tuple(lead) + (L.shape[1],), generator=generator, device=device, dtype=dtype)
-        return 1 + z @ L.T
-
-
-@dataclass(frozen=True, eq=False)
-class MaskLaw:
-    """The law of all masks of a network of given sizes.
-
-    ``hidden``, ``output`` and ``input`` are component laws or ``None`` (identically 1).
-    ``per_sample``: every sample draws its own masks (else one draw serves a mini-batch).
-    Components are independent of each other.
-    """
-
-    n_in: int
-    width: int
-    n_out: int
-    per_sample: bool
-    hidden: object = None
-    output: object = None
-    input: object = None
-
-    @property
-    def components(self) -> dict:
-        return {name: getattr(self, name) for name in COMPONENTS if getattr(self, name) is not None}
-
-    @property
-    def n_variables(self) -> int:
-        return sum(c.n_variables for c in self.components.values())
-
-    def sample(self, n_draws: int, n_samples: int, generator=None, device=None, dtype=None) -> dict:
-        """Masks for ``n_draws`` independent draws over a data set of ``n_samples`` samples.
-
-        Each array has shape ``(n_draws, n, *component_shape)`` with ``n = n_samples`` for
-        per-sample laws and ``n = 1`` (one mask shared by all samples) otherwise.
-        """
-        n = n_samples if self.per_sample else 1
-        return {name: c.sample((n_draws, n), generator, device, dtype) for name, c in self.components.items()}
-
-    def predict(self, U, V, X, masks: dict):
-        r"""Predictions :math:`(U \circ M_U)\,\mathrm{diag}(\xi)\,(V \circ M_V)^\top x_k` (torch).
-
-        ``U`` (n_out, d), ``V`` (n_in, d), ``X`` (n_in, N); ``masks`` as from :meth:`sample`
-        (any subset of the components).  Returns shape ``(T, N, n_out)``.
-        """
-        import torch
-
-        mV = masks.get("input")
-        if mV is None:
-            H = (X.T @ V).unsqueeze(0)
-        elif mV.shape[1] == 1:
-            H = torch.einsum("tij,ik->tkj", V * mV[:, 0], X)
-        else:
-            H = torch.einsum("tkij,ik->tkj", V * mV, X)
-        xi = masks.get("hidden")
-        if xi is not None:
-            H = H * xi
-        mU = masks.get("output")
-        if mU is None:
-            return H @ U.T
-        if mU.shape[1] == 1:
-            return torch.einsum("tkj,toj->tko", H, U * mU[:, 0])
-        return torch.einsum("tkj,tkoj->tko", H, U * mU)
-
-
-# --------------------------------------------------------------------------- strategies
-
-class Strategy:
-    """Base class: a noise strategy is an immutable object that knows the law of its mask."""
-
-    per_sample: bool = True
-
-    def law(self, n_in: int, width: int, n_out: int) -> MaskLaw:  # pragma: no cover - abstract
-        raise NotImplementedError
 
     def check_width(self, width: int) -> int:
-        """Validate the width for this strategy (block sizes, per-unit rates)."""
+        """Validate the width for this strategy (block sizes, per-unit laws)."""
         return check_positive_int("width", width)
 
     def _sizes(self, n_in, width, n_out):
         return (check_positive_int("n_in", n_in), self.check_width(width), check_positive_int("n_out", n_out))
 
+    def with_per_sample(self, per_sample: bool) -> "Strategy":
+        """The same law with masks drawn per sample (True) or shared by a mini-batch (False)."""
+        per_sample = check_bool("per_sample", per_sample)
+        return self if per_sample == self.per_sample else Resampled(self, per_sample)
 
-def _independent(kind, rates, shape, symbols, groups=None):
-    rates = np.asarray(rates, dtype=np.float64)
-    if groups is None:
-        groups = np.arange(int(np.prod(shape))).reshape(shape)
-        rates = np.broadcast_to(rates, (groups.size,)).copy()
-        symbols = tuple(symbols) * (groups.size // len(symbols))
-    return IndependentMask(kind, rates, groups, tuple(symbols))
+    # ---- value semantics over ``fields``
+    def _values(self):
+        return tuple(getattr(self, f) for f in self.fields)
+
+    def __setattr__(self, name, value):
+        if getattr(self, "_frozen", False):
+            raise AttributeError(f"{type(self).__name__} is immutable: build a new one instead of setting {name}")
+        object.__setattr__(self, name, value)
+
+    def _freeze(self):
+        object.__setattr__(self, "_frozen", True)
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self._values() == other._values()
+
+    def __hash__(self):
+        return hash((type(self).__name__,) + tuple(_hashable(v) for v in self._values()))
+
+    def __repr__(self):
+        inner = ", ".join(f"{f}={getattr(self, f)!r}" for f in self.fields)
+        return f"{type(self).__name__}({inner})"
 
 
-@dataclass(frozen=True)
-class Dropout(Strategy):
-    """Dropout on the hidden units: one inverted Bernoulli per unit, new per sample."""
+def _hashable(v):
+    return v.tobytes() if isinstance(v, np.ndarray) else v
 
-    p: float = 0.5
 
-    def __post_init__(self):
-        object.__setattr__(self, "p", check_probability("p", self.p))
+def check_strategy(strategy):
+    """A pnd_theory strategy, else the one exception with what is allowed."""
+    if not isinstance(strategy, Strategy):
+        raise invalid("strategy", "a pnd_theory strategy (e.g. pt.Dropout(0.5), pt.UnitNoise(pt.Gaussian(0.3)))",
+                      strategy)
+    return strategy
+
+
+class Resampled(Strategy):
+    """Another strategy's law with its masks drawn per sample or shared by a mini-batch."""
+
+    fields = ("base", "per_sample_masks")
+
+    def __init__(self, base, per_sample_masks):
+        self.base = check_strategy(base)
+        self.per_sample_masks = check_bool("per_sample_masks", per_sample_masks)
+        self._freeze()
+
+    @property
+    def min_width(self):
+        return self.base.min_width
+
+    def check_width(self, width):
+        return self.base.check_width(width)
 
     def law(self, n_in, width, n_out):
-        n_in, width, n_out = self._sizes(n_in, width, n_out)
-        return MaskLaw(n_in, width, n_out, True, hidden=_independent("bernoulli", self.p, (width,), ("p",)))
+        law = self.base.law(n_in, width, n_out)
+        return MaskLaw(law.n_in, law.width, law.n_out, self.per_sample_masks, law.hidden, law.output, law.input)
 
 
-@dataclass(frozen=True)
-class GaussianDropout(Strategy):
-    """Gaussian dropout on the hidden units: one :math:`N(1, p/(1-p))` per unit, new per sample."""
+# --------------------------------------------------------------------------- generic strategies
 
-    p: float = 0.5
-
-    def __post_init__(self):
-        object.__setattr__(self, "p", check_probability("p", self.p))
-
-    def law(self, n_in, width, n_out):
-        n_in, width, n_out = self._sizes(n_in, width, n_out)
-        return MaskLaw(n_in, width, n_out, True, hidden=_independent("gaussian", self.p, (width,), ("p",)))
+def _check_laws(name, law):
+    """One scalar law, or a non-empty sequence of them (per variable)."""
+    if isinstance(law, ScalarLaw):
+        return law
+    if isinstance(law, (str, bytes, Mapping)) or not isinstance(law, Sequence) or len(law) == 0:
+        raise invalid(name, "a scalar law or a non-empty sequence of scalar laws", law)
+    return tuple(check_scalar_law(f"{name}[{i}]", x) for i, x in enumerate(law))
 
 
-@dataclass(frozen=True)
-class DropBlock(Strategy):
-    """DropBlock over hidden units: one inverted Bernoulli per block of ``block_size``
-    contiguous units (``block_size`` divides the width), new per sample."""
+class UnitNoise(Strategy):
+    r"""Noise on the hidden units: one variable per unit, or per block of ``block_size``
+    contiguous units, drawn anew for every sample.
 
-    p: float = 0.5
-    block_size: int = 1
+    .. math:: R = \sum_{jk} C_{jk} (u_j^\top u_k)(v_j^\top S v_k), \qquad
+        C = \mathrm{blockdiag}(\sigma_g^2\, 1 1^\top)
 
-    def __post_init__(self):
-        object.__setattr__(self, "p", check_probability("p", self.p))
-        object.__setattr__(self, "block_size", check_positive_int("block_size", self.block_size))
+    with :math:`\sigma_g^2` the variance of block ``g``'s law (a diagonal :math:`C` for
+    ``block_size=1``).
+
+    Parameters
+    ----------
+    law : ScalarLaw or sequence of ScalarLaw
+        One law for every block, or one law per block (the width is then
+        ``len(law) * block_size``).
+    block_size : int
+        Units per block (it must divide the width).
+    """
+
+    fields = ("scalar_law", "block_size")
+
+    def __init__(self, law, block_size=1):
+        self.scalar_law = _check_laws("law", law)
+        self.block_size = check_positive_int("block_size", block_size)
+        self._freeze()
+
+    def __repr__(self):
+        law = list(self.scalar_law) if isinstance(self.scalar_law, tuple) else self.scalar_law
+        extra = "" if self.block_size == 1 else f", block_size={self.block_size}"
+        return f"UnitNoise({law!r}{extra})"
+
+    @property
+    def per_sample(self):
+        return True
+
+    @property
+    def min_width(self):
+        n = len(self.scalar_law) if isinstance(self.scalar_law, tuple) else 1
+        return n * self.block_size
 
     def check_width(self, width):
         width = check_positive_int("width", width)
+        if isinstance(self.scalar_law, tuple) and width != len(self.scalar_law) * self.block_size:
+            raise InvalidParameterError(
+                f"width must equal len(p) * block_size = {len(self.scalar_law) * self.block_size} for per-unit laws "
+                f"(one law per {'unit' if self.block_size == 1 else 'block'}); got width={width}")
         if width % self.block_size:
-            raise ValueError(
-                f"block_size must divide the width; got block_size={self.block_size} and width={width}"
-            )
+            raise InvalidParameterError(
+                f"block_size must divide the width; got block_size={self.block_size} and width={width}")
         return width
 
     def law(self, n_in, width, n_out):
         n_in, width, n_out = self._sizes(n_in, width, n_out)
         n_blocks = width // self.block_size
-        groups = np.arange(width) // self.block_size
-        hidden = _independent("bernoulli", np.full(n_blocks, self.p), None, ("p",) * n_blocks, groups)
+        if isinstance(self.scalar_law, tuple):
+            laws = self.scalar_law
+            symbols = tuple(f"p_{g + 1}" for g in range(n_blocks))
+        else:
+            laws = (self.scalar_law,) * n_blocks
+            symbols = ("p",) * n_blocks
+        hidden = independent_mask(laws, None, symbols, groups=np.arange(width) // self.block_size)
         return MaskLaw(n_in, width, n_out, True, hidden=hidden)
 
 
-@dataclass(frozen=True)
-class NodeDropout(Strategy):
-    """Dropout with its own drop probability ``p[j]`` for every hidden unit (Y-Drop style)."""
+class WeightNoise(Strategy):
+    r"""Noise on the weights: one variable per weight of ``V`` (``layer="input"``), of ``U``
+    (``"output"``) or of both, drawn per sample (PerNodeDrop) or once per mini-batch
+    (DropConnect).  With variances :math:`\sigma_U^2` and :math:`\sigma_V^2`,
 
-    p: tuple = (0.5,)
+    .. math:: R = \sigma_U^2 \sum_j \|u_j\|^2 v_j^\top S v_j
+        + \sigma_V^2 (1 + \sigma_U^2) \sum_j \|u_j\|^2 v_j^\top D v_j,
+        \qquad D = \mathrm{diag}(S).
 
-    def __post_init__(self):
-        if isinstance(self.p, (str, bytes)) or not hasattr(self.p, "__len__"):
-            raise TypeError(f"p must be a sequence of per-unit drop probabilities, got {self.p!r}")
-        if len(self.p) == 0:
-            raise ValueError("p must hold at least one per-unit drop probability, got an empty sequence")
-        rates = tuple(check_probability(f"p[{j}]", q) for j, q in enumerate(self.p))
-        object.__setattr__(self, "p", rates)
+    Parameters
+    ----------
+    law : ScalarLaw, or a pair ``(law_on_V, law_on_U)`` for ``layer="both"``
+    layer : {"input", "output", "both"}
+    per_sample : bool
+        A fresh mask for every sample (True) or one mask per mini-batch (False).
+    """
 
-    def check_width(self, width):
-        width = check_positive_int("width", width)
-        if width != len(self.p):
-            raise ValueError(f"width must equal len(p) = {len(self.p)} for NodeDropout; got width={width}")
-        return width
+    fields = ("scalar_law", "layer", "per_sample_masks")
+
+    def __init__(self, law, layer="input", per_sample=True):
+        self.layer = check_choice("layer", layer, LAYERS)
+        if isinstance(law, ScalarLaw):
+            self.scalar_law = law
+        elif layer == "both" and isinstance(law, (tuple, list)) and len(law) == 2:
+            self.scalar_law = (check_scalar_law("law[0] (on V)", law[0]), check_scalar_law("law[1] (on U)", law[1]))
+        else:
+            allowed = "a scalar law, or for layer='both' a pair (law_on_V, law_on_U)"
+            raise invalid("law", allowed, law)
+        self.per_sample_masks = check_bool("per_sample", per_sample)
+        self._freeze()
+
+    def __repr__(self):
+        return f"WeightNoise({self.scalar_law!r}, layer={self.layer!r}, per_sample={self.per_sample_masks!r})"
+
+    @property
+    def per_sample(self):
+        return self.per_sample_masks
+
+    @property
+    def laws_by_layer(self) -> dict:
+        """``{"input": law_on_V or None, "output": law_on_U or None}``."""
+        on_v, on_u = self.scalar_law if isinstance(self.scalar_law, tuple) else (self.scalar_law, self.scalar_law)
+        return {"input": on_v if self.layer in ("input", "both") else None,
+                "output": on_u if self.layer in ("output", "both") else None}
 
     def law(self, n_in, width, n_out):
         n_in, width, n_out = self._sizes(n_in, width, n_out)
-        symbols = tuple(f"p_{j + 1}" for j in range(width))
-        hidden = _independent("bernoulli", self.p, None, symbols, np.arange(width))
-        return MaskLaw(n_in, width, n_out, True, hidden=hidden)
+        laws = self.laws_by_layer
+        two = laws["input"] is not None and laws["output"] is not None and laws["input"] != laws["output"]
+        out = inp = None
+        if laws["output"] is not None:
+            out = independent_mask(laws["output"], (n_out, width), "p_U" if two else "p")
+        if laws["input"] is not None:
+            inp = independent_mask(laws["input"], (n_in, width), "p_V" if two else "p")
+        return MaskLaw(n_in, width, n_out, self.per_sample_masks, output=out, input=inp)
 
 
-def _weight_law(kind, p, layer, per_sample, n_in, width, n_out):
-    output = _independent(kind, p, (n_out, width), ("p",)) if layer in ("output", "both") else None
-    input_ = _independent(kind, p, (n_in, width), ("p",)) if layer in ("input", "both") else None
-    return MaskLaw(n_in, width, n_out, per_sample, output=output, input=input_)
+# --------------------------------------------------------------------------- the named catalogue
+
+class Dropout(UnitNoise):
+    """Dropout on the hidden units: one inverted Bernoulli per unit, new per sample
+    (``UnitNoise(Bernoulli(p))``)."""
+
+    fields = ("p",)
+
+    def __init__(self, p=0.5):
+        self.p = check_probability("p", p)
+        super().__init__(Bernoulli(self.p))
+
+    __repr__ = Strategy.__repr__
 
 
-@dataclass(frozen=True)
-class DropConnect(Strategy):
+class GaussianDropout(UnitNoise):
+    r"""Gaussian dropout on the hidden units: one :math:`N(1, p/(1-p))` per unit, new per
+    sample (``UnitNoise(Gaussian(p))``)."""
+
+    fields = ("p",)
+
+    def __init__(self, p=0.5):
+        self.p = check_probability("p", p)
+        super().__init__(Gaussian(self.p))
+
+    __repr__ = Strategy.__repr__
+
+
+class DropBlock(UnitNoise):
+    """DropBlock over hidden units: one inverted Bernoulli per block of ``block_size``
+    contiguous units (``block_size`` divides the width), new per sample
+    (``UnitNoise(Bernoulli(p), block_size)``)."""
+
+    fields = ("p", "block_size")
+
+    def __init__(self, p=0.5, block_size=1):
+        self.p = check_probability("p", p)
+        super().__init__(Bernoulli(self.p), block_size)
+
+    __repr__ = Strategy.__repr__
+
+
+class NodeDropout(UnitNoise):
+    """Dropout with its own drop probability ``p[j]`` for every hidden unit (Y-Drop style):
+    ``UnitNoise([Bernoulli(p_j) for each unit])``."""
+
+    fields = ("p",)
+
+    def __init__(self, p=(0.5,)):
+        if isinstance(p, (str, bytes, Mapping, set, frozenset)) or not hasattr(p, "__len__") or (
+                isinstance(p, np.ndarray) and p.ndim != 1):
+            raise invalid("p", "a sequence of per-unit drop probabilities", p)
+        if len(p) == 0:
+            raise invalid("p", "a non-empty sequence of per-unit drop probabilities (got an empty one)", p)
+        self.p = tuple(check_probability(f"p[{j}]", q) for j, q in enumerate(p))
+        super().__init__([Bernoulli(q) for q in self.p])
+
+    __repr__ = Strategy.__repr__
+
+
+class DropConnect(WeightNoise):
     """DropConnect: one inverted Bernoulli per weight of ``U`` (``layer="output"``), of ``V``
-    (``"input"``) or of both; one draw shared by the mini-batch unless ``per_sample=True``."""
+    (``"input"``) or of both; one draw shared by the mini-batch unless ``per_sample=True``
+    (``WeightNoise(Bernoulli(p), layer, per_sample)``)."""
 
-    p: float = 0.5
-    layer: str = "output"
-    per_sample: bool = False
+    fields = ("p", "layer", "per_sample")
 
-    def __post_init__(self):
-        object.__setattr__(self, "p", check_probability("p", self.p))
-        check_choice("layer", self.layer, LAYERS)
-        if not isinstance(self.per_sample, (bool, np.bool_)):
-            raise TypeError(f"per_sample must be True or False, got {self.per_sample!r}")
+    def __init__(self, p=0.5, layer="output", per_sample=False):
+        self.p = check_probability("p", p)
+        super().__init__(Bernoulli(self.p), layer, per_sample)
 
-    def law(self, n_in, width, n_out):
-        return _weight_law("bernoulli", self.p, self.layer, bool(self.per_sample), *self._sizes(n_in, width, n_out))
+    __repr__ = Strategy.__repr__
 
 
-@dataclass(frozen=True)
-class PerNodeDrop(Strategy):
+class PerNodeDrop(WeightNoise):
     """PerNodeDrop: per-sample DropConnect, one variable per weight and per sample, inverted
-    Bernoulli (``stir="drop"``) or :math:`N(1, p/(1-p))` (``stir="gaussian"``)."""
+    Bernoulli (``stir="drop"``) or :math:`N(1, p/(1-p))` (``stir="gaussian"``)
+    (``WeightNoise(Bernoulli(p) or Gaussian(p), layer, per_sample=True)``)."""
 
-    p: float = 0.5
-    layer: str = "input"
-    stir: str = "drop"
+    fields = ("p", "layer", "stir")
 
-    def __post_init__(self):
-        object.__setattr__(self, "p", check_probability("p", self.p))
-        check_choice("layer", self.layer, LAYERS)
-        check_choice("stir", self.stir, STIRS)
+    def __init__(self, p=0.5, layer="input", stir="drop"):
+        self.p = check_probability("p", p)
+        self.stir = check_choice("stir", stir, STIRS)
+        super().__init__(Bernoulli(self.p) if stir == "drop" else Gaussian(self.p), layer, True)
 
-    @property
-    def per_sample(self) -> bool:
-        return True
-
-    def law(self, n_in, width, n_out):
-        kind = "bernoulli" if self.stir == "drop" else "gaussian"
-        return _weight_law(kind, self.p, self.layer, True, *self._sizes(n_in, width, n_out))
+    __repr__ = Strategy.__repr__
 
 
-@dataclass(frozen=True, eq=False)
 class HiddenNoise(Strategy):
     """Any multiplicative hidden-unit noise of mean 1 with the given covariance matrix,
     new per sample.  ``covariance`` is numeric (square, symmetric, positive semi-definite)
-    or a sympy matrix (square and symmetric) for symbolic derivations."""
+    or a sympy matrix (square and symmetric) for symbolic derivations.  The law fixes the
+    first two moments only: routes that need more (the gradient covariance) refuse it."""
 
-    covariance: object = field(default=None)
+    fields = ("covariance",)
 
-    def __post_init__(self):
-        C = self.covariance
-        try:
-            import sympy
-        except ImportError:  # pragma: no cover
-            sympy = None
-        if sympy is not None and isinstance(C, sympy.MatrixBase):
+    def __init__(self, covariance=None):
+        C = covariance
+        if isinstance(C, sympy.MatrixBase):
             C = sympy.ImmutableMatrix(C)
             if not C.is_square:
-                raise ValueError(f"covariance must be square, got shape {C.shape}")
+                raise invalid("covariance", "a square matrix", f"a sympy matrix of shape {C.shape}")
             if C != C.T:
-                raise ValueError("covariance must be symmetric; got a sympy matrix with C != C.T")
+                raise InvalidParameterError("covariance must be symmetric; got a sympy matrix with C != C.T")
         else:
             try:
                 C = np.array(C, dtype=np.float64)
             except (TypeError, ValueError):
-                raise TypeError(f"covariance must be a numeric or sympy square matrix, got {self.covariance!r}") from None
+                raise invalid("covariance", "a numeric or sympy square matrix", covariance) from None
             if C.ndim != 2 or C.shape[0] != C.shape[1] or C.shape[0] == 0:
-                raise ValueError(f"covariance must be a non-empty square matrix, got shape {C.shape}")
+                raise InvalidParameterError(f"covariance must be a non-empty square matrix; got shape {C.shape}")
             if not np.all(np.isfinite(C)):
-                raise ValueError("covariance has non-finite entries (NaN or inf)")
+                raise InvalidParameterError("covariance must be finite; got non-finite entries (NaN or inf)")
             scale = max(1.0, float(np.abs(C).max()))
             if np.abs(C - C.T).max() > 1e-12 * scale:
-                raise ValueError(f"covariance must be symmetric; max |C - C^T| = {np.abs(C - C.T).max():.3g}")
+                raise InvalidParameterError(
+                    f"covariance must be symmetric; got max |C - C^T| = {np.abs(C - C.T).max():.3g}")
             C = (C + C.T) / 2
             w_min = float(np.linalg.eigvalsh(C).min())
             if w_min < -1e-10 * scale:
-                raise ValueError(f"covariance must be positive semi-definite; smallest eigenvalue {w_min:.3g}")
+                raise InvalidParameterError(
+                    f"covariance must be positive semi-definite; got smallest eigenvalue {w_min:.3g}")
             C.setflags(write=False)
-        object.__setattr__(self, "covariance", C)
+        self.covariance = C
+        self._freeze()
+
+    def __eq__(self, other):
+        if type(other) is not HiddenNoise:
+            return False
+        a, b = self.covariance, other.covariance
+        if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+            return a.shape == b.shape and bool(np.array_equal(a, b))
+        return a == b
+
+    def __hash__(self):
+        C = self.covariance
+        return hash(("HiddenNoise", C.tobytes() if isinstance(C, np.ndarray) else C))
+
+    @property
+    def min_width(self):
+        return self.covariance.shape[0]
+
+    @property
+    def per_sample(self):
+        return True
 
     def check_width(self, width):
         width = check_positive_int("width", width)
         if width != self.covariance.shape[0]:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"width must equal the covariance size {self.covariance.shape[0]} for HiddenNoise; got width={width}"
             )
         return width
@@ -538,9 +435,6 @@ class HiddenNoise(Strategy):
     def law(self, n_in, width, n_out):
         n_in, width, n_out = self._sizes(n_in, width, n_out)
         return MaskLaw(n_in, width, n_out, True, hidden=CovarianceMask(self.covariance))
-
-    def __repr__(self):
-        return f"HiddenNoise(covariance={self.covariance!r})"
 
 
 STRATEGY_NAMES = {
@@ -554,6 +448,12 @@ STRATEGY_NAMES = {
 
 
 def strategy_from_name(name: str, **params) -> Strategy:
-    """Build a strategy from its command-line name (see ``STRATEGY_NAMES``) and parameters."""
-    cls = STRATEGY_NAMES.get(check_choice("strategy", name, tuple(STRATEGY_NAMES)))
+    """Build a strategy from its command-line name (see ``STRATEGY_NAMES``) and parameters.
+
+    A parameter that the strategy does not have is refused, naming the parameters it has."""
+    cls = STRATEGY_NAMES[check_choice("strategy", name, tuple(STRATEGY_NAMES))]
+    unknown = sorted(set(params) - set(cls.fields))
+    if unknown:
+        raise InvalidParameterError(
+            f"{unknown[0]} does not apply to strategy {name!r}; it takes {', '.join(cls.fields)}")
     return cls(**params)

@@ -34,9 +34,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from ._validation import as_numpy_arrays, check_factors, check_positive_int, check_second_moment
-from .penalty import _check_strategy
-from .strategies import COMPONENTS, CovarianceMask
+from ._validation import InvalidParameterError, as_numpy_arrays, check_factors, check_positive_int, check_second_moment
+from .laws import COMPONENTS
+from .strategies import check_strategy
+
+#: largest number of (term, term) pairs a derivation expands before it refuses
+MAX_TERM_PAIRS = 200_000
 
 
 def _matrix(name, rows, cols):
@@ -132,14 +135,38 @@ class Derivation:
         return penalty
 
 
-def _rate_symbol(component, cache):
-    def rate(g):
-        name = component.symbols[g]
-        if name not in cache:
-            cache[name] = (sympy.Symbol(name, real=True), float(component.rates[g]))
-        return cache[name][0]
+def _symbol_table(comps):
+    """One sympy symbol per distinct (name, law) among the variables with a parameter.
 
-    return rate
+    A name that two different laws carry (a user's component, say) is split by component and
+    variable, so that two laws never share a symbol.  Returns ``{component: symbol_of}`` and
+    ``{symbol: value}``."""
+    by_name = {}
+    for cname, c in comps.items():
+        laws = c.variable_laws
+        if laws is None:
+            continue
+        for g, law in enumerate(laws):
+            if law.parameter_name is not None:
+                by_name.setdefault(c.symbols[g], set()).add(law)
+    table, values = {}, {}
+    for cname, c in comps.items():
+        laws = c.variable_laws
+        if laws is None:
+            continue
+        syms = []
+        for g, law in enumerate(laws):
+            if law.parameter_name is None:
+                syms.append(None)
+                continue
+            name = c.symbols[g]
+            if len(by_name[name]) > 1:
+                name = f"{name}_{{{cname},{g + 1}}}"
+            sym = sympy.Symbol(name, real=True)
+            values[sym] = float(law.parameter)
+            syms.append(sym)
+        table[cname] = syms.__getitem__
+    return table, values
 
 
 def derive(strategy, n_in, width, n_out) -> Derivation:
@@ -162,17 +189,21 @@ def derive(strategy, n_in, width, n_out) -> Derivation:
     -------
     Derivation
     """
-    _check_strategy(strategy)
+    check_strategy(strategy)
     n_in = check_positive_int("n_in", n_in)
     n_out = check_positive_int("n_out", n_out)
     law = strategy.law(n_in, width, n_out)
     d = law.width
+    pairs = n_out * (n_in * d) ** 2
+    if pairs > MAX_TERM_PAIRS:
+        raise InvalidParameterError(
+            f"derive expands n_out * (n_in * width)^2 = {pairs} pairs of terms, above MAX_TERM_PAIRS = "
+            f"{MAX_TERM_PAIRS}; use smaller sizes (the closed form pt.expected_penalty has no size limit)")
     U, V, S = _matrix("U", n_out, d), _matrix("V", n_in, d), _symmetric("S", n_in)
     x = sympy.Matrix(n_in, 1, lambda i, _: sympy.Symbol(f"x_{i + 1}", real=True))
     y = sympy.Matrix(n_out, 1, lambda o, _: sympy.Symbol(f"y_{o + 1}", real=True))
     comps = law.components
-    cache = {}
-    rates = {name: _rate_symbol(c, cache) for name, c in comps.items() if not isinstance(c, CovarianceMask)}
+    rates, rate_values = _symbol_table(comps)
 
     def entries(o, i, j):
         """Mask entries (component, flat index) multiplying the term U_oj V_ij x_i."""
@@ -206,10 +237,10 @@ def derive(strategy, n_in, width, n_out) -> Derivation:
             # penalty = expected loss - plain loss (every mask entry equal to 1)
             _add(pen, c1 * c2 * S[i1, i2], m - 1)
         if any(sympy.cancel(moment(keys) - 1) != 0 for _, _, keys in terms):
-            raise ValueError("the law has a mask of mean other than 1: its penalty is not a function of S alone")
+            raise InvalidParameterError(
+                "strategy must have masks of mean 1: this law's penalty is not a function of S alone")
     expected = sympy.Add(*(k * sympy.factor(v) for k, v in loss.items()))
     penalty = sympy.Add(*(k * c for k, v in pen.items() if (c := sympy.factor(v)) != 0))
-    rate_values = {sym: val for sym, val in cache.values()}
     symbols = {"U": U, "V": V, "S": S, "x": x, "y": y, "rates": rate_values}
     return Derivation(strategy, penalty, expected, symbols)
 

@@ -50,10 +50,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._network import DEFAULT_INIT_SCALE, LinearNetwork, _initial_factor, check_dtype, check_init_scale
+from ._validation import check_dtype
+from .network import DEFAULT_INIT_SCALE, LinearNetwork, _initial_factor, check_init_scale
 from ._validation import as_arrays, check_bool, check_data, check_positive_int, check_seed
-from .montecarlo import resolve_device
-from .penalty import _check_strategy, expected_loss
+from ._validation import resolve_device
+from .penalty import expected_loss
+from .strategies import check_strategy
 
 __all__ = ["train", "TrainingResult", "TrainingHistory", "SCHEDULES", "OPTIMIZERS", "lr_multiplier"]
 
@@ -336,7 +338,7 @@ def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0,
     the standard deviation of that of per-sample masks over 512 samples, and they need about
     twice as many steps to land within 1% on the singular values.
     """
-    _check_strategy(strategy)
+    check_strategy(strategy)
     _, arrays = as_arrays(X=X, Y=Y)
     check_data(arrays["X"], arrays["Y"], None, None)
     n_in, N = arrays["X"].shape

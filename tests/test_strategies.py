@@ -6,7 +6,6 @@ import sympy
 import torch
 
 import pnd_theory as pt
-from pnd_theory.strategies import scalar_moment, two_point_support
 
 from conftest import STRATEGIES
 
@@ -68,25 +67,6 @@ def test_strategies_are_immutable_and_hashable():
     assert pt.strategy_from_name("dropblock", p=0.5, block_size=2) == s
     with pytest.raises(ValueError, match="strategy"):
         pt.strategy_from_name("nope")
-
-
-@pytest.mark.parametrize("kind", ["bernoulli", "gaussian"])
-@pytest.mark.parametrize("p", [0.0, 0.2, 0.7])
-def test_two_point_support_matches_moments_to_order_three(kind, p):
-    values, probs = two_point_support(kind, np.array(p))
-    for k in range(4):
-        assert (probs * values**k).sum() == pytest.approx(float(scalar_moment(kind, p, k)), rel=1e-12)
-
-
-def test_gaussian_moments_match_sampling():
-    # the moments formula against a direct computation with sympy's normal law
-    from sympy.stats import E, Normal
-
-    p = sympy.Rational(3, 10)
-    lam = p / (1 - p)
-    z = Normal("z", 1, sympy.sqrt(lam))
-    for k in range(5):
-        assert sympy.simplify(E(z**k) - scalar_moment("gaussian", p, k)) == 0
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES, ids=repr)

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import pnd_theory as pt
-from pnd_theory._network import LinearNetwork
+from pnd_theory.network import LinearNetwork
 from pnd_theory.training import TrainingHistory, TrainingResult, lr_multiplier, train
 
 from conftest import STRATEGIES, make_problem
@@ -83,7 +83,7 @@ def test_parameters_follow_theory_conventions(rng):
     _, _, X, Y = make_problem(rng)
     S = X @ X.T / X.shape[1]
     expected = pt.expected_penalty(pt.Dropout(0.3), net.U.detach().numpy(), net.V.detach().numpy(), S)
-    assert pt.expected_penalty(pt.Dropout(0.3), net.U, net.V, S) == pytest.approx(expected, rel=1e-12)
+    assert float(pt.expected_penalty(pt.Dropout(0.3), net.U, net.V, S)) == pytest.approx(expected, rel=1e-12)
     assert torch.equal(net.product(), (net.U @ net.V.T).detach())
 
 

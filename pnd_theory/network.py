@@ -9,7 +9,7 @@ and the masks :math:`\xi, M_U, M_V` drawn from the strategy's
 :class:`~pnd_theory.strategies.MaskLaw`.  The network reads the strategy only through that
 law: :meth:`MaskLaw.sample` draws the masks and :meth:`MaskLaw.predict` applies them, so any
 strategy -- a built-in one or a :class:`~pnd_theory.strategies.HiddenNoise` -- works without
-a branch here.  Public name: ``pnd_theory.nn.LinearNetwork``.
+a branch here.  Public as ``pt.LinearNetwork`` and ``pnd_theory.nn.LinearNetwork``.
 """
 
 from __future__ import annotations
@@ -20,28 +20,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validation import check_positive_int
-from .montecarlo import resolve_device
-from .penalty import _check_strategy
-from .strategies import CovarianceMask
+from ._validation import (InvalidParameterError, check_dtype, check_generator, check_positive_int, check_real,
+                          invalid, resolve_device)
+from .laws import CovarianceMask
+from .strategies import check_strategy
 
 #: default standard deviation of the initial weights, relative to ``1 / sqrt(width)``
 DEFAULT_INIT_SCALE = 0.1
 
 
-def check_dtype(dtype) -> torch.dtype:
-    if dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
-    return dtype
-
-
 def check_init_scale(init_scale) -> float:
-    if isinstance(init_scale, bool) or not isinstance(init_scale, (int, float, np.floating, np.integer)):
-        raise TypeError(f"init_scale must be a positive real number, got {init_scale!r}")
-    init_scale = float(init_scale)
-    if not (math.isfinite(init_scale) and init_scale > 0):
-        raise ValueError(f"init_scale must be a positive finite number, got {init_scale!r}")
-    return init_scale
+    return check_real("init_scale", init_scale, "a positive finite real number", low=0.0, low_open=True)
 
 
 def _initial_factor(name, given, shape, init_scale, generator, dtype, device):
@@ -56,12 +45,12 @@ def _initial_factor(name, given, shape, init_scale, generator, dtype, device):
     else:
         a = np.asarray(given)
         if a.dtype == object or not np.issubdtype(a.dtype, np.number):
-            raise TypeError(f"{name} must be a numeric array of shape {shape}, got dtype {a.dtype}")
+            raise InvalidParameterError(f"{name} must be a numeric array of shape {shape}, got dtype {a.dtype}")
         t = torch.as_tensor(a.astype(np.float64), dtype=dtype, device=device).clone()
     if tuple(t.shape) != tuple(shape):
-        raise ValueError(f"{name} must have shape {shape} (THEORY.md conventions), got {tuple(t.shape)}")
+        raise InvalidParameterError(f"{name} must have shape {shape} (THEORY.md conventions), got {tuple(t.shape)}")
     if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} has non-finite entries (NaN or inf)")
+        raise InvalidParameterError(f"{name} has non-finite entries (NaN or inf)")
     return t
 
 
@@ -112,25 +101,23 @@ class LinearNetwork(nn.Module):
     def __init__(self, n_in, width, n_out, strategy, device=None, dtype=torch.float64, generator=None,
                  *, U=None, V=None, init_scale=DEFAULT_INIT_SCALE, init_generator=None):
         super().__init__()
-        _check_strategy(strategy)
+        check_strategy(strategy)
         n_in = check_positive_int("n_in", n_in)
         width = check_positive_int("width", width)
         n_out = check_positive_int("n_out", n_out)
         law = strategy.law(n_in, width, n_out)
         hidden = law.hidden
         if isinstance(hidden, CovarianceMask) and hidden.symbolic:
-            raise TypeError("strategy must have a numeric law to be sampled; this HiddenNoise has a symbolic covariance")
+            raise invalid("strategy", "a numeric law to be sampled (this HiddenNoise has a symbolic covariance)",
+                          strategy)
         dtype = check_dtype(dtype)
         device = resolve_device(device)
-        if generator is not None:
-            if not isinstance(generator, torch.Generator):
-                raise TypeError(f"generator must be a torch.Generator, got {generator!r}")
+        if check_generator(generator) is not None:
             if torch.device(generator.device).type != device.type:
-                raise ValueError(
+                raise InvalidParameterError(
                     f"generator must live on the network's device ({device}); got a generator on {generator.device}"
                 )
-        if init_generator is not None and not isinstance(init_generator, torch.Generator):
-            raise TypeError(f"init_generator must be a torch.Generator, got {init_generator!r}")
+        check_generator(init_generator, "init_generator")
         init_scale = check_init_scale(init_scale)
         self.n_in, self.width, self.n_out = n_in, width, n_out
         self.strategy = strategy
@@ -153,9 +140,9 @@ class LinearNetwork(nn.Module):
         ``(batch, n_out)``.
         """
         if not torch.is_tensor(x):
-            raise TypeError(f"x must be a torch tensor of shape (batch, n_in), got {type(x).__name__}")
+            raise InvalidParameterError(f"x must be a torch tensor of shape (batch, n_in), got {type(x).__name__}")
         if x.ndim != 2 or x.shape[1] != self.n_in:
-            raise ValueError(f"x must have shape (batch, n_in={self.n_in}), got {tuple(x.shape)}")
+            raise InvalidParameterError(f"x must have shape (batch, n_in={self.n_in}), got {tuple(x.shape)}")
         if not self.training or not self.law.components:
             return (x @ self.V) @ self.U.T
         if masks is None:
