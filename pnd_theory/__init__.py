@@ -33,7 +33,9 @@ from .problems import random_problem
 from .induced import balanced_factors, induced_penalty
 from .minimizers import MinimizerResult, global_minimizer
 from .training import TrainingResult, train
-from .gradient_noise import gradient_noise, gradient_noise_vs_batch_size
+from .gradient_noise import (gradient_noise, gradient_noise_vs_batch_size, mask_sharing_pair, monte_carlo_gradient_noise,
+                             monte_carlo_gradient_noise_vs_batch_size)
+from .stationary import stationary_spread
 from .norms import (
     dual_k_support_norm,
     dual_spectral_k_support_norm,
@@ -53,7 +55,8 @@ __all__ = [
     "expected_loss", "expected_penalty", "plain_loss", "second_moment",
     "exact_expected_loss", "monte_carlo_loss", "Derivation", "derive", "random_problem",
     "induced_penalty", "balanced_factors", "global_minimizer", "MinimizerResult",
-    "train", "TrainingResult", "gradient_noise", "gradient_noise_vs_batch_size",
+    "train", "TrainingResult", "gradient_noise", "gradient_noise_vs_batch_size", "mask_sharing_pair",
+    "monte_carlo_gradient_noise", "monte_carlo_gradient_noise_vs_batch_size", "stationary_spread",
     "k_support_norm", "dual_k_support_norm", "prox_squared_k_support_vector",
     "spectral_k_support_norm", "dual_spectral_k_support_norm", "prox_squared_k_support",
 ]

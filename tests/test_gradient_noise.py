@@ -17,8 +17,8 @@ from pnd_theory.gradient_noise import (
     mask_sharing_pair,
     monte_carlo_gradient_noise,
     monte_carlo_gradient_noise_vs_batch_size,
-    stationary_spread,
 )
+from pnd_theory import stationary_spread
 
 torch.set_num_threads(1)
 
