@@ -85,6 +85,7 @@ from scipy.optimize import least_squares, minimize
 
 from ._validation import as_numpy_arrays, check_choice, check_positive_int, check_second_moment
 from .norms import k_support_norm, spectral_k_support_norm
+from .penalty import penalty_and_gradient
 from .strategies import check_strategy
 
 __all__ = ["induced_penalty", "balanced_factors"]
@@ -680,64 +681,9 @@ def _block_factors(P, s, Qv, b, d, tries=20):
 
 # --------------------------------------------------------------------------- numeric
 
-def law_arrays(law):
-    """``(C, sigma_U, sigma_V)``: dense hidden covariance (or None) and entry variances."""
-    C = None
-    if law.hidden is not None:
-        cov = law.hidden.hidden_covariance()
-        if cov.kind == "diagonal":
-            C = np.diag(np.asarray(cov.values, dtype=np.float64))
-        elif cov.kind == "block":
-            b = cov.block_size
-            C = np.kron(np.diag(np.asarray(cov.values, dtype=np.float64)), np.ones((b, b)))
-        else:
-            C = np.asarray(cov.values, dtype=np.float64)
-    sig_u = None if law.output is None else np.asarray(law.output.entry_variances(), dtype=np.float64)
-    sig_v = None if law.input is None else np.asarray(law.input.entry_variances(), dtype=np.float64)
-    return C, sig_u, sig_v
-
-
-def penalty_and_gradient(arrays, U, V, S):
-    r"""The penalty of :mod:`pnd_theory.penalty` and its gradient with respect to ``U`` and ``V``.
-
-    ``arrays`` from :func:`law_arrays`.  Used by the numerical minimizations; the tests hold
-    its value against :func:`pnd_theory.expected_penalty` and its gradient against finite
-    differences.
-    """
-    C, sig_u, sig_v = arrays
-    SV = S @ V
-    a = (U * U).sum(0)
-    s = (V * SV).sum(0)
-    value = 0.0
-    gU = np.zeros_like(U)
-    gV = np.zeros_like(V)
-    diag_c = 0.0
-    if C is not None:
-        VSV = V.T @ SV
-        UU = U.T @ U
-        value += float((C * UU * VSV).sum())
-        gU += 2 * U @ (C * VSV)
-        gV += 2 * SV @ (C * UU)
-        diag_c = np.diag(C)
-    if sig_u is not None or sig_v is not None:
-        e = 1 + diag_c
-        hu = np.zeros_like(a) if sig_u is None else (sig_u * U * U).sum(0)
-        diag_s = np.diag(S)
-        hv = np.zeros_like(a) if sig_v is None else (sig_v * diag_s[:, None] * V * V).sum(0)
-        value += float((e * (hu * s + a * hv + hu * hv)).sum())
-        if sig_u is not None:
-            gU += 2 * sig_u * U * (e * (s + hv))
-        gU += 2 * U * (e * hv)
-        gV += 2 * SV * (e * hu)
-        if sig_v is not None:
-            gV += 2 * sig_v * diag_s[:, None] * V * (e * (a + hu))
-    return value, gU, gV
-
-
 def numeric_induced_penalty(law, A, S, restarts=8, seed=0):
     """``(value, U, V)``: the smallest penalty found over exact factorizations of ``A``."""
     d = law.width
-    arrays = law_arrays(law)
     scale = float(np.linalg.norm(A))
     n_out, n_in = A.shape
     if scale == 0.0:
@@ -771,7 +717,7 @@ def numeric_induced_penalty(law, A, S, restarts=8, seed=0):
                 return 1e300, np.zeros_like(g)
             U = U0 @ G
             V = V0 @ Ginv_T
-            value, dU, dV = penalty_and_gradient(arrays, U, V, S)
+            value, dU, dV = penalty_and_gradient(law, U, V, S)
             grad = U0.T @ dU - Ginv_T @ dV.T @ V
             return value, grad.ravel()
 

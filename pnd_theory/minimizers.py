@@ -61,12 +61,11 @@ from .induced import (
     _sqrt_psd,
     balanced_factors,
     certified_block_factors,
-    law_arrays,
-    penalty_and_gradient,
     penalty_form,
     weighted_split,
 )
 from .norms import k_support_norm, prox_squared_k_support, prox_squared_k_support_vector
+from .penalty import penalty_and_gradient
 from .strategies import check_strategy
 
 __all__ = ["global_minimizer", "MinimizerResult"]
@@ -391,7 +390,6 @@ def _convex(problem, form, tol, max_iter):
 def _numeric(problem, restarts=8, seed=0):
     r"""L-BFGS on :math:`L(U, V) + R(U, V)` from several starts; the best local minimum."""
     d = problem.width
-    arrays = law_arrays(problem.law)
     S, M = problem.S, problem.M
     n_out, n_in = M.shape
     rng = np.random.default_rng(seed)
@@ -403,7 +401,7 @@ def _numeric(problem, restarts=8, seed=0):
         A = U @ V.T
         AS = A @ S
         fit = float((AS * A).sum() - 2 * (A * M).sum()) + problem.const
-        value, gU, gV = penalty_and_gradient(arrays, U, V, S)
+        value, gU, gV = penalty_and_gradient(problem.law, U, V, S)
         dA = 2 * (AS - M)
         gU = gU + dA @ V
         gV = gV + dA.T @ U
@@ -419,6 +417,6 @@ def _numeric(problem, restarts=8, seed=0):
             best = sol
     U = best.x[:size].reshape(n_out, d)
     V = best.x[size:].reshape(n_in, d)
-    penalty = penalty_and_gradient(arrays, U, V, S)[0]
+    penalty = penalty_and_gradient(problem.law, U, V, S)[0]
     grad_norm = float(np.linalg.norm(objective(best.x)[1]))
     return problem.result(U @ V.T, penalty, "numeric", residual=grad_norm, factors=(U, V))

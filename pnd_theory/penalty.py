@@ -24,6 +24,7 @@ code reads the law and never branches on the strategy.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ._validation import as_arrays, as_problem, check_factors, check_second_moment
 from .strategies import check_strategy
@@ -65,7 +66,7 @@ def penalty_of_law(law, U, V, S=None):
     in ``S``, so it is computed on the factors divided by their largest entries and scaled back:
     no overflow or underflow where the value itself is representable.
     """
-    xp = np if isinstance(U, np.ndarray) else _torch()
+    xp = np if isinstance(U, np.ndarray) else torch
     su, sv = _max_abs(xp, U), _max_abs(xp, V)
     ss = 1.0 if S is None else _max_abs(xp, S)
     if su == 0.0 or sv == 0.0 or ss == 0.0:
@@ -78,12 +79,6 @@ def penalty_of_law(law, U, V, S=None):
     f = su * sv  # R scales as (su sv)^2 ss; f over- or underflows only where R itself does
     value = value * f * f * ss
     return float(value) if xp is np else value
-
-
-def _torch():
-    import torch
-
-    return torch
 
 
 def _penalty_normalized(xp, law, U, V, S):
@@ -109,6 +104,18 @@ def _penalty_normalized(xp, law, U, V, S):
     if not (isinstance(weights, float) and weights == 0.0):
         total = total + ((1 + diag_c) * weights).sum()
     return total
+
+
+def penalty_and_gradient(law, U, V, S=None):
+    r""":math:`R(U, V)` of a law with its gradients :math:`(\partial R / \partial U,
+    \partial R / \partial V)`, by autograd through :func:`penalty_of_law` (float64 numpy in and
+    out): the value and gradient that the numerical minimizations use."""
+    Ut = torch.tensor(U, dtype=torch.float64, requires_grad=True)
+    Vt = torch.tensor(V, dtype=torch.float64, requires_grad=True)
+    St = None if S is None else torch.as_tensor(S, dtype=torch.float64)
+    value = penalty_of_law(law, Ut, Vt, St)
+    gU, gV = torch.autograd.grad(value, (Ut, Vt))
+    return float(value.detach()), gU.numpy(), gV.numpy()
 
 
 def expected_penalty(strategy, U, V, second_moment=None):

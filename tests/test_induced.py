@@ -19,8 +19,6 @@ import pnd_theory as pt
 from pnd_theory.induced import (
     balanced_factors,
     induced_penalty,
-    law_arrays,
-    penalty_and_gradient,
     schur_horn_rotation,
     weighted_split,
 )
@@ -49,31 +47,8 @@ def random_matrix(rng, m, n, rank):
 # --------------------------------------------------------------------------- independent penalty
 
 def torch_penalty(strategy, U, V, S):
-    """R(U, V) from THEORY.md F2-F5, written directly for each built-in strategy."""
-    d = U.shape[1]
-    a = (U * U).sum(0)
-    s = (V * (S @ V)).sum(0)
-    Dm = torch.diag(torch.diagonal(S))
-    t = (V * (Dm @ V)).sum(0)
-    if isinstance(strategy, (pt.Dropout, pt.GaussianDropout)):
-        return lam(strategy.p) * (a * s).sum()
-    if isinstance(strategy, pt.NodeDropout):
-        return (torch.tensor([lam(p) for p in strategy.p], dtype=U.dtype) * a * s).sum()
-    if isinstance(strategy, pt.DropBlock):
-        b = strategy.block_size
-        total = 0
-        for g in range(d // b):
-            P = U[:, g * b:(g + 1) * b] @ V[:, g * b:(g + 1) * b].T
-            total = total + torch.trace(P @ S @ P.T)
-        return lam(strategy.p) * total
-    if isinstance(strategy, (pt.DropConnect, pt.PerNodeDrop)):
-        lu = lam(strategy.p) if strategy.layer in ("output", "both") else 0.0
-        lv = lam(strategy.p) if strategy.layer in ("input", "both") else 0.0
-        return (lu * a * s + lv * (1 + lu) * a * t).sum()
-    if isinstance(strategy, pt.HiddenNoise):
-        C = torch.tensor(np.array(strategy.covariance), dtype=U.dtype)
-        return (C * (U.T @ U) * (V.T @ S @ V)).sum()
-    raise AssertionError(strategy)
+    """R(U, V) as a differentiable torch scalar (the package's one closed form, torch backend)."""
+    return pt.expected_penalty(strategy, U, V, S)
 
 
 def direct_minimum(strategy, A, width, S, starts=4, seed=0):
@@ -105,28 +80,41 @@ def direct_minimum(strategy, A, width, S, starts=4, seed=0):
     return min(values)
 
 
-def test_torch_penalty_is_the_library_penalty():
+def test_torch_penalty_equals_enumeration():
+    """The torch backend of the closed form (a differentiable tensor) against exact enumeration
+    over masks minus the plain loss, on data whose second moment is S."""
     rng = np.random.default_rng(0)
-    S = correlated_second_moment(rng, 3)
+    X = rng.normal(size=(3, 5)) + 0.8 * rng.normal(size=(3, 1))
+    Y = rng.normal(size=(2, 5))
+    S = X @ X.T / X.shape[1]
     for strategy in STRATEGIES:
         U, V = rng.normal(size=(2, 4)), rng.normal(size=(3, 4))
-        expected = pt.expected_penalty(strategy, U, V, S)
-        got = torch_penalty(strategy, torch.as_tensor(U), torch.as_tensor(V), torch.as_tensor(S)).item()
-        assert_allclose(got, expected, rtol=1e-12)
+        expected = pt.exact_expected_loss(strategy, U, V, X, Y) - pt.plain_loss(U, V, X, Y)
+        got = torch_penalty(strategy, torch.as_tensor(U), torch.as_tensor(V), torch.as_tensor(S))
+        assert isinstance(got, torch.Tensor) and got.dtype == torch.float64
+        assert_allclose(got.item(), expected, rtol=1e-11, atol=1e-12)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES, ids=repr)
-def test_numeric_penalty_helper_value_and_gradient(strategy):
+def test_penalty_gradient_matches_finite_differences(strategy):
+    """The autograd gradient of the closed form (used by the numeric minimizations) against
+    central differences of the numpy value: truncation O(h^2) plus rounding O(eps / h)."""
+    from pnd_theory.penalty import penalty_and_gradient
+
     rng = np.random.default_rng(1)
     S = correlated_second_moment(rng, 3)
     U, V = rng.normal(size=(2, 4)), rng.normal(size=(3, 4))
-    arrays = law_arrays(strategy.law(3, 4, 2))
-    value, gU, gV = penalty_and_gradient(arrays, U, V, S)
-    assert_allclose(value, pt.expected_penalty(strategy, U, V, S), rtol=1e-12)
-    Ut, Vt = torch.tensor(U, requires_grad=True), torch.tensor(V, requires_grad=True)
-    torch_penalty(strategy, Ut, Vt, torch.as_tensor(S)).backward()
-    assert_allclose(gU, Ut.grad.numpy(), rtol=1e-10, atol=1e-12)
-    assert_allclose(gV, Vt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    value, gU, gV = penalty_and_gradient(strategy.law(3, 4, 2), U, V, S)
+    h = 1e-5
+    for X, g, which in ((U, gU, "U"), (V, gV, "V")):
+        fd = np.zeros_like(X)
+        for idx in np.ndindex(X.shape):
+            E = np.zeros_like(X)
+            E[idx] = h
+            args = (U + E, V) if which == "U" else (U, V + E)
+            args_m = (U - E, V) if which == "U" else (U, V - E)
+            fd[idx] = (pt.expected_penalty(strategy, *args, S) - pt.expected_penalty(strategy, *args_m, S)) / (2 * h)
+        assert_allclose(g, fd, rtol=1e-6, atol=1e-6 * max(1.0, abs(value)))
 
 
 # --------------------------------------------------------------------------- lower bound, attained
