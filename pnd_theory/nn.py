@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 from .network import LinearNetwork
+from .ydrop import YDrop  # noqa: F401  (conductance-based per-unit dropout, public here as pnd_theory.nn.YDrop)
 from .sampling import (STIRS, SEED_HIGH as _SEED_HIGH, draw_seed as _draw_seed, generator_for as _generator_for,
                        same_device as _same_device, sample_mask as _sample_mask, seeded_generator as _seeded_generator)
 
