@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 
+from . import sweep_cli
 from .strategies import STRATEGY_NAMES, strategy_from_name
 
 
@@ -247,6 +248,10 @@ def _build_parser():
     p.add_argument("--only", nargs="+", metavar="NAME", help="only these figures")
     p.add_argument("--out", metavar="DIR", help="write here instead of paper_figures/")
     p.set_defaults(func=_cmd_figures)
+
+    p = sub.add_parser("sweep", help=sweep_cli.HELP, description=sweep_cli.HELP)
+    sweep_cli.add_arguments(p)
+    p.set_defaults(func=sweep_cli.run)
     return parser
 
 

@@ -1,0 +1,274 @@
+"""Sweeps: the same table serially and on a LocalCluster, a store that loses nothing.
+
+The cluster tests share one ``LocalCluster`` of two one-thread worker processes (started once
+for the module, closed at the end).  Every number in a table is checked against the direct
+call of the public function on the same problem, so the sweep's plumbing (binding, seeding,
+storing) is what is under test.
+"""
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import pnd_theory as pt
+from pnd_theory.sweep import load_spec, sweep
+
+distributed = pytest.importorskip("distributed")
+
+SPEC = """\
+task = "global_minimizer"          # any task above; its keyword arguments come from the grid
+[grid]                              # the Cartesian product of these lists is the set of cells
+strategy = ["dropout", "dropblock"] # names as `pnd-theory --strategy` takes them
+p = [0.1, 0.3, 0.5]
+block_size = [2]                    # a strategy ignores a field it does not have
+width = [8, 16]
+seed = [0, 1]
+[problem]                           # each cell's data: pt.random_problem(n_in, width, n_out, n_samples, seed)
+n_in = 4
+n_out = 3
+n_samples = 64
+"""
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=40) as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture
+def spec_file(tmp_path):
+    path = tmp_path / "spec.toml"
+    path.write_text(SPEC)
+    return path
+
+
+def _numbers(df):
+    return df.drop(columns=["seconds"]).reset_index(drop=True)
+
+
+def test_issue_spec_serially_matches_direct_calls(spec_file, tmp_path):
+    df = sweep(spec_file, client="serial", store=tmp_path / "store", progress=False)
+    # 2 strategies x 3 p x 2 widths x 2 seeds; DropBlock keeps block_size, Dropout ignores it
+    assert len(df) == 24 and set(df["status"]) == {"done"} and set(df["error"]) == {""}
+    assert list(df.columns[:5]) == ["strategy", "p", "block_size", "width", "seed"]
+    assert {"objective", "data_fit", "penalty", "rank", "method", "seconds", "status", "error"} <= set(df.columns)
+    assert df.loc[df.strategy == "dropout", "block_size"].isna().all()
+    assert (df.loc[df.strategy == "dropblock", "block_size"] == 2).all()
+    for row in df.itertuples():
+        strategy = pt.Dropout(row.p) if row.strategy == "dropout" else pt.DropBlock(row.p, 2)
+        _, _, X, Y = pt.random_problem(4, row.width, 3, 64, seed=row.seed)
+        direct = pt.global_minimizer(strategy, X, Y, row.width)
+        assert row.objective == direct.objective and row.penalty == direct.penalty
+        assert row.data_fit == direct.data_fit and row.rank == direct.rank and row.method == direct.method
+    # one JSON file per cell, each holding what the table shows
+    files = sorted((tmp_path / "store").glob("*.json"))
+    assert len(files) == 24
+    stored = {tuple(json.loads(f.read_text())["coordinates"].values()): json.loads(f.read_text()) for f in files}
+    first = df.iloc[0]
+    record = stored[("dropout", 0.1, None, 8, 0)]
+    assert record["results"]["objective"] == first["objective"] and record["status"] == "done"
+
+
+def test_serial_and_local_cluster_give_identical_tables(spec_file, client):
+    serial = sweep(spec_file, client="serial", progress=False)
+    parallel = sweep(spec_file, client=client, progress=False)
+    pd.testing.assert_frame_equal(_numbers(serial), _numbers(parallel))
+
+
+def test_training_seeded_per_cell_identical_on_the_cluster(client):
+    spec = {"task": "train", "grid": {"strategy": ["dropout"], "p": [0.3], "width": [4], "seed": [0, 1]},
+            "problem": {"n_in": 3, "n_out": 2, "n_samples": 16}, "options": {"epochs": 15, "device": "cpu"}}
+    serial = sweep(spec, client="serial", progress=False)
+    parallel = sweep(spec, client=client, progress=False)
+    pd.testing.assert_frame_equal(_numbers(serial), _numbers(parallel))
+    # the seeds matter, and each row is the direct call with that seed
+    assert serial.objective[0] != serial.objective[1]
+    for row in serial.itertuples():
+        _, _, X, Y = pt.random_problem(3, 4, 2, 16, seed=row.seed)
+        direct = pt.train(pt.Dropout(0.3), X, Y, 4, epochs=15, seed=row.seed, device="cpu", progress=False)
+        assert row.objective == direct.objective and row.steps == direct.steps
+
+
+def test_second_run_computes_nothing(spec_file, tmp_path, client):
+    store = tmp_path / "store"
+    first = sweep(spec_file, client=client, store=store, progress=False)
+    mtimes = {f.name: f.stat().st_mtime_ns for f in store.iterdir()}
+    again = sweep(spec_file, client=client, store=store, progress=False)
+    assert set(first.status) == {"done"} and set(again.status) == {"cached"}
+    pd.testing.assert_frame_equal(_numbers(first.drop(columns="status")), _numbers(again.drop(columns="status")))
+    assert {f.name: f.stat().st_mtime_ns for f in store.iterdir()} == mtimes  # nothing rewritten
+    # a spec that grows computes only its new cells
+    grown = load_spec(spec_file)
+    grown["grid"]["seed"] = [0, 1, 2]
+    third = sweep(grown, client="serial", store=store, progress=False)
+    assert (third.status == "cached").sum() == 24 and (third.status == "done").sum() == 12
+
+
+def test_failing_cell_is_recorded_and_the_rest_complete(tmp_path, client):
+    # DropBlock with blocks of 3 does not fit width 8: that cell raises; width 9 and Dropout run
+    spec = {"task": "global_minimizer", "grid": {"strategy": ["dropout", "dropblock"], "p": [0.3],
+                                                 "block_size": [3], "width": [8, 9], "seed": [0]},
+            "problem": {"n_in": 4, "n_out": 3, "n_samples": 32}}
+    for runner in ("serial", client):
+        store = tmp_path / f"store-{runner if runner == 'serial' else 'cluster'}"
+        df = sweep(spec, client=runner, store=store, progress=False)
+        failed = df[df.status == "failed"]
+        assert len(df) == 4 and len(failed) == 1
+        assert failed.iloc[0][["strategy", "width"]].tolist() == ["dropblock", 8]
+        assert failed.iloc[0]["error"].startswith("InvalidParameterError") and "width" in failed.iloc[0]["error"]
+        assert np.isnan(failed.iloc[0]["objective"])
+        assert (df.status == "done").sum() == 3 and df[df.status == "done"].objective.notna().all()
+        # a failed cell is tried again next time; the others are read from the store
+        again = sweep(spec, client="serial", store=store, progress=False)
+        assert sorted(again.status) == ["cached", "cached", "cached", "failed"]
+
+
+def slow_square(value, pause=0.0):
+    import time
+
+    time.sleep(pause)
+    return {"square": value * value, "pid": os.getpid()}
+
+
+def die_once(value, marker):
+    """Kills the worker process running it the first time it is called (the marker file says)."""
+    marker = Path(marker)
+    if value == 3 and not marker.exists():
+        marker.write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"square": value * value}
+
+
+def test_killed_worker_loses_no_finished_cell(tmp_path, client):
+    marker = tmp_path / "killed"
+    spec = {"task": die_once, "grid": {"value": list(range(8))}, "options": {"marker": str(marker)}}
+    store = tmp_path / "store"
+    before = set(client.run(os.getpid).values())
+    df = sweep(spec, client=client, store=store, progress=False)
+    assert marker.exists(), "the cell did not kill its worker"
+    assert int(marker.read_text()) in before
+    assert list(df.status) == ["done"] * 8 and list(df.square) == [v * v for v in range(8)]
+    assert len(list(store.glob("*.json"))) == 8
+    assert not list(store.glob(".*")), "a temporary file was left behind"
+    assert set(sweep(spec, client="serial", store=store, progress=False).status) == {"cached"}
+    client.wait_for_workers(2, timeout=60)
+
+
+def interrupt_at(value):
+    if value == 2:
+        raise KeyboardInterrupt
+    return {"square": value * value}
+
+
+def test_ctrl_c_leaves_a_consistent_store_and_the_rerun_completes(tmp_path):
+    spec = {"task": interrupt_at, "grid": {"value": [0, 1, 2, 3]}}
+    store = tmp_path / "store"
+    with pytest.raises(KeyboardInterrupt):
+        sweep(spec, client="serial", store=store, progress=False)
+    files = list(store.iterdir())
+    assert len(files) == 2 and all(json.loads(f.read_text())["status"] == "done" for f in files)
+    done = sweep({**spec, "task": slow_square}, client="serial", store=store, progress=False)
+    assert list(done.status) == ["done"] * 4  # another task: other keys
+
+
+def test_named_tasks_bind_the_problem():
+    grid = {"strategy": ["pernodedrop"], "p": [0.3], "layer": ["output"], "width": [3], "seed": [2]}
+    problem = {"n_in": 3, "n_out": 2, "n_samples": 12}
+    U, V, X, Y = pt.random_problem(3, 3, 2, 12, seed=2)
+    s = pt.PerNodeDrop(0.3, "output")
+    S = pt.second_moment(X)
+    ip = sweep({"task": "induced_penalty", "grid": grid, "problem": problem}, client="serial", progress=False)
+    assert ip.induced_penalty[0] == pt.induced_penalty(s, U @ V.T, 3, S)
+    mc = sweep({"task": "monte_carlo_loss", "grid": grid, "problem": problem, "options": {"samples": 500}},
+               client="serial", progress=False)
+    assert (mc.estimate[0], mc.standard_error[0]) == pt.monte_carlo_loss(s, U, V, X, Y, 500, seed=2)
+    gn = sweep({"task": "gradient_noise", "grid": grid, "problem": problem}, client="serial", progress=False)
+    assert gn.trace[0] == pt.gradient_noise(s, U, V, X, Y).trace and gn.batch_size[0] == 12
+    ep = sweep({"task": "expected_penalty", "grid": grid, "problem": problem}, client="serial", progress=False)
+    assert ep.expected_penalty[0] == pt.expected_penalty(s, U, V, S)
+
+
+def test_data_file_problem(tmp_path):
+    _, _, X, Y = pt.random_problem(3, 2, 2, 20, seed=5)
+    np.savez(tmp_path / "data.npz", X=X, Y=Y)
+    (tmp_path / "spec.toml").write_text('task = "global_minimizer"\n[grid]\nstrategy = ["dropout"]\np = [0.2]\n'
+                                        'width = [4]\n[problem]\ndata = "data.npz"\n')
+    df = sweep(tmp_path / "spec.toml", client="serial", progress=False)
+    assert df.objective[0] == pt.global_minimizer(pt.Dropout(0.2), X, Y, 4).objective
+
+
+@pytest.mark.parametrize("spec, match", [
+    ({"grid": {"p": [0.1]}}, "task"),
+    ({"task": "no_such_task", "grid": {"p": [0.1]}}, "task"),
+    ({"task": "global_minimizer", "grid": {"strategy": ["nonsense"], "width": [4]}}, "strategy"),
+    ({"task": "global_minimizer", "grid": {"strategy": ["dropout"], "p": [], "width": [4]}}, "empty"),
+    ({"task": "global_minimizer", "grid": {"strategy": ["dropout"], "p": [0.1], "width": [4], "epochs": [3]}},
+     "epochs"),
+    ({"task": "monte_carlo_loss", "grid": {"strategy": ["dropout"], "p": [0.1]}}, "samples"),
+    ({"task": "train", "grid": {"strategy": ["dropout"]}, "extra": 1}, "extra"),
+    ({"task": "os:no_such_function", "grid": {"x": [1]}}, "no_such_function"),
+])
+def test_bad_specs_are_refused(spec, match):
+    with pytest.raises(pt.InvalidParameterError, match=match):
+        sweep(spec, client="serial", progress=False)
+
+
+def test_bad_spec_files_and_arguments(tmp_path):
+    with pytest.raises(pt.InvalidParameterError, match="cannot be read"):
+        sweep(tmp_path / "missing.toml", client="serial")
+    (tmp_path / "bad.toml").write_text("task = [")
+    with pytest.raises(pt.InvalidParameterError, match="TOML"):
+        sweep(tmp_path / "bad.toml", client="serial")
+    with pytest.raises(pt.InvalidParameterError, match="spec"):
+        sweep(42)
+    spec = {"task": "global_minimizer", "grid": {"strategy": ["dropout"], "width": [4]}}
+    with pytest.raises(pt.InvalidParameterError, match="client"):
+        sweep(spec, client=3.5, progress=False)
+    with pytest.raises(pt.InvalidParameterError, match="retries"):
+        sweep(spec, client="serial", retries=-1)
+
+
+def test_plot_means_and_standard_errors_over_seeds(spec_file):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    df = sweep(spec_file, client="serial", progress=False)
+    with pytest.raises(pt.InvalidParameterError, match="width"):
+        pt.sweep_plot(df, x="p", y="objective")
+    ax = pt.sweep_plot(df[df.width == 8], x="p", y="objective", hue="strategy")
+    lines = {t.get_text(): None for t in ax.get_legend().get_texts()}
+    assert set(lines) == {"dropout", "dropblock"}
+    for container, name in zip(ax.containers, ["dropout", "dropblock"]):
+        x, y = container.lines[0].get_data()
+        part = df[(df.width == 8) & (df.strategy == name)]
+        for xi, yi in zip(x, y):
+            values = part[part.p == xi].objective.to_numpy()
+            assert len(values) == 2
+            np.testing.assert_allclose(yi, values.mean(), rtol=1e-15)
+        # the bar's half-length is one standard error over the two seeds, |a - b| / 2
+        segments = container.lines[2][0].get_segments()
+        for seg, xi in zip(segments, x):
+            values = part[part.p == xi].objective.to_numpy()
+            np.testing.assert_allclose(seg[1][1] - seg[0][1], abs(values[0] - values[1]), rtol=1e-12)
+
+
+def test_command_line(spec_file, tmp_path, capsys):
+    from pnd_theory.cli import main
+
+    store = tmp_path / "store"
+    assert main(["sweep", str(spec_file), "--store", str(store), "--scheduler", "serial", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 24 and {r["status"] for r in rows} == {"done"}
+    assert main(["sweep", str(spec_file), "--store", str(store), "--scheduler", "serial"]) == 0
+    out = capsys.readouterr().out
+    assert "24 cells: 0 done, 24 cached, 0 failed" in out and "objective" in out
+    assert main(["sweep", str(tmp_path / "missing.toml"), "--store", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot be read" in err
