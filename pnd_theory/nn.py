@@ -17,7 +17,11 @@ the keep probability is ``1 - p`` and ``lam = p / (1 - p)``. Every mask has mean
 Both have ``E[M] = 1`` and ``Var[M] = lam``. ``p = 0`` means no noise at all: the
 modules then compute exactly the plain layer (no sampling, no scaling).
 
-All masks are drawn by the package's one sampler, :func:`pnd_theory.sampling.sample_mask`.
+All masks are drawn by the package's one sampler module, :mod:`pnd_theory.sampling`:
+:func:`~pnd_theory.sampling.sample_mask` for masks that exist as tensors, and the fused
+operator :func:`~pnd_theory.sampling.masked_linear` for the exact per-sample layers, whose
+masks are computed inside the products and never stored.  Bad arguments raise
+:class:`~pnd_theory._validation.InvalidParameterError` (a ``ValueError`` and a ``TypeError``).
 
 The layers stand on the sampler (:mod:`pnd_theory.sampling`); :class:`LinearNetwork` is
 re-exported here from :mod:`pnd_theory.network`.
@@ -25,15 +29,13 @@ re-exported here from :mod:`pnd_theory.network`.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
-from typing import Optional, Union
+from typing import Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
 __all__ = [
     "PerNodeDropLinear",
@@ -46,149 +48,37 @@ __all__ = [
     "LinearNetwork",
 ]
 
+from ._validation import (check_bool, check_choice, check_generator, check_positive_int,
+                          check_probability, check_seed, invalid)
 from .network import LinearNetwork
-from .ydrop import YDrop  # noqa: F401  (conductance-based per-unit dropout, public here as pnd_theory.nn.YDrop)
-from .sampling import (STIRS, SEED_HIGH as _SEED_HIGH, draw_seed as _draw_seed, generator_for as _generator_for,
-                       same_device as _same_device, sample_mask as _sample_mask, seeded_generator as _seeded_generator)
+from .sampling import (STIRS, draw_seed_tensor as _draw_seed_tensor, generator_for as _generator_for,
+                       masked_linear as _masked_linear, sample_mask as _sample_mask)
 
-
-# ----------------------------------------------------------------------------
-# validation helpers
-# ----------------------------------------------------------------------------
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive int; got {value!r}")
-    return int(value)
-
-
-def _check_prob(name: str, value) -> float:
-    """Validate a drop probability: a real number (not bool) in [0, 1)."""
-    if isinstance(value, Tensor) and value.numel() == 1 and not value.dtype == torch.bool:
-        value = value.item()
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(
-            f"{name} must be a real number in [0, 1) (a drop probability as in "
-            f"torch.nn.Dropout); got {value!r}"
-        )
-    value = float(value)
-    if not (0.0 <= value < 1.0):  # also rejects nan
-        raise ValueError(
-            f"{name} must be a real number in [0, 1) (a drop probability as in "
-            f"torch.nn.Dropout); got {value!r}"
-        )
-    return value
-
-
-def _check_stir(value) -> str:
-    if not isinstance(value, str) or value not in STIRS:
-        raise ValueError(f"stir must be one of {STIRS}; got {value!r}")
-    return value
-
-
-def _check_generator(value) -> Optional[torch.Generator]:
-    if value is not None and not isinstance(value, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator or None; got {value!r}")
-    return value
-
-
-def _check_bool(name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be a bool; got {value!r}")
-    return bool(value)
+#: how the positions of a ``(batch, ..., in)`` input share masks
+MASK_PER = ("position", "sample")
 
 
 def _check_input(name: str, x, in_features: Optional[int] = None) -> Tensor:
     if not isinstance(x, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
+        raise invalid(name, "a torch.Tensor", type(x).__name__)
     if x.dim() < 1:
-        raise ValueError(f"{name} must have at least one dimension; got shape {tuple(x.shape)}")
+        raise invalid(name, "a tensor with at least one dimension; shape", tuple(x.shape))
     if in_features is not None and x.shape[-1] != in_features:
-        raise ValueError(
-            f"{name} must have last dimension in_features={in_features}; "
-            f"got shape {tuple(x.shape)}"
-        )
+        raise invalid(name, f"a tensor with last dimension in_features={in_features}; shape", tuple(x.shape))
     return x
 
 
+def _compute_dtype(x: Tensor, weight: Tensor) -> torch.dtype:
+    """The autocast dtype inside an autocast region of the input's device, else the promoted one."""
+    kind = x.device.type
+    if torch.is_autocast_enabled(kind):
+        return torch.get_autocast_dtype(kind)
+    return torch.promote_types(x.dtype, weight.dtype)
+
+
 # ----------------------------------------------------------------------------
-# exact per-sample masked linear map (chunked, mask regenerated in backward)
+# exact per-sample masked linear map (fused kernels, masks never stored)
 # ----------------------------------------------------------------------------
-def _chunk_size(in_features: int, out_features: int, max_mask_elements: int) -> int:
-    return max(1, max_mask_elements // (in_features * out_features))
-
-
-class _PerSampleMaskedLinearFn(torch.autograd.Function):
-    r"""``z_k = (W \circ M_k) x_k (+ b)`` for a 2-D input, masks regenerated from a seed.
-
-    Forward and backward both walk the batch in chunks of ``chunk`` samples and
-    draw each chunk's ``(chunk, out, in)`` mask with :func:`_sample_mask` from a
-    generator seeded with ``seed`` on the input's device, in the same order, so
-    backward sees exactly the forward's masks. Only the input and the weight
-    are saved for backward.
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, p, stir, chunk, seed):  # noqa: D102
-        n = x.shape[0]
-        out_f, in_f = weight.shape
-        x = x.contiguous()
-        z = torch.empty((n, out_f), device=x.device, dtype=torch.result_type(x, weight))
-        gen = _seeded_generator(seed, x.device)
-        buf = torch.empty((min(n, chunk), out_f, in_f), device=x.device, dtype=weight.dtype)
-        for s in range(0, n, chunk):
-            e = min(n, s + chunk)
-            m = _sample_mask((e - s, out_f, in_f), p, stir, generator=gen, out=buf[: e - s])
-            m.mul_(weight)  # masked weights W o M_k, in place
-            # z_k = x_k^T (W o M_k)^T: a (1 x in)(in x out) product per sample (faster than M_k x_k)
-            torch.bmm(x[s:e].unsqueeze(1), m.transpose(1, 2), out=z[s:e].unsqueeze(1))
-            del m
-        del buf
-        if bias is not None:
-            z.add_(bias)
-        ctx.save_for_backward(x, weight)
-        ctx.p, ctx.stir, ctx.chunk, ctx.seed = p, stir, chunk, seed
-        ctx.has_bias = bias is not None
-        return z
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_z):  # noqa: D102
-        x, weight = ctx.saved_tensors
-        need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        grad_x = grad_w = grad_b = None
-        grad_z = grad_z.contiguous()
-        if need_b and ctx.has_bias:
-            grad_b = grad_z.sum(0)
-        if need_x or need_w:
-            n = x.shape[0]
-            out_f, in_f = weight.shape
-            if need_x:
-                grad_x = torch.empty_like(x)
-            if need_w:
-                grad_w = torch.zeros_like(weight)
-            gen = _seeded_generator(ctx.seed, x.device)
-            c = min(n, ctx.chunk)
-            buf = torch.empty((c, out_f, in_f), device=x.device, dtype=weight.dtype)
-            abuf = torch.empty_like(buf) if (need_x and need_w) else None
-            for s in range(0, n, ctx.chunk):
-                e = min(n, s + ctx.chunk)
-                m = _sample_mask((e - s, out_f, in_f), ctx.p, ctx.stir, generator=gen, out=buf[: e - s])
-                gz = grad_z[s:e]
-                if need_x:
-                    # d/dx_k = (W o M_k)^T g_k
-                    a = torch.mul(m, weight, out=abuf[: e - s]) if need_w else m.mul_(weight)
-                    torch.bmm(gz.unsqueeze(1), a, out=grad_x[s:e].unsqueeze(1))
-                    del a
-                if need_w:
-                    # d/dW = sum_k M_k o (g_k x_k^T): multiply M_k by x_k in place, then
-                    # contract the batch with g_k (one strided GEMM per output unit)
-                    m.mul_(x[s:e].unsqueeze(1))
-                    grad_w += torch.bmm(gz.t().unsqueeze(1), m.transpose(0, 1)).squeeze(1)
-                del m
-            del buf, abuf
-        return grad_x, grad_w, grad_b, None, None, None, None
-
-
 def per_sample_masked_linear(
     input: Tensor,
     weight: Tensor,
@@ -196,20 +86,24 @@ def per_sample_masked_linear(
     p: float = 0.5,
     stir: str = "drop",
     *,
-    max_mask_elements: int = 2**24,
+    mask_per: str = "position",
     generator: Optional[torch.Generator] = None,
     seed: Optional[int] = None,
 ) -> Tensor:
     r"""``z_k = (W \circ M_k) x_k + b``, an independent mask ``M_k`` for every sample ``k``.
 
-    The exact PerNodeDrop linear map, functional form (used by
-    :class:`PerNodeDropLinear` and ``DropConnectLinear(per_sample=True)``).
+    The exact PerNodeDrop linear map, functional form (used by :class:`PerNodeDropLinear`
+    and ``DropConnectLinear(per_sample=True)``).  Each mask value is computed from a
+    counter-based generator keyed by ``(seed, sample, output, input)`` inside the products of
+    forward, input gradient and weight gradient (:func:`pnd_theory.sampling.masked_linear`;
+    the generator is SplitMix64, see :mod:`pnd_theory.kernels`): backward regenerates the
+    forward's masks, nothing of size ``batch x out x in`` is stored, and the result depends
+    neither on chunking nor on the number of threads.
 
     Parameters
     ----------
     input : Tensor
-        Shape ``(in,)``, ``(batch, in)`` or ``(batch, ..., in)``; all leading
-        dimensions are flattened to samples, each with its own mask.
+        Shape ``(in,)``, ``(batch, in)`` or ``(batch, ..., in)``.
     weight : Tensor
         Shape ``(out, in)``.
     bias : Tensor, optional
@@ -219,16 +113,16 @@ def per_sample_masked_linear(
     stir : {"drop", "gaussian"}
         ``M_k`` Bernoulli ``{0, 1/(1-p)}`` or ``N(1, p/(1-p))``, i.i.d. over
         samples and connections.
-    max_mask_elements : int
-        At most this many mask elements exist at once: the batch is processed
-        in chunks of ``max(1, max_mask_elements // (in * out))`` samples.
+    mask_per : {"position", "sample"}
+        For an input ``(batch, ..., in)`` with three or more dimensions: ``"position"`` gives
+        every position (every index of the leading dimensions) its own mask;
+        ``"sample"`` shares one mask across the positions of each ``batch`` entry.
     generator : torch.Generator, optional
         If given, the seed is drawn from it; otherwise from the global CPU RNG
-        (so ``torch.manual_seed`` makes results reproducible).
+        (so ``torch.manual_seed`` makes results reproducible).  The seed is drawn as a tensor
+        (no ``.item()``), so the call traces under ``torch.compile``.
     seed : int, optional
-        Use this seed directly (nothing is drawn from any RNG). The masks are
-        those of :func:`_sample_mask` called chunk by chunk with a generator on
-        the input's device seeded with ``seed``.
+        Use this seed directly (nothing is drawn from any RNG).
 
     Returns
     -------
@@ -237,37 +131,36 @@ def per_sample_masked_linear(
 
     Notes
     -----
-    Memory: no mask tensor ever has more than ``max_mask_elements`` elements.
-    Forward allocates one chunk buffer per call, reused by all chunks (the mask,
-    multiplied in place by ``W``); backward regenerates each chunk's mask from
-    the seed into one reused buffer, plus a second one for ``W o M_k`` when both
-    the input and the weight need gradients. Only ``input`` and ``weight`` are
-    saved for backward, never a ``(batch, out, in)`` tensor. On CPU the masks
-    for a given seed do not depend on the chunking (see :func:`_sample_mask`);
-    on CUDA they do.
-
-    Cost: the mask is drawn twice (forward and backward), so the exact path is
-    bound by random number generation, about ``2 * batch * in * out`` uniforms
-    per training step.
-    Gradients w.r.t. input, weight and bias are the exact gradients of
-    ``sum_k (W o M_k) x_k + b`` for the sampled masks. Not twice differentiable.
+    Gradients with respect to input, weight and bias are the exact gradients of
+    ``sum_k (W o M_k) x_k + b`` for the sampled masks; not twice differentiable.  Inside
+    ``torch.autocast`` the product runs in the autocast dtype, like :func:`torch.nn.functional.linear`.
     """
-    _check_input("input", input, weight.shape[-1] if isinstance(weight, Tensor) else None)
     if not isinstance(weight, Tensor) or weight.dim() != 2:
-        raise ValueError(f"weight must be a 2-D tensor (out, in); got {getattr(weight, 'shape', weight)!r}")
-    p = _check_prob("p", p)
-    stir = _check_stir(stir)
-    max_mask_elements = _check_positive_int("max_mask_elements", max_mask_elements)
-    generator = _check_generator(generator)
+        raise invalid("weight", "a 2-D tensor (out, in)", getattr(weight, "shape", weight))
+    _check_input("input", input, weight.shape[-1])
+    p = check_probability("p", p)
+    stir = check_choice("stir", stir, STIRS)
+    mask_per = check_choice("mask_per", mask_per, MASK_PER)
+    generator = check_generator(generator)
     if p == 0.0:
         return F.linear(input, weight, bias)
     out_f, in_f = weight.shape
     lead = input.shape[:-1]
-    x2 = input.reshape(-1, in_f)
+    dt = _compute_dtype(input, weight)
+    x2 = input.reshape(-1, in_f).to(dt)
+    positions = 1
+    if mask_per == "sample" and input.dim() >= 3:
+        positions = int(np.prod(input.shape[1:-1]))
     if seed is None:
-        seed = _draw_seed(generator)
-    chunk = _chunk_size(in_f, out_f, max_mask_elements)
-    z = _PerSampleMaskedLinearFn.apply(x2, weight, bias, p, stir, chunk, int(seed))
+        seed_t = _draw_seed_tensor(generator)
+    else:
+        seed = check_seed(seed)
+        if seed >= 2**63:
+            raise invalid("seed", "an integer in [0, 2**63)", seed)
+        seed_t = torch.tensor(seed, dtype=torch.int64)
+    z = _masked_linear(x2, weight.to(dt), seed_t, p, stir == "gaussian", max(positions, 1))
+    if bias is not None:
+        z = z + bias.to(dt)
     return z.reshape(*lead, out_f)
 
 
@@ -277,14 +170,13 @@ def per_sample_masked_linear(
 class _NoisyLinearBase(nn.Module):
     """Weight ``(out, in)`` and bias ``(out,)`` initialized exactly like :class:`torch.nn.Linear`."""
 
-    def __init__(self, in_features, out_features, p, bias, max_mask_elements, device, dtype, generator):
+    def __init__(self, in_features, out_features, p, bias, device, dtype, generator):
         super().__init__()
-        self.in_features = _check_positive_int("in_features", in_features)
-        self.out_features = _check_positive_int("out_features", out_features)
-        self.p = _check_prob("p", p)
-        bias = _check_bool("bias", bias)
-        self.max_mask_elements = _check_positive_int("max_mask_elements", max_mask_elements)
-        self.generator = _check_generator(generator)
+        self.in_features = check_positive_int("in_features", in_features)
+        self.out_features = check_positive_int("out_features", out_features)
+        self.p = check_probability("p", p)
+        bias = check_bool("bias", bias)
+        self.generator = check_generator(generator)
         factory = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(torch.empty((self.out_features, self.in_features), **factory))
         if bias:
@@ -321,6 +213,11 @@ class PerNodeDropLinear(_NoisyLinearBase):
     ``Var[z_j] = lam * sum_i W_ji^2 x_i^2``, independently across units ``j``
     (the rows of ``M_k`` are independent) and samples.
 
+    The exact path computes every mask value inside the products of forward and backward
+    from a counter-based generator keyed by ``(seed, sample, output, input)`` (SplitMix64;
+    numba kernels on CPU, Triton on CUDA; see :func:`per_sample_masked_linear`): no mask is
+    stored, and the result does not depend on chunking or thread count.
+
     Parameters
     ----------
     in_features, out_features : int
@@ -338,29 +235,34 @@ class PerNodeDropLinear(_NoisyLinearBase):
         evaluation alike: ``z = (W o M) x + b`` for all samples. Redraw it with
         :meth:`resample_mask`. If False, ``mask`` is None.
     local_reparameterization : bool
-        Only with ``stir="gaussian"`` (else ValueError) and not with
-        ``fixed_mask``. Fast path sampling the pre-activation directly::
+        Only with ``stir="gaussian"`` and not with ``fixed_mask``. Fast path sampling the
+        pre-activation directly::
 
             z = x W^T + sqrt((x^2) (W^2)^T) * sqrt(lam) * eps + b,   eps ~ N(0, I).
 
         **What it preserves**: the forward law, exactly. Given ``x``, output
         ``z_j = sum_i W_ji M_ji x_i + b_j`` is a linear function of the
-        independent Gaussian row ``M_j.`` alone, so it is Gaussian with mean
+        Gaussian row ``M_j.`` alone, so it is Gaussian with mean
         ``(W x)_j + b_j`` and variance ``lam sum_i W_ji^2 x_i^2``, and distinct
-        units (and samples) are independent; the joint law of each sample's
-        outputs given ``x`` is thus the same as the exact Gaussian layer's.
-        **What it does not preserve**: the gradient noise. Its gradient with
-        respect to ``W`` is a different random variable: ``dz_j/dW_ji`` is
-        ``x_i + sqrt(lam) eps_j W_ji x_i^2 / sqrt(sum_l W_jl^2 x_l^2)``, with one
-        ``eps_j`` shared by all ``i`` of row ``j``, whereas in the exact layer it
-        is ``M_ji x_i`` with independent ``M_ji``. Means agree, but the
-        covariance of the stochastic gradient differs, so any analysis of the
-        gradient noise (SGD dynamics) must use the exact layer.
-    max_mask_elements : int
-        Bound on the mask elements that exist at once in the exact layer: the
-        batch is processed in chunks of ``max(1, max_mask_elements // (in*out))``
-        samples, and backward regenerates each chunk's mask from a seed instead
-        of storing it (see :func:`per_sample_masked_linear`).
+        units (and samples) are independent.
+        **What it does not preserve**: the gradient noise, of the weight *and* of the input.
+        With ``s_j = sum_l W_jl^2 x_l^2`` and one ``eps_j`` shared by a whole row,
+        ``dz_j/dW_ji = x_i + sqrt(lam) eps_j W_ji x_i^2 / sqrt(s_j)`` and
+        ``dz_j/dx_i = W_ji + sqrt(lam) eps_j W_ji^2 x_i / sqrt(s_j)``, whereas the exact
+        layer gives ``M_ji x_i`` and ``W_ji M_ji`` with independent ``M_ji``.  Means agree,
+        but each variance is scaled by the share ``W_ji^2 x_i^2 / s_j`` (at most 1) and the
+        entries of a row become perfectly correlated: on small networks the fast path's
+        input-gradient variance measured 0.006 to 0.74 of the exact one, and the trace of
+        its weight-gradient covariance 0.34 of the exact one.  Any analysis of gradient
+        noise (SGD dynamics, backpropagated noise) must use the exact layer.
+    mask_per : {"position", "sample"}
+        For inputs ``(batch, ..., in)`` of three or more dimensions (sequences):
+        ``"position"`` (default) draws a mask for every position; ``"sample"`` shares each
+        batch entry's mask across its positions, as the authors' layer does by default.  The
+        paper's "per sample" mask is one mask per training example: for a sequence the
+        example is the whole ``batch`` entry, so ``"sample"`` is the paper's per-sample mask,
+        while ``"position"`` treats every position as an example of its own.  For ``(in,)``
+        and ``(batch, in)`` inputs both are the same.
     device, dtype
         Factory arguments of the parameters.
     generator : torch.Generator, optional
@@ -370,10 +272,10 @@ class PerNodeDropLinear(_NoisyLinearBase):
 
     Notes
     -----
-    Inputs ``(in,)``, ``(batch, in)`` and ``(batch, ..., in)`` are accepted; all
-    leading dimensions are flattened to samples, each with its own mask. In
-    eval mode (and for ``p = 0``) the layer is the plain ``F.linear``, without
-    noise or scaling, unless ``fixed_mask`` is set.
+    In eval mode (and for ``p = 0``) the layer is the plain ``F.linear``, without
+    noise or scaling, unless ``fixed_mask`` is set.  The exact path works under
+    ``torch.compile(fullgraph=True)``, ``torch.autocast``, ``torch.func.grad`` and
+    ``torch.func.vmap(..., randomness="different")``.
     """
 
     def __init__(
@@ -385,37 +287,30 @@ class PerNodeDropLinear(_NoisyLinearBase):
         bias: bool = True,
         fixed_mask: bool = False,
         local_reparameterization: bool = False,
-        max_mask_elements: int = 2**24,
+        mask_per: str = "position",
         device=None,
         dtype=None,
         generator: Optional[torch.Generator] = None,
     ) -> None:
-        stir = _check_stir(stir)
-        fixed_mask = _check_bool("fixed_mask", fixed_mask)
-        local_reparameterization = _check_bool("local_reparameterization", local_reparameterization)
+        stir = check_choice("stir", stir, STIRS)
+        fixed_mask = check_bool("fixed_mask", fixed_mask)
+        local_reparameterization = check_bool("local_reparameterization", local_reparameterization)
+        mask_per = check_choice("mask_per", mask_per, MASK_PER)
         if local_reparameterization and stir != "gaussian":
-            raise ValueError(
-                f"local_reparameterization=True requires stir='gaussian' (the "
-                f"pre-activation is Gaussian only then); got stir={stir!r}"
-            )
+            raise invalid("stir", "'gaussian' with local_reparameterization=True (the pre-activation "
+                          "is Gaussian only then)", stir)
         if local_reparameterization and fixed_mask:
-            raise ValueError(
-                "local_reparameterization=True is incompatible with fixed_mask=True "
-                "(a fixed mask is shared by all samples); got fixed_mask=True"
-            )
-        super().__init__(in_features, out_features, p, bias, max_mask_elements, device, dtype, generator)
+            raise invalid("fixed_mask", "False with local_reparameterization=True (a fixed mask is "
+                          "shared by all samples)", fixed_mask)
+        super().__init__(in_features, out_features, p, bias, device, dtype, generator)
         self.stir = stir
         self.fixed_mask = fixed_mask
         self.local_reparameterization = local_reparameterization
+        self.mask_per = mask_per
         self.register_buffer("mask", None)
         if fixed_mask:
             self.mask = torch.empty_like(self.weight, requires_grad=False)
             self.resample_mask()
-
-    @property
-    def chunk_size(self) -> int:
-        """Samples per chunk of the exact path: ``max(1, max_mask_elements // (in*out))``."""
-        return _chunk_size(self.in_features, self.out_features, self.max_mask_elements)
 
     @torch.no_grad()
     def resample_mask(self) -> Tensor:
@@ -447,17 +342,14 @@ class PerNodeDropLinear(_NoisyLinearBase):
             noise = _sample_mask(s.shape, self.p, "gaussian", generator=gen,
                                  device=x.device, dtype=s.dtype, centered=True)
             return mean + std * noise
-        return per_sample_masked_linear(
-            x, self.weight, self.bias, self.p, self.stir,
-            max_mask_elements=self.max_mask_elements, generator=self.generator,
-        )
+        return per_sample_masked_linear(x, self.weight, self.bias, self.p, self.stir,
+                                        mask_per=self.mask_per, generator=self.generator)
 
     def extra_repr(self) -> str:  # noqa: D102
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, p={self.p}, "
             f"stir={self.stir!r}, bias={self.bias is not None}, fixed_mask={self.fixed_mask}, "
-            f"local_reparameterization={self.local_reparameterization}, "
-            f"max_mask_elements={self.max_mask_elements}"
+            f"local_reparameterization={self.local_reparameterization}, mask_per={self.mask_per!r}"
         )
 
 
@@ -470,8 +362,9 @@ class DropConnectLinear(_NoisyLinearBase):
     mini-batch; the bias is not masked. Identical samples of one batch give
     identical outputs. With ``per_sample=True`` each sample gets its own mask,
     computed by :func:`per_sample_masked_linear` (the exact path of
-    :class:`PerNodeDropLinear` with ``stir="drop"``, chunked by
-    ``max_mask_elements``). Eval mode and ``p = 0``: the plain layer.
+    :class:`PerNodeDropLinear` with ``stir="drop"``: fused kernels, masks never stored).
+    Eval mode and ``p = 0``: the plain layer.  Both paths work under ``torch.compile``,
+    ``torch.autocast`` and ``torch.func``.
 
     Parameters
     ----------
@@ -483,8 +376,6 @@ class DropConnectLinear(_NoisyLinearBase):
         Learnable unmasked bias.
     per_sample : bool
         One mask per sample instead of per batch.
-    max_mask_elements : int
-        Chunking bound of the per-sample path.
     device, dtype
         Factory arguments.
     generator : torch.Generator, optional
@@ -498,13 +389,12 @@ class DropConnectLinear(_NoisyLinearBase):
         p: float = 0.5,
         bias: bool = True,
         per_sample: bool = False,
-        max_mask_elements: int = 2**24,
         device=None,
         dtype=None,
         generator: Optional[torch.Generator] = None,
     ) -> None:
-        per_sample = _check_bool("per_sample", per_sample)
-        super().__init__(in_features, out_features, p, bias, max_mask_elements, device, dtype, generator)
+        per_sample = check_bool("per_sample", per_sample)
+        super().__init__(in_features, out_features, p, bias, device, dtype, generator)
         self.per_sample = per_sample
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: D102
@@ -512,10 +402,7 @@ class DropConnectLinear(_NoisyLinearBase):
         if not self.training or self.p == 0.0:
             return F.linear(x, self.weight, self.bias)
         if self.per_sample:
-            return per_sample_masked_linear(
-                x, self.weight, self.bias, self.p, "drop",
-                max_mask_elements=self.max_mask_elements, generator=self.generator,
-            )
+            return per_sample_masked_linear(x, self.weight, self.bias, self.p, "drop", generator=self.generator)
         gen = _generator_for(self.generator, self.weight.device)
         m = _sample_mask(self.weight.shape, self.p, "drop", generator=gen,
                          device=self.weight.device, dtype=self.weight.dtype)
@@ -524,8 +411,7 @@ class DropConnectLinear(_NoisyLinearBase):
     def extra_repr(self) -> str:  # noqa: D102
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, p={self.p}, "
-            f"bias={self.bias is not None}, per_sample={self.per_sample}, "
-            f"max_mask_elements={self.max_mask_elements}"
+            f"bias={self.bias is not None}, per_sample={self.per_sample}"
         )
 
 
@@ -550,8 +436,8 @@ class GaussianDropout(nn.Module):
 
     def __init__(self, p: float = 0.5, generator: Optional[torch.Generator] = None) -> None:
         super().__init__()
-        self.p = _check_prob("p", p)
-        self.generator = _check_generator(generator)
+        self.p = check_probability("p", p)
+        self.generator = check_generator(generator)
 
     @property
     def lam(self) -> float:
@@ -593,9 +479,9 @@ class BlockDropout(nn.Module):
 
     def __init__(self, p: float = 0.5, block_size: int = 1, generator: Optional[torch.Generator] = None) -> None:
         super().__init__()
-        self.p = _check_prob("p", p)
-        self.block_size = _check_positive_int("block_size", block_size)
-        self.generator = _check_generator(generator)
+        self.p = check_probability("p", p)
+        self.block_size = check_positive_int("block_size", block_size)
+        self.generator = check_generator(generator)
 
     @property
     def lam(self) -> float:
@@ -606,10 +492,8 @@ class BlockDropout(nn.Module):
         x = _check_input("input", input)
         width = x.shape[-1]
         if width % self.block_size != 0:
-            raise ValueError(
-                f"block_size={self.block_size} must divide the input width (last dimension); "
-                f"got width {width}"
-            )
+            raise invalid("input", f"a tensor whose last dimension is divisible by block_size={self.block_size}; "
+                          "width", width)
         if not self.training or self.p == 0.0:
             return x
         nb = width // self.block_size
@@ -650,13 +534,11 @@ class NodeDropout(nn.Module):
         else:
             values = None
         if values is None or len(values) == 0:
-            raise ValueError(
-                f"p must be a non-empty 1-D sequence of drop probabilities in [0, 1); got {p!r}"
-            )
+            raise invalid("p", "a non-empty 1-D sequence of drop probabilities in [0, 1)", p)
         for j, v in enumerate(values):
-            _check_prob(f"p[{j}]", v)
+            check_probability(f"p[{j}]", v)
         self.register_buffer("p", torch.tensor([float(v) for v in values], dtype=torch.float64), persistent=False)
-        self.generator = _check_generator(generator)
+        self.generator = check_generator(generator)
 
     @property
     def width(self) -> int:
@@ -671,9 +553,7 @@ class NodeDropout(nn.Module):
     def forward(self, input: Tensor) -> Tensor:  # noqa: D102
         x = _check_input("input", input)
         if x.shape[-1] != self.width:
-            raise ValueError(
-                f"input must have last dimension len(p)={self.width}; got shape {tuple(x.shape)}"
-            )
+            raise invalid("input", f"a tensor with last dimension len(p)={self.width}; shape", tuple(x.shape))
         if not self.training or not bool((self.p > 0).any()):
             return x
         gen = _generator_for(self.generator, x.device)

@@ -8,8 +8,17 @@ scalar law's own ``sample`` method, which for the built-in laws calls it.
   ``p`` and ``1/(1-p)`` with probability ``1 - p``;
 * ``stir="gaussian"``: ``M ~ N(1, lam)``, ``lam = p / (1 - p)``.
 
-Both have mean 1 and variance ``lam``.  This module imports only torch and the standard
-library: it is the ground floor that the laws and the layers stand on.
+Both have mean 1 and variance ``lam``.  This module stands on torch and on the
+counter-based kernels of :mod:`pnd_theory.kernels` only: it is the ground floor that the laws
+and the layers stand on.
+
+The exact per-sample masked linear map (a fresh mask per sample and connection, used by the
+layers and by Monte Carlo of per-sample weight noise) is drawn here too, by
+:func:`masked_linear`: its masks come from a counter-based generator keyed by
+``(seed, sample, output, input)`` (see :mod:`pnd_theory.kernels`) and are computed inside the
+products, never stored.  It is a torch custom operator (``torch.ops.pnd_theory.masked_linear``)
+with fake (meta) implementations, an autograd formula and batching rules, so that
+``torch.compile(fullgraph=True)``, ``torch.func.grad`` and ``torch.func.vmap`` see through it.
 """
 from __future__ import annotations
 
@@ -18,6 +27,14 @@ from typing import Optional, Union
 
 import torch
 from torch import Tensor
+
+from . import kernels
+from .kernels import counter_masks
+
+try:  # the CUDA kernels need Triton; without it CUDA uses the chunked torch route
+    from . import kernels_triton
+except ImportError:  # pragma: no cover
+    kernels_triton = None
 
 #: Allowed noise kinds ("stirs") of the masks.
 STIRS = ("drop", "gaussian")
@@ -169,3 +186,186 @@ def sample_mask(
     if work == dtype:
         return u
     return out.copy_(u) if out is not None else u.to(dtype)
+
+
+# ----------------------------------------------------------------------------
+# the exact per-sample masked linear map: torch custom operators
+# ----------------------------------------------------------------------------
+#: mask elements held at once by the chunked torch route (no compiled kernel for the device)
+CHUNK_ELEMENTS = 2**22
+
+
+def draw_seed_tensor(generator: Optional[torch.Generator] = None) -> Tensor:
+    """A 0-d int64 seed tensor in ``[0, 2**62)``, drawn without leaving torch (no ``.item()``).
+
+    From ``generator`` when given, else from the global CPU RNG (``torch.manual_seed`` makes
+    it reproducible); traceable by ``torch.compile`` and, inside ``torch.func.vmap(...,
+    randomness="different")``, one seed per batch entry.
+    """
+    if generator is None:
+        return torch.randint(0, SEED_HIGH, (), dtype=torch.int64)
+    return torch.randint(0, SEED_HIGH, (), dtype=torch.int64, generator=generator, device=generator.device)
+
+
+def _row_chunks(rows: int, n_out: int, n_in: int):
+    """Row ranges holding at most ``CHUNK_ELEMENTS`` mask elements (route without a kernel)."""
+    step = max(1, CHUNK_ELEMENTS // max(1, n_out * n_in))
+    return [(a, min(rows, a + step)) for a in range(0, rows, step)]
+
+
+def _route(device: torch.device) -> str:
+    if device.type == "cpu" and kernels.HAVE_NUMBA:
+        return "numba"
+    if device.type == "cuda" and kernels_triton is not None and kernels_triton.HAVE_TRITON:
+        return "triton"
+    return "torch"
+
+
+def _masks_for(a, b, positions, n_out, n_in, seed, p, gaussian, like):
+    samples = torch.arange(a, b, device=like.device) // positions
+    return counter_masks(seed, samples, n_out, n_in, p, gaussian, device=like.device, dtype=like.dtype)
+
+
+def _work_dtype(*tensors):
+    dt = tensors[0].dtype
+    for t in tensors[1:]:
+        dt = torch.promote_types(dt, t.dtype)
+    return dt
+
+
+@torch.library.custom_op("pnd_theory::masked_linear", mutates_args=())
+def _masked_linear_op(x: Tensor, weight: Tensor, seed: Tensor, p: float, gaussian: bool,
+                      positions: int) -> Tensor:
+    seed_v, dt = int(seed), _work_dtype(x, weight)
+    route = _route(x.device)
+    if route == "numba":
+        return kernels.masked_linear_cpu(x, weight, seed_v, p, gaussian, positions).to(dt)
+    if route == "triton":
+        return kernels_triton.masked_linear(x.to(dt), weight.to(dt), seed_v, p, gaussian, positions)
+    n_out, n_in = weight.shape
+    z = x.new_empty((x.shape[0], n_out), dtype=dt)
+    for a, b in _row_chunks(x.shape[0], n_out, n_in):
+        m = _masks_for(a, b, positions, n_out, n_in, seed_v, p, gaussian, z)
+        z[a:b] = torch.einsum("roi,oi,ri->ro", m, weight.to(dt), x[a:b].to(dt))
+    return z
+
+
+@torch.library.custom_op("pnd_theory::masked_linear_grad_input", mutates_args=())
+def _grad_input_op(grad: Tensor, weight: Tensor, seed: Tensor, p: float, gaussian: bool,
+                   positions: int) -> Tensor:
+    seed_v, dt = int(seed), _work_dtype(grad, weight)
+    route = _route(grad.device)
+    if route == "numba":
+        return kernels.masked_linear_grad_input_cpu(grad, weight, seed_v, p, gaussian, positions).to(dt)
+    if route == "triton":
+        return kernels_triton.masked_linear_grad_input(grad.to(dt), weight.to(dt), seed_v, p, gaussian, positions)
+    n_out, n_in = weight.shape
+    gx = grad.new_empty((grad.shape[0], n_in), dtype=dt)
+    for a, b in _row_chunks(grad.shape[0], n_out, n_in):
+        m = _masks_for(a, b, positions, n_out, n_in, seed_v, p, gaussian, gx)
+        gx[a:b] = torch.einsum("roi,oi,ro->ri", m, weight.to(dt), grad[a:b].to(dt))
+    return gx
+
+
+@torch.library.custom_op("pnd_theory::masked_linear_grad_weight", mutates_args=())
+def _grad_weight_op(grad: Tensor, x: Tensor, seed: Tensor, p: float, gaussian: bool,
+                    positions: int) -> Tensor:
+    seed_v, dt = int(seed), _work_dtype(grad, x)
+    route = _route(grad.device)
+    if route == "numba":
+        return kernels.masked_linear_grad_weight_cpu(grad, x, seed_v, p, gaussian, positions).to(dt)
+    if route == "triton":
+        return kernels_triton.masked_linear_grad_weight(grad.to(dt), x.to(dt), seed_v, p, gaussian, positions)
+    n_out, n_in = grad.shape[1], x.shape[1]
+    gw = grad.new_zeros((n_out, n_in), dtype=dt)
+    for a, b in _row_chunks(grad.shape[0], n_out, n_in):
+        m = _masks_for(a, b, positions, n_out, n_in, seed_v, p, gaussian, gw)
+        gw += torch.einsum("roi,ri,ro->oi", m, x[a:b].to(dt), grad[a:b].to(dt))
+    return gw
+
+
+@_masked_linear_op.register_fake
+def _(x, weight, seed, p, gaussian, positions):
+    return x.new_empty((x.shape[0], weight.shape[0]), dtype=_work_dtype(x, weight))
+
+
+@_grad_input_op.register_fake
+def _(grad, weight, seed, p, gaussian, positions):
+    return grad.new_empty((grad.shape[0], weight.shape[1]), dtype=_work_dtype(grad, weight))
+
+
+@_grad_weight_op.register_fake
+def _(grad, x, seed, p, gaussian, positions):
+    return grad.new_empty((grad.shape[1], x.shape[1]), dtype=_work_dtype(grad, x))
+
+
+def _setup_context(ctx, inputs, output):
+    x, weight, seed, p, gaussian, positions = inputs
+    ctx.save_for_backward(x, weight, seed)
+    ctx.options = (p, gaussian, positions)
+
+
+def _backward(ctx, grad):
+    x, weight, seed = ctx.saved_tensors
+    grad_x = grad_w = None
+    if ctx.needs_input_grad[0]:
+        grad_x = _grad_input_op(grad, weight, seed, *ctx.options).to(x.dtype)
+    if ctx.needs_input_grad[1]:
+        grad_w = _grad_weight_op(grad, x, seed, *ctx.options).to(weight.dtype)
+    return grad_x, grad_w, None, None, None, None
+
+
+_masked_linear_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _vmap_rule(op):
+    """Batching rule: one call per batch entry (each with its own seed when the seed is batched,
+    as under ``vmap(..., randomness="different")``)."""
+
+    def rule(info, in_dims, *args):
+        tensors = args[:3]
+        parts = []
+        for b in range(info.batch_size):
+            sliced = [t if d is None else t.select(d, b) for t, d in zip(tensors, in_dims[:3])]
+            parts.append(op(*sliced, *args[3:]))
+        return torch.stack(parts), 0
+
+    op.register_vmap(rule)
+
+
+for _op in (_masked_linear_op, _grad_input_op, _grad_weight_op):
+    _vmap_rule(_op)
+
+
+def masked_linear(x: Tensor, weight: Tensor, seed: Tensor, p: float, gaussian: bool = False,
+                  positions: int = 1) -> Tensor:
+    r"""``z_r = (W \circ M_{s(r)}) x_r`` with ``s(r) = r // positions``: the exact per-sample map.
+
+    Every mask value :math:`M_{s,j,i}` is a function of ``(seed, s, j, i)`` (the counter-based
+    generator of :mod:`pnd_theory.kernels`), inverted Bernoulli (``gaussian=False``) or
+    Gaussian with mean 1 and variance ``p / (1 - p)``, i.i.d. over samples and connections.
+    Forward, input gradient and weight gradient compute the masks on the fly (numba on CPU,
+    Triton on CUDA, a chunked torch route elsewhere), so nothing of size ``rows x out x in`` is
+    stored and the result depends on neither chunking nor thread count.
+
+    Parameters
+    ----------
+    x : Tensor
+        Shape ``(rows, in)``.
+    weight : Tensor
+        Shape ``(out, in)``.
+    seed : Tensor
+        0-d int64 tensor (see :func:`draw_seed_tensor`).
+    p : float
+        Drop probability in ``(0, 1)`` (not validated here).
+    gaussian : bool
+        Gaussian instead of Bernoulli masks.
+    positions : int
+        Consecutive rows that share one mask (the positions of one sample of a sequence).
+
+    Returns
+    -------
+    Tensor
+        Shape ``(rows, out)``, in the promoted dtype of ``x`` and ``weight``.
+    """
+    return _masked_linear_op(x, weight, seed, float(p), bool(gaussian), int(positions))

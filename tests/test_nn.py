@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from scipy import stats
 
 import pnd_theory.nn as pnn
+from pnd_theory._validation import InvalidParameterError
+from pnd_theory.kernels import counter_masks
 from pnd_theory.nn import (
     BlockDropout,
     DropConnectLinear,
@@ -76,9 +78,8 @@ def make_layer(stir="drop", local=False, p=0.3, in_f=4, out_f=3, seed=0, **kw):
 
 
 def naive_masked_linear(x, W, b, p, stir, seed):
-    """Autograd through a fully materialized (batch, out, in) mask drawn like the layer's."""
-    g = torch.Generator().manual_seed(seed)
-    M = pnn._sample_mask((x.shape[0], *W.shape), p, stir, generator=g, dtype=W.dtype)
+    """Autograd through the fully materialized (batch, out, in) masks of the reference generator."""
+    M = counter_masks(seed, torch.arange(x.shape[0]), *W.shape, p, stir == "gaussian", dtype=W.dtype)
     return torch.einsum("koi,ki->ko", W * M, x) + b
 
 
@@ -147,12 +148,12 @@ def test_per_batch_dropconnect_shares_the_mask_and_per_sample_does_not():
 def test_dropconnect_per_sample_uses_the_per_sample_function():
     torch.manual_seed(0)
     g = torch.Generator()
-    dcs = DropConnectLinear(5, 4, p=0.4, per_sample=True, max_mask_elements=40, dtype=DT, generator=g)
+    dcs = DropConnectLinear(5, 4, p=0.4, per_sample=True, dtype=DT, generator=g)
     x = torch.randn(6, 5, dtype=DT)
     g.manual_seed(11)
     a = dcs(x)
     g.manual_seed(11)
-    b = per_sample_masked_linear(x, dcs.weight, dcs.bias, 0.4, "drop", max_mask_elements=40, generator=g)
+    b = per_sample_masked_linear(x, dcs.weight, dcs.bias, 0.4, "drop", generator=g)
     assert torch.equal(a, b)
 
 
@@ -265,22 +266,20 @@ def test_fixed_mask(stir):
 # gradients
 # ----------------------------------------------------------------------------
 @pytest.mark.parametrize("stir", STIRS)
-def test_gradcheck_exact_chunked_path(stir):
+def test_gradcheck_exact_fused_path(stir):
     torch.manual_seed(0)
     g = torch.Generator()
     x = torch.randn(5, 3, dtype=DT, requires_grad=True)
     W = torch.randn(4, 3, dtype=DT, requires_grad=True)
     b = torch.randn(4, dtype=DT, requires_grad=True)
-    mme = 24  # 2 samples per chunk -> 3 chunks
 
     def f(x, W, b):
         g.manual_seed(1234)  # same mask at every call
-        return per_sample_masked_linear(x, W, b, 0.5, stir, max_mask_elements=mme, generator=g)
+        return per_sample_masked_linear(x, W, b, 0.5, stir, generator=g)
 
-    assert pnn._chunk_size(3, 4, mme) == 2
     assert torch.autograd.gradcheck(f, (x, W, b))
     # and through the module, with its own generator re-seeded at every call
-    layer = PerNodeDropLinear(3, 4, p=0.5, stir=stir, max_mask_elements=mme, dtype=DT, generator=g)
+    layer = PerNodeDropLinear(3, 4, p=0.5, stir=stir, dtype=DT, generator=g)
 
     def h(x):
         g.manual_seed(99)
@@ -304,33 +303,14 @@ def test_gradcheck_local_reparameterization():
 
 
 @pytest.mark.parametrize("stir", STIRS)
-def test_chunked_and_unchunked_agree(stir):
-    torch.manual_seed(0)
-    x = torch.randn(9, 5, dtype=DT, requires_grad=True)
+def test_fused_kernel_matches_autograd_through_the_materialized_masks(stir):
+    """The kernels against plain autograd through the masks of the reference generator."""
+    torch.manual_seed(1)
+    x = torch.randn(7, 5, dtype=DT, requires_grad=True)
     W = torch.randn(4, 5, dtype=DT, requires_grad=True)
     b = torch.randn(4, dtype=DT, requires_grad=True)
-    g_out = torch.randn(9, 4, dtype=DT)
-    results = []
-    for mme in (20, 3 * 20, 10**6):  # chunks of 1, 3 and 9 samples
-        z = per_sample_masked_linear(x, W, b, 0.4, stir, max_mask_elements=mme, seed=2024)
-        grads = torch.autograd.grad(z, (x, W, b), g_out)
-        results.append((z.detach(), grads))
-    z0, g0 = results[-1]
-    for z, gr in results[:-1]:
-        assert torch.equal(z, z0)  # same masks, same per-sample arithmetic
-        for a, c in zip(gr, g0):
-            torch.testing.assert_close(a, c, rtol=1e-13, atol=1e-13)
-
-
-@pytest.mark.parametrize("stir", STIRS)
-@pytest.mark.parametrize("mme", [12, 10**6], ids=["chunked", "one-chunk"])
-def test_custom_backward_matches_naive_materialized_mask(stir, mme):
-    torch.manual_seed(1)
-    x = torch.randn(7, 3, dtype=DT, requires_grad=True)
-    W = torch.randn(4, 3, dtype=DT, requires_grad=True)
-    b = torch.randn(4, dtype=DT, requires_grad=True)
     g_out = torch.randn(7, 4, dtype=DT)
-    z = per_sample_masked_linear(x, W, b, 0.3, stir, max_mask_elements=mme, seed=77)
+    z = per_sample_masked_linear(x, W, b, 0.3, stir, seed=77)
     zn = naive_masked_linear(x, W, b, 0.3, stir, seed=77)
     torch.testing.assert_close(z, zn, rtol=1e-13, atol=1e-13)
     g1 = torch.autograd.grad(z, (x, W, b), g_out)
@@ -338,9 +318,9 @@ def test_custom_backward_matches_naive_materialized_mask(stir, mme):
     for a, c in zip(g1, g2):
         torch.testing.assert_close(a, c, rtol=1e-13, atol=1e-13)
     # only the weight needs a gradient / only the input needs one
-    gw = torch.autograd.grad(per_sample_masked_linear(x.detach(), W, None, 0.3, stir, max_mask_elements=mme, seed=77), W, g_out)[0]
+    gw = torch.autograd.grad(per_sample_masked_linear(x.detach(), W, None, 0.3, stir, seed=77), W, g_out)[0]
     torch.testing.assert_close(gw, g1[1], rtol=1e-13, atol=1e-13)
-    gx = torch.autograd.grad(per_sample_masked_linear(x, W.detach(), b, 0.3, stir, max_mask_elements=mme, seed=77), x, g_out)[0]
+    gx = torch.autograd.grad(per_sample_masked_linear(x, W.detach(), b, 0.3, stir, seed=77), x, g_out)[0]
     torch.testing.assert_close(gx, g1[0], rtol=1e-13, atol=1e-13)
 
 
@@ -348,32 +328,16 @@ def test_custom_backward_matches_naive_materialized_mask(stir, mme):
 # memory
 # ----------------------------------------------------------------------------
 @pytest.mark.parametrize("stir", STIRS)
-def test_memory_bounded_chunks_and_nothing_big_saved(stir, monkeypatch):
-    n, in_f, out_f, mme = 9, 6, 5, 60  # chunks of 2 samples: 5 chunks
+def test_nothing_of_size_batch_out_in_is_saved(stir):
+    n, in_f, out_f = 9, 6, 5
     torch.manual_seed(0)
-    layer = PerNodeDropLinear(in_f, out_f, p=0.5, stir=stir, max_mask_elements=mme, dtype=DT)
+    layer = PerNodeDropLinear(in_f, out_f, p=0.5, stir=stir, dtype=DT)
     x = torch.randn(n, in_f, dtype=DT, requires_grad=True)
-    torch.manual_seed(3)
-    ref = layer(x)
-    ref_grads = torch.autograd.grad(ref.sum(), (x, layer.weight))
-
-    sizes = []
-    real = pnn._sample_mask
-
-    def spy(shape, *args, **kwargs):
-        m = real(shape, *args, **kwargs)
-        sizes.append(m.numel())
-        return m
-
-    monkeypatch.setattr(pnn, "_sample_mask", spy)
     saved = []
-    torch.manual_seed(3)
     with torch.autograd.graph.saved_tensors_hooks(lambda t: (saved.append(t.numel()), t)[1], lambda t: t):
         z = layer(x)
     grads = torch.autograd.grad(z.sum(), (x, layer.weight))
-    assert torch.equal(z, ref) and all(torch.equal(a, c) for a, c in zip(grads, ref_grads))
-    assert len(sizes) == 2 * 5  # 5 chunks in forward, 5 regenerated in backward
-    assert max(sizes) <= mme and sum(sizes) == 2 * n * in_f * out_f
+    assert all(torch.isfinite(gr).all() for gr in grads)
     assert saved and max(saved) <= max(n * in_f, out_f * in_f) < n * in_f * out_f
 
 
@@ -522,13 +486,12 @@ def test_hidden_modules_identity_in_eval(mod):
         (lambda: PerNodeDropLinear(3, 2, p=float("nan")), "p"),
         (lambda: PerNodeDropLinear(3, 2, p="0.5"), "p"),
         (lambda: PerNodeDropLinear(3, 2, stir="bernoulli"), "stir"),
-        (lambda: PerNodeDropLinear(3, 2, max_mask_elements=0), "max_mask_elements"),
-        (lambda: PerNodeDropLinear(3, 2, max_mask_elements=1.5), "max_mask_elements"),
+        (lambda: PerNodeDropLinear(3, 2, mask_per="batch"), "mask_per"),
         (lambda: PerNodeDropLinear(3, 2, stir="drop", local_reparameterization=True), "local_reparameterization"),
         (lambda: PerNodeDropLinear(3, 2, generator=0), "generator"),
         (lambda: DropConnectLinear(3, 2, p=1.5), "p"),
         (lambda: DropConnectLinear(0, 2), "in_features"),
-        (lambda: DropConnectLinear(3, 2, max_mask_elements=-3), "max_mask_elements"),
+        (lambda: per_sample_masked_linear(torch.randn(2, 3), torch.randn(4, 3), seed=-1), "seed"),
         (lambda: GaussianDropout(1.0), "p"),
         (lambda: BlockDropout(0.5, 0), "block_size"),
         (lambda: BlockDropout(False, 2), "p"),
@@ -540,8 +503,15 @@ def test_hidden_modules_identity_in_eval(mod):
     ],
 )
 def test_bad_arguments_raise_value_error_naming_the_parameter(build, name):
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(InvalidParameterError, match=name):
         build()
+
+
+def test_invalid_parameter_error_is_both_value_and_type_error():
+    with pytest.raises(ValueError):
+        PerNodeDropLinear(4, 3, p="0.5")
+    with pytest.raises(TypeError):
+        PerNodeDropLinear(4, 3, p="0.5")
 
 
 # ----------------------------------------------------------------------------
@@ -563,8 +533,7 @@ def test_gpu_large_batch_mean_and_bounded_memory():
     z.sum().backward()
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated() - base
-    chunk_bytes = layer.chunk_size * d * d * 4
-    assert peak <= 4 * chunk_bytes + 8 * n * d * 4, f"peak {peak / 2**20:.0f} MiB"
+    assert peak <= 4 * d * d * 4 + 8 * n * d * 4, f"peak {peak / 2**20:.0f} MiB"  # no (n, d, d) tensor
     with torch.no_grad():
         Wd, xd = layer.weight.double(), x.double()
         mean = Wd @ xd + layer.bias.double()

@@ -1,0 +1,334 @@
+r"""Counter-based mask values and the fused per-sample masked linear map.
+
+.. math::
+
+    z_r = (W \circ M_{s(r)})\, x_r, \qquad
+    \frac{\partial L}{\partial x_r} = (W \circ M_{s(r)})^\top g_r, \qquad
+    \frac{\partial L}{\partial W} = \sum_r M_{s(r)} \circ (g_r x_r^\top),
+
+with ``s(r) = r // positions`` the sample of row ``r`` (``positions = 1``: a mask per row).
+No mask is stored: each value :math:`M_{s,j,i}` is a function of ``(seed, s, j, i)`` alone,
+computed inside the multiply-accumulate, so backward regenerates the forward's masks, nothing
+of size ``rows x out x in`` ever exists, and results do not depend on chunking or threads.
+
+The generator
+-------------
+SplitMix64 (Steele, Lea and Flood, 2014) read as a counter-based generator: output number
+``c`` of the stream with key ``k`` is ``mix(k + (c + 1) * GAMMA)`` (mod ``2**64``), with
+``GAMMA = 0x9E3779B97F4A7C15`` and ``mix`` Stafford's "variant 13" 64-bit finalizer
+(the SplitMix64 output function; the sequence passes BigCrush).  The key is
+``mix(seed + GAMMA)``.  Connections ``i = 2q`` and ``2q + 1`` of row ``j`` of sample ``s``
+share output number ``c = (s * n_out + j) * ceil(n_in / 2) + q``: the high 32 bits ``a`` go
+to ``2q``, the low 32 bits ``b`` to ``2q + 1``.
+
+* Bernoulli (``gaussian=False``): keep iff ``a >= t`` (resp. ``b >= t``) with
+  ``t = round(p * 2**32)``, value ``1/(1-p)`` when kept, else 0 (keep fraction within
+  ``2**-33`` of ``1 - p``).
+* Gaussian: Box-Muller on the pair, ``u = (a + 1) 2^{-32} \in (0, 1]``,
+  ``\theta = 2\pi b\, 2^{-32}``, ``\rho = \sqrt{-2 \ln u}``; connection ``2q`` gets
+  ``1 + \sigma \rho \cos\theta`` and ``2q + 1`` gets ``1 + \sigma \rho \sin\theta``, with
+  ``\sigma = \sqrt{p / (1 - p)}`` (two independent normals; the tails are cut at
+  ``\rho \le 6.66``).
+
+Three implementations compute the same values: :func:`counter_masks` in plain torch (any
+device; the reference), the numba kernels of this module (CPU; ``fastmath`` off, a fixed
+summation order per output entry), and the Triton kernels of :mod:`pnd_theory.kernels_triton`
+(CUDA).  Bernoulli masks agree bit for bit; Gaussian ones to the rounding of ``log``,
+``cos`` and ``sin`` (the numba kernels use their own polynomials so that they vectorize).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+try:
+    import numba
+    from numba import njit, prange
+    from numba.cpython.unsafe.numbers import leading_zeros
+except ImportError:  # pragma: no cover - the torch route below still works
+    numba = None
+
+__all__ = ["GAMMA", "seed_key", "counter_masks", "drop_threshold", "HAVE_NUMBA", "masked_linear_cpu",
+           "masked_linear_grad_input_cpu", "masked_linear_grad_weight_cpu"]
+
+HAVE_NUMBA = numba is not None
+
+MASK64 = (1 << 64) - 1
+GAMMA = 0x9E3779B97F4A7C15
+MIX1 = 0xBF58476D1CE4E5B9
+MIX2 = 0x94D049BB133111EB
+
+
+def _mix_int(z: int) -> int:
+    z &= MASK64
+    z = ((z ^ (z >> 30)) * MIX1) & MASK64
+    z = ((z ^ (z >> 27)) * MIX2) & MASK64
+    return z ^ (z >> 31)
+
+
+def seed_key(seed: int) -> int:
+    """The stream key ``mix(seed + GAMMA)`` of a seed (an integer, taken mod ``2**64``)."""
+    return _mix_int(int(seed) + GAMMA)
+
+
+def drop_threshold(p: float) -> int:
+    """``t = round(p * 2**32)``: a 32-bit draw ``a`` keeps its connection iff ``a >= t``."""
+    return min(int(round(float(p) * 2.0**32)), 2**32)
+
+
+# ----------------------------------------------------------------------------
+# torch reference (any device): the masks themselves
+# ----------------------------------------------------------------------------
+def _signed(v: int) -> int:
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def _shr(z: Tensor, s: int) -> Tensor:
+    """Logical right shift of int64 bit patterns."""
+    return (z >> s) & ((1 << (64 - s)) - 1)
+
+
+def _mix_torch(z: Tensor) -> Tensor:
+    z = (z ^ _shr(z, 30)) * _signed(MIX1)
+    z = (z ^ _shr(z, 27)) * _signed(MIX2)
+    return z ^ _shr(z, 31)
+
+
+def counter_masks(seed: int, samples, n_out: int, n_in: int, p: float, gaussian: bool,
+                  device=None, dtype=torch.float64) -> Tensor:
+    r"""The masks :math:`M_{s,j,i}` of the given samples, shape ``(len(samples), n_out, n_in)``.
+
+    The reference implementation of the generator described in the module docstring, in plain
+    torch integer arithmetic (int64 products wrap like ``uint64`` ones).  It materializes the
+    masks: the fused kernels compute the same values without storing them.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the stream.
+    samples : sequence of int or Tensor
+        Sample indices ``s``.
+    n_out, n_in : int
+        Shape of one mask.
+    p : float
+        Drop probability in ``[0, 1)``.
+    gaussian : bool
+        Gaussian instead of Bernoulli values.
+    device, dtype
+        Of the result.
+    """
+    s = torch.as_tensor(samples, dtype=torch.int64, device=device).reshape(-1, 1, 1)
+    pairs = (n_in + 1) // 2
+    j = torch.arange(n_out, device=s.device, dtype=torch.int64).reshape(1, -1, 1)
+    q = torch.arange(pairs, device=s.device, dtype=torch.int64).reshape(1, 1, -1)
+    c = (s * n_out + j) * pairs + q + 1
+    h = _mix_torch(_signed(seed_key(seed)) + c * _signed(GAMMA))
+    a = _shr(h, 32)
+    b = h & 0xFFFFFFFF
+    if gaussian:
+        u = (a.double() + 1.0) * 2.0**-32
+        theta = b.double() * (2.0 * math.pi * 2.0**-32)
+        rho = torch.sqrt(-2.0 * torch.log(u))
+        sigma = math.sqrt(p / (1.0 - p))
+        m = torch.stack((1.0 + sigma * rho * torch.cos(theta), 1.0 + sigma * rho * torch.sin(theta)), -1)
+    else:
+        t = drop_threshold(p)
+        scale = 1.0 / (1.0 - p)
+        m = torch.stack((a >= t, b >= t), -1).double() * scale
+    return m.reshape(s.shape[0], n_out, 2 * pairs)[..., :n_in].to(dtype)
+
+
+# ----------------------------------------------------------------------------
+# numba kernels (CPU)
+# ----------------------------------------------------------------------------
+if HAVE_NUMBA:
+    _G = np.uint64(GAMMA)
+    _M1 = np.uint64(MIX1)
+    _M2 = np.uint64(MIX2)
+    _LO = np.uint64(0xFFFFFFFF)
+    _ONE = np.uint64(1)
+    _LN2 = math.log(2.0)
+    _TWO_PI = 2.0 * math.pi
+    # 1 / (2k + 1): ln m = 2 t sum_k t^(2k) / (2k + 1), t = (m - 1) / (m + 1), |t| < 0.172
+    _LOG_C = tuple(1.0 / (2 * k + 1) for k in range(12))
+    # Taylor coefficients of sin and cos on [0, pi/2): the terms left out are below 3e-16
+    _SIN_C = tuple((-1.0) ** k / math.factorial(2 * k + 1) for k in range(11))
+    _COS_C = tuple((-1.0) ** k / math.factorial(2 * k) for k in range(12))
+    _JIT = dict(parallel=True, fastmath=False, cache=True, nogil=True)
+
+    @njit(inline="always")
+    def _mix(z):
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
+        return z ^ (z >> np.uint64(31))
+
+    @njit(inline="always")
+    def _log_u(a):
+        """ln((a + 1) 2^-32) for a 32-bit ``a``, by polynomials only (vectorizes)."""
+        v = a + _ONE  # in [1, 2^32]
+        e = np.int64(63) - np.int64(leading_zeros(v))  # floor(log2 v)
+        m = np.float64(v << np.uint64(32 - e)) * 2.0**-32  # v / 2^e in [1, 2)
+        big = m > 1.4142135623730951
+        m = m * 0.5 if big else m
+        e = e + 1 if big else e
+        t = (m - 1.0) / (m + 1.0)
+        t2 = t * t
+        acc = _LOG_C[11]
+        for k in range(10, -1, -1):
+            acc = acc * t2 + _LOG_C[k]
+        return 2.0 * t * acc + np.float64(e - 32) * _LN2
+
+    @njit(inline="always")
+    def _gauss_pair(h):
+        """Two independent N(0, 1) values from one 64-bit output (Box-Muller)."""
+        a = h >> np.uint64(32)
+        b = h & _LO
+        rho = math.sqrt(-2.0 * _log_u(a))
+        quadrant = np.int64(b >> np.uint64(30))
+        x = np.float64(b & np.uint64(0x3FFFFFFF)) * (0.5 * math.pi * 2.0**-30)  # in [0, pi/2)
+        x2 = x * x
+        sn = _SIN_C[10]
+        for k in range(9, -1, -1):
+            sn = sn * x2 + _SIN_C[k]
+        sn = sn * x
+        cs = _COS_C[11]
+        for k in range(10, -1, -1):
+            cs = cs * x2 + _COS_C[k]
+        odd = (quadrant & 1) == 1
+        c = sn if odd else cs
+        s = cs if odd else sn
+        c = -c if ((quadrant + 1) >> 1) & 1 == 1 else c
+        s = -s if quadrant >= 2 else s
+        return rho * c, rho * s
+
+    @njit(inline="always")
+    def _pair(h, gaussian, thr, scale, sigma):
+        if gaussian:
+            z0, z1 = _gauss_pair(h)
+            return 1.0 + sigma * z0, 1.0 + sigma * z1
+        zero = scale - scale  # of the type of scale: float32 work stays in float32
+        m0 = scale if (h >> np.uint64(32)) >= thr else zero
+        m1 = scale if (h & _LO) >= thr else zero
+        return m0, m1
+
+    @njit(**_JIT)
+    def _forward(x, wt, key, gaussian, thr, scale, sigma, positions, out):
+        rows, n_in = x.shape
+        n_out = wt.shape[1]
+        half = n_in // 2
+        pairs = np.uint64((n_in + 1) // 2)
+        step = pairs * _G  # from output j to j + 1
+        for r in prange(rows):
+            o = out[r]
+            for j in range(n_out):
+                o[j] = 0.0
+            s = np.uint64(r // positions)
+            for q in range(half):
+                base = key + (s * np.uint64(n_out) * pairs + np.uint64(q) + _ONE) * _G
+                x0 = x[r, 2 * q]
+                x1 = x[r, 2 * q + 1]
+                w0 = wt[2 * q]
+                w1 = wt[2 * q + 1]
+                for j in range(n_out):
+                    m0, m1 = _pair(_mix(base + np.uint64(j) * step), gaussian, thr, scale, sigma)
+                    o[j] += w0[j] * m0 * x0
+                    o[j] += w1[j] * m1 * x1
+            if n_in % 2 == 1:
+                base = key + (s * np.uint64(n_out) * pairs + np.uint64(half) + _ONE) * _G
+                x0 = x[r, n_in - 1]
+                w0 = wt[n_in - 1]
+                for j in range(n_out):
+                    m0, m1 = _pair(_mix(base + np.uint64(j) * step), gaussian, thr, scale, sigma)
+                    o[j] += w0[j] * m0 * x0
+        return out
+
+    @njit(**_JIT)
+    def _grad_input(g, w, key, gaussian, thr, scale, sigma, positions, out):
+        rows, n_out = g.shape
+        n_in = w.shape[1]
+        half = n_in // 2
+        pairs = np.uint64((n_in + 1) // 2)
+        for r in prange(rows):
+            o = out[r]
+            for i in range(n_in):
+                o[i] = 0.0
+            s = np.uint64(r // positions)
+            for j in range(n_out):
+                gj = g[r, j]
+                wj = w[j]
+                base = key + ((s * np.uint64(n_out) + np.uint64(j)) * pairs + _ONE) * _G
+                for q in range(half):
+                    m0, m1 = _pair(_mix(base + np.uint64(q) * _G), gaussian, thr, scale, sigma)
+                    o[2 * q] += gj * m0 * wj[2 * q]
+                    o[2 * q + 1] += gj * m1 * wj[2 * q + 1]
+                if n_in % 2 == 1:
+                    m0, m1 = _pair(_mix(base + np.uint64(half) * _G), gaussian, thr, scale, sigma)
+                    o[n_in - 1] += gj * m0 * wj[n_in - 1]
+        return out
+
+    @njit(**_JIT)
+    def _grad_weight(g, x, key, gaussian, thr, scale, sigma, positions, out):
+        rows, n_out = g.shape
+        n_in = x.shape[1]
+        half = n_in // 2
+        pairs = np.uint64((n_in + 1) // 2)
+        for j in prange(n_out):
+            o = out[j]
+            for i in range(n_in):
+                o[i] = 0.0
+            for r in range(rows):
+                s = np.uint64(r // positions)
+                gj = g[r, j]
+                xr = x[r]
+                base = key + ((s * np.uint64(n_out) + np.uint64(j)) * pairs + _ONE) * _G
+                for q in range(half):
+                    m0, m1 = _pair(_mix(base + np.uint64(q) * _G), gaussian, thr, scale, sigma)
+                    o[2 * q] += gj * m0 * xr[2 * q]
+                    o[2 * q + 1] += gj * m1 * xr[2 * q + 1]
+                if n_in % 2 == 1:
+                    m0, m1 = _pair(_mix(base + np.uint64(half) * _G), gaussian, thr, scale, sigma)
+                    o[n_in - 1] += gj * m0 * xr[n_in - 1]
+        return out
+
+
+def _numpy_float(t: Tensor) -> np.ndarray:
+    """A contiguous float32/float64 numpy view (half and bfloat16 work in float32)."""
+    if t.dtype not in (torch.float32, torch.float64):
+        t = t.float()
+    return t.detach().contiguous().numpy()
+
+
+def _call(kernel, a: Tensor, b: Tensor, out_shape, seed: int, p: float, gaussian: bool, positions: int,
+          result_dtype) -> Tensor:
+    an, bn = _numpy_float(a), _numpy_float(b)
+    work = np.promote_types(an.dtype, bn.dtype)
+    an, bn = an.astype(work, copy=False), bn.astype(work, copy=False)
+    out = np.empty(out_shape, dtype=work)
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    scalar = work.type
+    kernel(an, bn, np.uint64(seed_key(seed)), bool(gaussian), np.uint64(drop_threshold(p)),
+           scalar(1.0 / (1.0 - p)), math.sqrt(p / (1.0 - p)), int(positions), out)
+    return torch.from_numpy(out).to(result_dtype)
+
+
+def masked_linear_cpu(x: Tensor, weight: Tensor, seed: int, p: float, gaussian: bool, positions: int = 1):
+    r""":math:`z_r = (W \circ M_{s(r)}) x_r` for ``x`` of shape ``(rows, in)`` (numba, CPU)."""
+    return _call(_forward, x, weight.t(), (x.shape[0], weight.shape[0]), seed, p, gaussian, positions,
+                 torch.promote_types(x.dtype, weight.dtype))
+
+
+def masked_linear_grad_input_cpu(grad: Tensor, weight: Tensor, seed: int, p: float, gaussian: bool,
+                                 positions: int = 1):
+    r""":math:`(W \circ M_{s(r)})^\top g_r` for ``grad`` of shape ``(rows, out)`` (numba, CPU)."""
+    return _call(_grad_input, grad, weight, (grad.shape[0], weight.shape[1]), seed, p, gaussian, positions,
+                 torch.promote_types(grad.dtype, weight.dtype))
+
+
+def masked_linear_grad_weight_cpu(grad: Tensor, x: Tensor, seed: int, p: float, gaussian: bool,
+                                  positions: int = 1):
+    r""":math:`\sum_r M_{s(r)} \circ (g_r x_r^\top)`, shape ``(out, in)`` (numba, CPU)."""
+    return _call(_grad_weight, grad, x, (grad.shape[1], x.shape[1]), seed, p, gaussian, positions,
+                 torch.promote_types(grad.dtype, x.dtype))
