@@ -52,8 +52,9 @@ import torch
 
 from ._validation import check_dtype
 from .network import DEFAULT_INIT_SCALE, LinearNetwork, _initial_factor, check_init_scale
-from ._validation import as_arrays, check_bool, check_data, check_positive_int, check_seed
+from ._validation import as_arrays, check_bool, check_choice, check_data, check_positive_int, check_seed
 from ._validation import resolve_device
+from .gradient_noise import gradient_noise
 from .penalty import expected_loss
 from .strategies import check_strategy
 
@@ -62,6 +63,8 @@ __all__ = ["train", "TrainingResult", "TrainingHistory", "SCHEDULES", "OPTIMIZER
 #: named learning-rate schedules (see :func:`lr_multiplier`)
 SCHEDULES = ("hold-linear", "linear", "cosine", "constant")
 OPTIMIZERS = ("sgd", "adam")
+#: what drives the updates (see :func:`train`, ``noise``)
+NOISE_MODES = ("masks", "penalty", "penalty+matched")
 
 
 def lr_multiplier(schedule, fraction: float, hold: float = 0.25) -> float:
@@ -232,12 +235,30 @@ def _balanced(U, V):
     return U * c, V / c
 
 
+def _covariance_root(strategy, U, V, x_rows, y_rows):
+    r"""A root :math:`R` with :math:`R R^\top = \Sigma`, the closed-form mask-induced covariance of
+    the batch gradient (parameters ``U`` then ``V``, row-major), by a symmetric eigendecomposition."""
+    def arr(t):
+        return t.detach().to("cpu", torch.float64).numpy()
+    cov = gradient_noise(strategy, arr(U), arr(V), arr(x_rows).T, arr(y_rows).T, full_covariance=True).covariance
+    w, Q = np.linalg.eigh(cov)
+    return torch.as_tensor(Q * np.sqrt(np.clip(w, 0.0, None)))
+
+
+def _add_gradient_noise(U, V, root, generator):
+    r"""Add :math:`\xi = R z`, :math:`z \sim N(0, I)`, to the gradients of ``U`` and ``V``."""
+    xi = root @ torch.randn(root.shape[1], generator=generator, dtype=torch.float64)
+    n = U.numel()
+    U.grad.add_(xi[:n].reshape(U.shape).to(U.grad))
+    V.grad.add_(xi[n:].reshape(V.shape).to(V.grad))
+
+
 # --------------------------------------------------------------------------- training
 
 def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0, device=None,
           dtype=torch.float64, progress=True, record_every=None, init_scale=DEFAULT_INIT_SCALE,
           schedule="hold-linear", *, hold=0.25, average=0.375, optimizer="adam", momentum=0.9,
-          U_init=None, V_init=None) -> TrainingResult:
+          U_init=None, V_init=None, noise="masks", matched_every=1) -> TrainingResult:
     r"""Train :math:`f(x) = U\,\mathrm{diag}(\text{mask})\,V^\top x` with real sampled masks.
 
     .. math::
@@ -311,6 +332,20 @@ def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0,
     U_init : array (n_out, width), optional, keyword-only
     V_init : array (n_in, width), optional, keyword-only
         Initial factors.
+    noise : {"masks", "penalty", "penalty+matched"}, keyword-only
+        What drives the updates, to separate the explicit from the implicit effect of the
+        noise (Wei, Kakade and Ma, ICML 2020).  ``"masks"``: real sampled masks (the default,
+        as above).  ``"penalty"``: no mask; the deterministic batch objective
+        :math:`L + R` in closed form (:func:`pnd_theory.expected_loss` on the batch, through
+        autograd), so only the explicit penalty acts.  ``"penalty+matched"``: the same
+        gradient plus Gaussian noise :math:`\xi \sim N(0, \Sigma)` whose covariance
+        :math:`\Sigma` is the closed-form mask-induced covariance of the step's gradient at
+        the current factors on the batch (:func:`pnd_theory.gradient_noise`): the masks'
+        first two moments of the update without the masks.  In both penalty modes
+        ``history.batch_loss`` records the batch's :math:`L + R`.
+    matched_every : int, keyword-only
+        With ``"penalty+matched"``, recompute :math:`\Sigma` every this many steps (1: at
+        every step; larger values reuse it while the factors move little, for speed).
 
     Returns
     -------
@@ -364,6 +399,8 @@ def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0,
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(map(repr, OPTIMIZERS))}; got {optimizer!r}")
     momentum = _check_real("momentum", momentum, 0.0, 1.0)
+    noise = check_choice("noise", noise, NOISE_MODES)
+    matched_every = check_positive_int("matched_every", matched_every)
     batches_per_epoch = -(-N // batch_size)
     steps = epochs * batches_per_epoch
     if record_every is None:
@@ -377,6 +414,7 @@ def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0,
     Y_t = torch.as_tensor(arrays["Y"]).to(device=device, dtype=dtype)
     X_rows, Y_rows = X_t.T.contiguous(), Y_t.T.contiguous()  # samples as rows for the network
     cpu_generator = torch.Generator().manual_seed(seed)
+    noise_generator = torch.Generator().manual_seed(seed)  # the matched Gaussian noise
     mask_generator = torch.Generator(device=device).manual_seed(seed)
     net = LinearNetwork(n_in, width, n_out, strategy, device=device, dtype=dtype, generator=mask_generator,
                         U=U_init, V=V_init, init_scale=init_scale, init_generator=cpu_generator)
@@ -423,10 +461,17 @@ def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0,
                 else:
                     idx = order[start:start + batch_size]
                     x_batch, y_batch = X_rows[idx], Y_rows[idx]
-                out = net(x_batch)
-                loss = ((y_batch - out) ** 2).sum(dim=1).mean()
+                if noise == "masks":
+                    out = net(x_batch)
+                    loss = ((y_batch - out) ** 2).sum(dim=1).mean()
+                else:  # the batch's closed-form L + R, no mask
+                    loss = expected_loss(strategy, net.U, net.V, x_batch.T, y_batch.T)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if noise == "penalty+matched":
+                    if step % matched_every == 0:
+                        root = _covariance_root(strategy, net.U, net.V, x_batch, y_batch)
+                    _add_gradient_noise(net.U, net.V, root, noise_generator)
                 opt.step()
                 loss_sum += loss.detach()
                 losses_since += 1
