@@ -56,6 +56,7 @@ import numpy as np
 from scipy.optimize import lsq_linear, minimize
 
 from ._validation import as_numpy_arrays, check_choice, check_data, check_positive_int
+from .display import ResultDisplay
 from .induced import (
     _rank,
     _sqrt_psd,
@@ -74,7 +75,7 @@ METHODS = ("auto", "closed_form", "convex", "numeric")
 
 
 @dataclass(frozen=True, eq=False)
-class MinimizerResult:
+class MinimizerResult(ResultDisplay):
     r"""The global minimizer of :math:`L(A) + \Theta(A)` over products of width ``width``.
 
     Attributes
@@ -112,6 +113,7 @@ class MinimizerResult:
     residual: float
     second_moment: np.ndarray = field(repr=False)
     _factors: tuple = field(default=None, repr=False)
+    _plot_function = "plot_spectrum"
 
     @property
     def rank(self) -> int:

@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import sympy
 
 from ._validation import InvalidParameterError, as_numpy_arrays, check_factors, check_positive_int, check_second_moment
+from .display import ResultDisplay
 from .laws import COMPONENTS
 from .strategies import check_strategy
 
@@ -51,12 +53,13 @@ def _symmetric(name, n):
 
 
 @dataclass(frozen=True)
-class CompactForm:
+class CompactForm(ResultDisplay):
     r"""The penalty as :math:`\sum_j a_j \|u_j\|^2 v_j^\top S v_j + \sum_j b_j \|u_j\|^2
     v_j^\top D v_j + \sum_{j \ne k} c_{jk} (u_j^\top u_k)(v_j^\top S v_k)`.
 
     ``a``, ``b`` are length-``d`` tuples and ``c`` a symmetric ``d x d`` sympy matrix with zero
-    diagonal; ``text`` and ``latex`` state it in the shortest matching sum.
+    diagonal; ``text`` and ``latex`` state it in the shortest matching sum; ``strengths`` maps
+    each noise strength :math:`\lambda = p/(1-p)` to its value for the strategy's own ``p``.
     """
 
     a: tuple
@@ -64,10 +67,15 @@ class CompactForm:
     c: sympy.Matrix
     text: str
     latex: str
+    strengths: dict = field(default_factory=dict)
+    _display_fields = ("text", "strengths")
+
+    def _repr_latex_(self) -> str:
+        return _latex_with_strengths(f"R(U, V) = {self.latex}", self.strengths)
 
 
 @dataclass(frozen=True)
-class Derivation:
+class Derivation(ResultDisplay):
     """Result of :func:`derive`.
 
     Attributes
@@ -95,7 +103,27 @@ class Derivation:
 
     def compact(self):
         """:class:`CompactForm` of the penalty, or ``None`` when it is not such a sum."""
+        return self._compact_form
+
+    @cached_property
+    def _compact_form(self):
         return _compact(self)
+
+    def strengths(self) -> dict:
+        r"""The noise strengths :math:`\lambda = p/(1-p)` of the rate symbols ``p`` (or
+        ``p_j``), by name (``"lambda"``, ``"lambda_j"``), at the strategy's own values."""
+        return {"lambda" + str(sym)[1:]: value / (1 - value) for sym, value in self.symbols["rates"].items()
+                if str(sym) == "p" or str(sym).startswith("p_")}
+
+    def _repr_latex_(self) -> str:
+        return _latex_with_strengths(self.latex(), self.strengths())
+
+    def _display_items(self) -> list:
+        compact = self.compact()
+        V, U = self.symbols["V"], self.symbols["U"]
+        return [("strategy", self.strategy), ("n_in", V.shape[0]), ("width", V.shape[1]), ("n_out", U.shape[0]),
+                ("compact", compact.text if compact is not None else None), ("strengths", self.strengths()),
+                ("penalty_terms", len(sympy.Add.make_args(self.penalty)))]
 
     def penalty_function(self, **values):
         """Numeric callable ``(U, V, S) -> float`` from the sympy penalty.
@@ -295,7 +323,13 @@ def _compact(derivation: Derivation):
     for j, k in itertools.combinations(range(d), 2):
         c[j, k] = c[k, j] = sol[("c", j, k)]
     text, latex = _describe(a, b, c)
-    return CompactForm(a, b, c, text, latex)
+    return CompactForm(a, b, c, text, latex, derivation.strengths())
+
+
+def _latex_with_strengths(body, strengths):
+    """``$body$`` with the numeric noise strengths beside it, for Jupyter."""
+    at = ", ".join(f"{sympy.latex(sympy.Symbol(k))} = {v:.6g}" for k, v in strengths.items())
+    return rf"$\displaystyle {body}" + (rf"\qquad ({at})" if at else "") + "$"
 
 
 def _split_coefficient(term, U, V, S):

@@ -54,6 +54,7 @@ from ._validation import check_dtype
 from .network import DEFAULT_INIT_SCALE, LinearNetwork, _initial_factor, check_init_scale
 from ._validation import as_arrays, check_bool, check_choice, check_data, check_positive_int, check_seed
 from ._validation import resolve_device
+from .display import ResultDisplay
 from .gradient_noise import gradient_noise
 from .penalty import expected_loss
 from .strategies import check_strategy
@@ -88,7 +89,7 @@ def lr_multiplier(schedule, fraction: float, hold: float = 0.25) -> float:
 
 
 @dataclass
-class TrainingHistory:
+class TrainingHistory(ResultDisplay):
     r"""What :func:`train` recorded every ``record_every`` steps (and at the last step).
 
     Attributes
@@ -133,7 +134,7 @@ class TrainingHistory:
 
 
 @dataclass(eq=False)
-class TrainingResult:
+class TrainingResult(ResultDisplay):
     r"""The end point of :func:`train` and its history.
 
     Attributes
@@ -177,6 +178,7 @@ class TrainingResult:
     width: int
     seed: int
     device: str
+    _plot_function = "plot_training"
 
     @property
     def product(self) -> np.ndarray:

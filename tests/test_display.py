@@ -1,0 +1,89 @@
+"""How results show themselves in Jupyter: LaTeX, short reprs, HTML tables, tidy tables, plots."""
+
+import matplotlib
+import numpy as np
+import pytest
+
+import pnd_theory as pt
+from pnd_theory.display import ResultDisplay, format_value
+
+matplotlib.use("Agg")
+import pandas as pd  # noqa: E402,F401  (the notebook extra; to_dataframe needs it)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return pt.random_problem(n_in=3, width=4, n_out=2, n_samples=8, seed=1)
+
+
+@pytest.fixture(scope="module")
+def trained(problem):
+    _, _, X, Y = problem
+    return pt.train(pt.Dropout(0.3), X, Y, 4, epochs=60, progress=False, device="cpu")
+
+
+def test_format_value_shows_arrays_by_shape_and_numbers_short():
+    assert format_value(np.zeros((3, 4))) == "array(3x4)"
+    assert format_value(1 / 3) == "0.333333"
+    assert format_value(7) == "7" and format_value(None) == "None" and format_value(np.bool_(True)) == "True"
+    assert len(format_value("x" * 500)) == 80
+
+
+def test_derivation_shows_latex_with_the_value_of_lambda():
+    d = pt.derive(pt.PerNodeDrop(0.3, "both"), 2, 2, 2)
+    latex = d._repr_latex_()
+    assert latex.startswith("$") and latex.endswith("$")
+    assert d.compact().latex in latex
+    assert r"\lambda = 0.428571" in latex  # 0.3 / 0.7
+    assert d.compact()._repr_latex_() == latex
+    short = repr(d)
+    assert len(short) < 400 and "\n" not in short and "penalty_terms=" in short
+    assert "<table>" in d._repr_html_() and "strengths" in d._repr_html_()
+    # one lambda per rate: per-unit rates give one strength each
+    d = pt.derive(pt.NodeDropout([0.2, 0.5]), 2, 2, 1)
+    assert d.strengths() == pytest.approx({"lambda_1": 0.25, "lambda_2": 1.0})
+
+
+def test_minimizer_result_table_and_export(problem):
+    _, _, X, Y = problem
+    r = pt.global_minimizer(pt.DropBlock(0.5, 2), X, Y, 4)
+    short = repr(r)
+    assert len(short) < 400 and f"objective={r.objective:.6g}" in short and "product=array(2x3)" in short
+    html = r._repr_html_()
+    for name in ("strategy", "objective", "data_fit", "penalty", "method", "singular_values"):
+        assert f">{name}<" in html
+    frame = r.to_dataframe()
+    assert len(frame) == 1 and frame["objective"][0] == r.objective and frame["method"][0] == r.method
+    ax = r.plot()
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), r.singular_values)
+
+
+def test_training_result_is_short_and_history_is_a_tidy_table(trained, problem):
+    short = repr(trained)
+    assert len(short) < 500 and "\n" not in short
+    assert f"TrainingHistory({len(trained.history)} records)" in short
+    frame = trained.history.to_dataframe()
+    assert len(frame) == len(trained.history)
+    np.testing.assert_array_equal(frame["objective"].to_numpy(), trained.history.objective)
+    np.testing.assert_array_equal(frame["step"].to_numpy(), trained.history.step)
+    assert trained.to_dataframe()["objective"][0] == trained.objective
+
+
+def test_training_plot_draws_history_against_the_optimum(trained, problem):
+    _, _, X, Y = problem
+    optimum = pt.global_minimizer(pt.Dropout(0.3), X, Y, 4)
+    left, right = trained.plot(optimum)
+    drawn = {line.get_label(): line for line in left.lines}
+    np.testing.assert_array_equal(drawn["L + R of the iterates"].get_ydata(), trained.history.objective)
+    assert drawn[f"global minimum: {optimum.objective:.6g}"].get_ydata()[0] == optimum.objective
+    np.testing.assert_array_equal(right.lines[1].get_ydata(), optimum.singular_values)
+
+
+def test_a_result_without_a_plot_says_so():
+    class Table(ResultDisplay):
+        def __init__(self):
+            self.value = 1.5
+
+    with pytest.raises(TypeError, match="has no plot"):
+        Table().plot()
+    assert repr(Table()) == "Table(value=1.5)"
