@@ -51,7 +51,7 @@ try:
 except ImportError:  # pragma: no cover - the torch route below still works
     numba = None
 
-__all__ = ["GAMMA", "seed_key", "counter_masks", "drop_threshold", "HAVE_NUMBA", "masked_linear_cpu",
+__all__ = ["GAMMA", "seed_key", "counter_outputs", "counter_masks", "drop_threshold", "HAVE_NUMBA", "masked_linear_cpu",
            "masked_linear_grad_input_cpu", "masked_linear_grad_weight_cpu"]
 
 HAVE_NUMBA = numba is not None
@@ -97,6 +97,18 @@ def _mix_torch(z: Tensor) -> Tensor:
     return z ^ _shr(z, 31)
 
 
+def counter_outputs(seed: int, samples, n_out: int, n_in: int, device=None) -> Tensor:
+    """The 64-bit outputs behind the masks of ``samples``: int64 bit patterns, shape
+    ``(len(samples), n_out, ceil(n_in / 2))``; entry ``[., j, q]`` serves connections ``2q``
+    (high 32 bits) and ``2q + 1`` (low 32 bits) of output ``j``."""
+    s = torch.as_tensor(samples, dtype=torch.int64, device=device).reshape(-1, 1, 1)
+    pairs = (n_in + 1) // 2
+    j = torch.arange(n_out, device=s.device, dtype=torch.int64).reshape(1, -1, 1)
+    q = torch.arange(pairs, device=s.device, dtype=torch.int64).reshape(1, 1, -1)
+    c = (s * n_out + j) * pairs + q + 1
+    return _mix_torch(_signed(seed_key(seed)) + c * _signed(GAMMA))
+
+
 def counter_masks(seed: int, samples, n_out: int, n_in: int, p: float, gaussian: bool,
                   device=None, dtype=torch.float64) -> Tensor:
     r"""The masks :math:`M_{s,j,i}` of the given samples, shape ``(len(samples), n_out, n_in)``.
@@ -120,12 +132,7 @@ def counter_masks(seed: int, samples, n_out: int, n_in: int, p: float, gaussian:
     device, dtype
         Of the result.
     """
-    s = torch.as_tensor(samples, dtype=torch.int64, device=device).reshape(-1, 1, 1)
-    pairs = (n_in + 1) // 2
-    j = torch.arange(n_out, device=s.device, dtype=torch.int64).reshape(1, -1, 1)
-    q = torch.arange(pairs, device=s.device, dtype=torch.int64).reshape(1, 1, -1)
-    c = (s * n_out + j) * pairs + q + 1
-    h = _mix_torch(_signed(seed_key(seed)) + c * _signed(GAMMA))
+    h = counter_outputs(seed, samples, n_out, n_in, device)
     a = _shr(h, 32)
     b = h & 0xFFFFFFFF
     if gaussian:
@@ -138,7 +145,7 @@ def counter_masks(seed: int, samples, n_out: int, n_in: int, p: float, gaussian:
         t = drop_threshold(p)
         scale = 1.0 / (1.0 - p)
         m = torch.stack((a >= t, b >= t), -1).double() * scale
-    return m.reshape(s.shape[0], n_out, 2 * pairs)[..., :n_in].to(dtype)
+    return m.reshape(h.shape[0], n_out, -1)[..., :n_in].to(dtype)
 
 
 # ----------------------------------------------------------------------------

@@ -23,6 +23,7 @@ with fake (meta) implementations, an autograd formula and batching rules, so tha
 from __future__ import annotations
 
 import math
+import os
 from typing import Optional, Union
 
 import torch
@@ -31,10 +32,10 @@ from torch import Tensor
 from . import kernels
 from .kernels import counter_masks
 
-try:  # the CUDA kernels need Triton; without it CUDA uses the chunked torch route
+kernels_triton = None
+if torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":
+    # the CUDA kernels need Triton; without it CUDA takes the chunked torch route
     from . import kernels_triton
-except ImportError:  # pragma: no cover
-    kernels_triton = None
 
 #: Allowed noise kinds ("stirs") of the masks.
 STIRS = ("drop", "gaussian")
@@ -299,23 +300,62 @@ def _(grad, x, seed, p, gaussian, positions):
     return grad.new_empty((grad.shape[1], x.shape[1]), dtype=_work_dtype(grad, x))
 
 
-def _setup_context(ctx, inputs, output):
-    x, weight, seed, p, gaussian, positions = inputs
-    ctx.save_for_backward(x, weight, seed)
-    ctx.options = (p, gaussian, positions)
+class _MaskedProduct(torch.autograd.Function):
+    """Autograd of the three operators, each a linear map whose derivatives are the others.
+
+    With ``A = masked_linear``, ``B = grad_input``, ``C = grad_weight`` (same masks):
+    ``A(x, W)`` has derivatives ``B(g, W)`` and ``C(g, x)``; ``B(g, W)`` has ``A(G, W)`` and
+    ``C(g, G)``; ``C(g, x)`` has ``A(x, G)`` and ``B(g, G)``.  So every order of
+    differentiation regenerates the same masks.  Autograd functions with
+    ``setup_context`` (not the operators' own autograd registration) so that ``torch.func``
+    transforms see through them."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # noqa: D102
+        a, b, seed, p, gaussian, positions = inputs
+        ctx.save_for_backward(a, b, seed)
+        ctx.options = (p, gaussian, positions)
 
 
-def _backward(ctx, grad):
-    x, weight, seed = ctx.saved_tensors
-    grad_x = grad_w = None
-    if ctx.needs_input_grad[0]:
-        grad_x = _grad_input_op(grad, weight, seed, *ctx.options).to(x.dtype)
-    if ctx.needs_input_grad[1]:
-        grad_w = _grad_weight_op(grad, x, seed, *ctx.options).to(weight.dtype)
-    return grad_x, grad_w, None, None, None, None
+class _MaskedLinear(_MaskedProduct):
+    @staticmethod
+    def forward(x, weight, seed, p, gaussian, positions):  # noqa: D102
+        return _masked_linear_op(x, weight, seed, p, gaussian, positions)
+
+    @staticmethod
+    def backward(ctx, g):  # noqa: D102
+        x, weight, seed = ctx.saved_tensors
+        gx = _GradInput.apply(g, weight, seed, *ctx.options).to(x.dtype) if ctx.needs_input_grad[0] else None
+        gw = _GradWeight.apply(g, x, seed, *ctx.options).to(weight.dtype) if ctx.needs_input_grad[1] else None
+        return gx, gw, None, None, None, None
 
 
-_masked_linear_op.register_autograd(_backward, setup_context=_setup_context)
+class _GradInput(_MaskedProduct):
+    @staticmethod
+    def forward(g, weight, seed, p, gaussian, positions):  # noqa: D102
+        return _grad_input_op(g, weight, seed, p, gaussian, positions)
+
+    @staticmethod
+    def backward(ctx, G):  # noqa: D102
+        g, weight, seed = ctx.saved_tensors
+        dg = _MaskedLinear.apply(G, weight, seed, *ctx.options).to(g.dtype) if ctx.needs_input_grad[0] else None
+        dw = _GradWeight.apply(g, G, seed, *ctx.options).to(weight.dtype) if ctx.needs_input_grad[1] else None
+        return dg, dw, None, None, None, None
+
+
+class _GradWeight(_MaskedProduct):
+    @staticmethod
+    def forward(g, x, seed, p, gaussian, positions):  # noqa: D102
+        return _grad_weight_op(g, x, seed, p, gaussian, positions)
+
+    @staticmethod
+    def backward(ctx, G):  # noqa: D102
+        g, x, seed = ctx.saved_tensors
+        dg = _MaskedLinear.apply(x, G, seed, *ctx.options).to(g.dtype) if ctx.needs_input_grad[0] else None
+        dx = _GradInput.apply(g, G, seed, *ctx.options).to(x.dtype) if ctx.needs_input_grad[1] else None
+        return dg, dx, None, None, None, None
 
 
 def _vmap_rule(op):
@@ -368,4 +408,4 @@ def masked_linear(x: Tensor, weight: Tensor, seed: Tensor, p: float, gaussian: b
     Tensor
         Shape ``(rows, out)``, in the promoted dtype of ``x`` and ``weight``.
     """
-    return _masked_linear_op(x, weight, seed, float(p), bool(gaussian), int(positions))
+    return _MaskedLinear.apply(x, weight, seed, float(p), bool(gaussian), int(positions))

@@ -1,0 +1,445 @@
+"""The fused exact per-sample layer: its generator, its laws, and its life as a torch operator.
+
+Statistical checks use fixed seeds (several per law) and accept an estimate within K = 5
+standard errors of its closed form.  Standard errors: of a mean, sd / sqrt(n); of a variance,
+sqrt((m4 - s2^2) / n); of a correlation of independent variables, 1 / sqrt(n); of a binomial
+fraction, sqrt(q (1 - q) / n).  Exact identities are checked to rounding.
+"""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy import stats
+from torch import nn
+
+import pnd_theory.sampling as sampling
+from pnd_theory.kernels import GAMMA, HAVE_NUMBA, counter_masks, counter_outputs, seed_key
+from pnd_theory.nn import DropConnectLinear, PerNodeDropLinear, per_sample_masked_linear
+
+K = 5.0
+DT = torch.float64
+SEEDS = [3, 1001, 2**40 + 7]
+
+
+def se_mean(a):
+    return float(a.std(ddof=1) / math.sqrt(a.size))
+
+
+def se_var(a):
+    c = a - a.mean()
+    return float(math.sqrt(max(np.mean(c**4) - np.mean(c**2) ** 2, 0.0) / a.size))
+
+
+def assert_within(est, truth, se, what):
+    assert abs(est - truth) <= K * se, f"{what}: {est:.6g} vs {truth:.6g} (se {se:.3g})"
+
+
+def kernel_masks(seed, n_samples, n_out, n_in, p, gaussian):
+    """The masks as the fused forward kernel computes them: rows ``s * n_in + i`` carry the
+    unit vector ``e_i`` and share sample ``s``'s mask (``positions = n_in``), with ``W = 1``,
+    so ``z[s * n_in + i, j] = M[s, j, i]``."""
+    x = torch.eye(n_in, dtype=DT).repeat(n_samples, 1)
+    z = sampling.masked_linear(x, torch.ones(n_out, n_in, dtype=DT), torch.tensor(seed), p, gaussian, n_in)
+    return z.reshape(n_samples, n_in, n_out).transpose(1, 2)
+
+
+# ----------------------------------------------------------------------------
+# the generator
+# ----------------------------------------------------------------------------
+def splitmix64(state, n):
+    """Reference SplitMix64 in Python integers: ``n`` outputs after ``state``."""
+    out = []
+    for _ in range(n):
+        state = (state + GAMMA) % 2**64
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2**64
+        out.append(z ^ (z >> 31))
+    return out
+
+
+def test_generator_is_splitmix64_keyed_by_the_seed():
+    assert splitmix64(0, 1)[0] == 0xE220A8397B1DCDAF  # the published first output for seed 0
+    for seed in SEEDS:
+        key = splitmix64(seed, 1)[0]
+        assert seed_key(seed) == key
+        h = counter_outputs(seed, [0, 1, 2], 3, 5).reshape(-1).tolist()  # 3 pairs per row
+        assert [v % 2**64 for v in h] == splitmix64(key, len(h))
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="needs numba")
+@pytest.mark.parametrize("gaussian", [False, True], ids=["drop", "gaussian"])
+@pytest.mark.parametrize("n_in", [7, 8])
+def test_kernel_masks_are_the_reference_masks(gaussian, n_in):
+    got = kernel_masks(17, 5, 4, n_in, 0.35, gaussian)
+    ref = counter_masks(17, range(5), 4, n_in, 0.35, gaussian)
+    torch.testing.assert_close(got, ref, rtol=1e-13, atol=1e-13)
+
+
+# ----------------------------------------------------------------------------
+# laws of the mask values, at sizes where a weak generator would show
+# ----------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("gaussian,p", [(False, 0.5), (False, 0.2), (True, 0.5)], ids=["drop-.5", "drop-.2", "gauss"])
+def test_mask_mean_variance_and_independence_along_every_axis(seed, gaussian, p):
+    S, n_out, n_in = 400, 32, 32  # 409,600 values
+    M = kernel_masks(seed, S, n_out, n_in, p, gaussian).numpy()
+    lam = p / (1 - p)
+    flat = M.ravel()
+    assert_within(flat.mean(), 1.0, se_mean(flat), "mean")
+    assert_within(flat.var(), lam, se_var(flat), "variance")
+    if not gaussian:
+        assert set(np.unique(flat).tolist()) <= {0.0, 1 / (1 - p)}
+    else:
+        z = (flat - 1) / math.sqrt(lam)
+        assert_within(np.mean(z**4), 3.0, float(np.std(z**4) / math.sqrt(z.size)), "fourth moment")
+        assert stats.kstest(z[:100_000], "norm").pvalue > 1e-4
+    C = (M - 1) / math.sqrt(lam)
+    pairs = {
+        "samples": (C[:-1], C[1:]),
+        "outputs": (C[:, :-1], C[:, 1:]),
+        "connections 2q, 2q+1 (one 64-bit output)": (C[:, :, 0::2], C[:, :, 1::2]),
+        "connections 2q+1, 2q+2 (adjacent outputs)": (C[:, :, 1:-1:2], C[:, :, 2::2]),
+    }
+    for name, (a, b) in pairs.items():
+        r = np.corrcoef(a.ravel(), b.ravel())[0, 1]
+        assert abs(r) <= K / math.sqrt(a.size), f"{name}: correlation {r:.4g}"
+        if gaussian:  # dependence that correlation misses (two-point values: none is left)
+            r2 = np.corrcoef(a.ravel() ** 2, b.ravel() ** 2)[0, 1]
+            assert abs(r2) <= K / math.sqrt(a.size), f"{name}: correlation of squares {r2:.4g}"
+
+
+@pytest.mark.parametrize("p", [0.001, 0.999])
+def test_bernoulli_keep_fraction_at_extreme_p(p):
+    S, n_out, n_in = 250, 40, 40  # 400,000 values
+    for seed in SEEDS:
+        M = kernel_masks(seed, S, n_out, n_in, p, False).numpy()
+        kept = float((M > 0).mean())
+        q = 1 - p
+        assert_within(kept, q, math.sqrt(q * (1 - q) / M.size), f"keep fraction at p={p}")
+
+
+# ----------------------------------------------------------------------------
+# laws of the layer's outputs and gradients against their closed forms
+# ----------------------------------------------------------------------------
+@pytest.mark.parametrize("stir", ["drop", "gaussian"])
+def test_output_and_gradient_laws_of_the_fused_layer(stir):
+    n, in_f, out_f, p = 4000, 48, 40, 0.4
+    lam = p / (1 - p)
+    for seed in SEEDS:
+        torch.manual_seed(seed % 1000)
+        layer = PerNodeDropLinear(in_f, out_f, p=p, stir=stir, dtype=DT)
+        W, b = layer.weight.detach(), layer.bias.detach()
+        x = torch.randn(in_f, dtype=DT)
+        g = torch.randn(out_f, dtype=DT)
+        xb = x.expand(n, in_f).clone().requires_grad_(True)
+        z = layer(xb)
+        (z * g).sum().backward()
+        zn = z.detach().numpy()
+        # outputs: mean W x + b, variance lam sum_i W_ji^2 x_i^2, each unit
+        mean, var = (W @ x + b).numpy(), (lam * (W**2) @ (x**2)).numpy()
+        for j in range(0, out_f, 7):
+            assert_within(zn[:, j].mean(), mean[j], se_mean(zn[:, j]), f"output mean {j}")
+            assert_within(zn[:, j].var(ddof=1), var[j], se_var(zn[:, j]), f"output variance {j}")
+        # input gradient of sample k: (W o M_k)^T g; mean W^T g, variance lam sum_j W_ji^2 g_j^2
+        gx = xb.grad.numpy()
+        gmean, gvar = (W.T @ g).numpy(), (lam * (W.T**2) @ (g**2)).numpy()
+        for i in range(0, in_f, 7):
+            assert_within(gx[:, i].mean(), gmean[i], se_mean(gx[:, i]), f"input-gradient mean {i}")
+            assert_within(gx[:, i].var(ddof=1), gvar[i], se_var(gx[:, i]), f"input-gradient variance {i}")
+        # weight gradient: (g x^T) o sum_k M_k; standardized entries are i.i.d. mean 0, variance 1
+        gW = layer.weight.grad
+        std = ((gW - n * torch.outer(g, x)) / torch.sqrt(n * lam * torch.outer(g**2, x**2))).numpy().ravel()
+        assert_within(std.mean(), 0.0, 1 / math.sqrt(std.size), "standardized weight gradient mean")
+        assert_within(std.var(), 1.0, math.sqrt(2 / std.size), "standardized weight gradient variance")
+        torch.testing.assert_close(layer.bias.grad, n * g)
+
+
+# ----------------------------------------------------------------------------
+# reproducibility, threads and routes
+# ----------------------------------------------------------------------------
+def _step(layer, x, seed):
+    torch.manual_seed(seed)
+    layer.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_(True)
+    z = layer(x)
+    z.pow(2).sum().backward()
+    return z.detach(), x.grad, layer.weight.grad
+
+
+@pytest.mark.parametrize("stir", ["drop", "gaussian"])
+def test_reproducible_under_manual_seed_and_independent_of_threads_and_route(stir, monkeypatch):
+    torch.manual_seed(0)
+    layer = PerNodeDropLinear(37, 29, p=0.3, stir=stir, dtype=DT)
+    x = torch.randn(23, 37, dtype=DT)
+    first = _step(layer, x, 5)
+    assert all(torch.equal(a, b) for a, b in zip(first, _step(layer, x, 5)))
+    assert not torch.equal(first[0], _step(layer, x, 6)[0])
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        two = _step(layer, x, 5)
+    finally:
+        torch.set_num_threads(old)
+    assert all(torch.equal(a, b) for a, b in zip(first, two))  # bit for bit
+    # the chunked torch route (materialized reference masks, chunks of 2 samples) agrees
+    monkeypatch.setattr(sampling, "_route", lambda device: "torch")
+    monkeypatch.setattr(sampling, "CHUNK_ELEMENTS", 2 * 37 * 29)
+    for a, b in zip(first, _step(layer, x, 5)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_float32_and_bfloat16_inputs():
+    torch.manual_seed(0)
+    x = torch.randn(6, 9)
+    W = torch.randn(5, 9)
+    ref = per_sample_masked_linear(x.double(), W.double(), None, 0.5, seed=4)
+    z32 = per_sample_masked_linear(x, W, None, 0.5, seed=4)
+    assert z32.dtype == torch.float32
+    torch.testing.assert_close(z32.double(), ref, rtol=1e-5, atol=1e-5)
+    zbf = per_sample_masked_linear(x.bfloat16(), W.bfloat16(), None, 0.5, seed=4)
+    assert zbf.dtype == torch.bfloat16
+    torch.testing.assert_close(zbf.double(), ref, rtol=0.05, atol=0.1)
+
+
+# ----------------------------------------------------------------------------
+# sequences: one mask per sample shared across positions, or one per position
+# ----------------------------------------------------------------------------
+def test_sequence_masks_shared_across_positions_or_not():
+    torch.manual_seed(0)
+    per_sample = PerNodeDropLinear(6, 4, p=0.5, mask_per="sample", dtype=DT)
+    per_position = PerNodeDropLinear(6, 4, p=0.5, mask_per="position", dtype=DT)
+    per_position.load_state_dict(per_sample.state_dict())
+    v = torch.randn(6, dtype=DT)
+    x = v.expand(3, 5, 6)  # 3 sequences of 5 identical positions
+    z = per_sample(x)
+    assert z.shape == (3, 5, 4)
+    assert all(torch.equal(z[b, t], z[b, 0]) for b in range(3) for t in range(5))
+    assert not torch.equal(z[0, 0], z[1, 0])
+    zp = per_position(x)
+    assert not torch.equal(zp[0, 0], zp[0, 1])
+    # 2-D inputs: both are the same map
+    x2 = torch.randn(7, 6, dtype=DT)
+    torch.manual_seed(1)
+    a = per_sample(x2)
+    torch.manual_seed(1)
+    assert torch.equal(a, per_position(x2))
+
+
+def test_shared_sequence_mask_gives_the_closed_form_covariance_across_positions():
+    """Positions t, t' of one sample share M: Cov(z_j(x), z_j(x')) = lam sum_i W_ji^2 x_i x'_i;
+    with a mask per position the covariance is 0."""
+    n, p = 20_000, 0.4
+    lam = p / (1 - p)
+    torch.manual_seed(2)
+    layer = PerNodeDropLinear(5, 3, p=p, mask_per="sample", dtype=DT)
+    W = layer.weight.detach()
+    x = torch.randn(2, 5, dtype=DT)
+    with torch.no_grad():
+        z = layer(x.expand(n, 2, 5)).numpy()
+        layer.mask_per = "position"
+        zp = layer(x.expand(n, 2, 5)).numpy()
+    cov = (lam * (W**2) @ (x[0] * x[1])).numpy()
+    for j in range(3):
+        for zz, truth in ((z, cov[j]), (zp, 0.0)):
+            prod = (zz[:, 0, j] - zz[:, 0, j].mean()) * (zz[:, 1, j] - zz[:, 1, j].mean())
+            assert_within(prod.mean(), truth, se_mean(prod), f"covariance across positions, unit {j}")
+
+
+# ----------------------------------------------------------------------------
+# a torch citizen: compile, autocast, torch.func
+# ----------------------------------------------------------------------------
+def mixed_model(kind):
+    torch.manual_seed(0)
+    noisy = {"pnd": lambda: PerNodeDropLinear(8, 6, p=0.3),
+             "pnd-gauss": lambda: PerNodeDropLinear(8, 6, p=0.3, stir="gaussian"),
+             "dropconnect": lambda: DropConnectLinear(8, 6, p=0.3),
+             "dropconnect-per-sample": lambda: DropConnectLinear(8, 6, p=0.3, per_sample=True)}[kind]
+    return nn.Sequential(nn.Linear(5, 8), nn.ReLU(), noisy(), nn.ReLU(), nn.Linear(6, 2)).train()
+
+
+KINDS = ["pnd", "pnd-gauss", "dropconnect", "dropconnect-per-sample"]
+
+
+def loss_and_grads(model, x, seed):
+    torch.manual_seed(seed)
+    model.zero_grad(set_to_none=True)
+    y = model(x)
+    y.pow(2).sum().backward()
+    return y.detach(), [prm.grad.clone() for prm in model.parameters()]
+
+
+def test_compile_fullgraph_in_training_mode():
+    """fullgraph=True fails on any graph break, e.g. a ``.item()`` when drawing the seed."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), PerNodeDropLinear(8, 6, p=0.3), nn.ReLU(),
+                          DropConnectLinear(6, 6, p=0.3, per_sample=True), DropConnectLinear(6, 2, p=0.3)).train()
+    x = torch.randn(7, 5)
+    eager = loss_and_grads(model, x, 11)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    first = loss_and_grads(compiled, x, 11)
+    again = loss_and_grads(compiled, x, 11)
+    assert torch.equal(first[0], again[0])  # torch.manual_seed makes it reproducible
+    torch.testing.assert_close(first[0], eager[0])  # the seed is drawn from the same RNG
+    for a, b in zip(first[1], eager[1]):
+        torch.testing.assert_close(a, b)
+    assert not torch.equal(loss_and_grads(compiled, x, 12)[0], first[0])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_autocast_bfloat16_in_a_mixed_model(kind):
+    model = mixed_model(kind)
+    x = torch.randn(7, 5)
+    ref = loss_and_grads(model, x, 3)
+    torch.manual_seed(3)
+    model.zero_grad(set_to_none=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = model(x)
+    assert y.dtype == torch.bfloat16
+    y.float().pow(2).sum().backward()
+    for prm, r in zip(model.parameters(), ref[1]):
+        assert prm.grad.dtype == torch.float32 and torch.isfinite(prm.grad).all()
+    # the same masks as in float32 (same seed), up to bfloat16 rounding
+    torch.testing.assert_close(y.float(), ref[0], rtol=0.1, atol=0.1)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_func_grad_equals_autograd(kind):
+    model = mixed_model(kind)
+    x = torch.randn(7, 5)
+    ref = loss_and_grads(model, x, 8)
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss(prm):
+        return torch.func.functional_call(model, prm, (x,)).pow(2).sum()
+
+    torch.manual_seed(8)
+    grads = torch.func.grad(loss)(params)
+    for (name, _), r in zip(model.named_parameters(), ref[1]):
+        torch.testing.assert_close(grads[name], r, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_vmap_randomness_different_and_same(kind):
+    model = mixed_model(kind)
+    layer = model[2]
+    x = torch.randn(8).expand(6, 1, 8)  # six identical inputs, one per vmap entry
+    torch.manual_seed(4)
+    different = torch.func.vmap(layer, randomness="different")(x)
+    assert different.shape == (6, 1, 6)
+    assert len({tuple(r.reshape(-1).tolist()) for r in different}) == 6
+    torch.manual_seed(4)
+    same = torch.func.vmap(layer, randomness="same")(x)
+    assert all(torch.equal(r, same[0]) for r in same)
+    assert not torch.equal(same[0], layer.eval()(x[0]))
+    layer.train()
+    x = torch.randn(5).expand(6, 1, 5)
+    # per-example gradients through vmap(grad)
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss(prm, xi):
+        return torch.func.functional_call(model, prm, (xi,)).pow(2).sum()
+
+    torch.manual_seed(4)
+    per_example = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0), randomness="different")(params, x)
+    name = "2.weight"
+    assert per_example[name].shape == (6, *params[name].shape)
+    assert torch.isfinite(per_example[name]).all()
+
+
+def test_double_backward_of_the_fused_map():
+    torch.manual_seed(0)
+    x = torch.randn(4, 5, dtype=DT, requires_grad=True)
+    W = torch.randn(3, 5, dtype=DT, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda x, W: per_sample_masked_linear(x, W, None, 0.4, seed=9), (x, W))
+
+
+# ----------------------------------------------------------------------------
+# the Triton kernels, through Triton's interpreter on CPU
+# ----------------------------------------------------------------------------
+TRITON_SCRIPT = textwrap.dedent("""
+    import torch
+    import pnd_theory.sampling as sampling
+    from pnd_theory import kernels_triton as kt
+    from pnd_theory.kernels import counter_masks
+    from pnd_theory.nn import PerNodeDropLinear
+    torch.manual_seed(0)
+    R, n_out, n_in, T = 4, 5, 7, 2
+    for gaussian in (False, True):
+        x, W, g = torch.randn(R, n_in), torch.randn(n_out, n_in), torch.randn(R, n_out)
+        M = counter_masks(123, torch.arange(R) // T, n_out, n_in, 0.3, gaussian, dtype=torch.float32)
+        checks = [(kt.masked_linear(x, W, 123, 0.3, gaussian, T), torch.einsum("roi,oi,ri->ro", M, W, x)),
+                  (kt.masked_linear_grad_input(g, W, 123, 0.3, gaussian, T), torch.einsum("roi,oi,ro->ri", M, W, g)),
+                  (kt.masked_linear_grad_weight(g, x, 123, 0.3, gaussian, T), torch.einsum("roi,ri,ro->oi", M, x, g))]
+        for got, ref in checks:
+            torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+    # the layer's law through the Triton route: output mean and variance of one unit
+    sampling._route = lambda device: "triton"
+    n = 300
+    layer = PerNodeDropLinear(8, 2, p=0.5)
+    x = torch.randn(8)
+    z = layer(x.expand(n, 8)).detach().double()
+    W = layer.weight.detach().double()
+    mean = W @ x.double() + layer.bias.detach().double()
+    var = (W**2) @ (x.double()**2)
+    se = (var / n) ** 0.5
+    assert ((z.mean(0) - mean).abs() <= 5 * se).all(), (z.mean(0), mean, se)
+    print("ok")
+""")
+
+
+def test_triton_kernels_in_the_interpreter():
+    pytest.importorskip("triton")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    res = subprocess.run([sys.executable, "-c", TRITON_SCRIPT], capture_output=True, text=True, env=env,
+                         timeout=600)
+    assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr[-3000:]
+
+
+# ----------------------------------------------------------------------------
+# GPU
+# ----------------------------------------------------------------------------
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("gaussian", [False, True], ids=["drop", "gaussian"])
+def test_cuda_kernels_match_the_reference_and_the_cpu(gaussian):
+    dev = torch.device("cuda")
+    torch.manual_seed(0)
+    R, n_out, n_in = 64, 33, 45
+    x, W, g = torch.randn(R, n_in, dtype=DT), torch.randn(n_out, n_in, dtype=DT), torch.randn(R, n_out, dtype=DT)
+    seed = torch.tensor(77)
+    M = counter_masks(77, torch.arange(R), n_out, n_in, 0.3, gaussian)
+    z = sampling.masked_linear(x.to(dev), W.to(dev), seed, 0.3, gaussian).cpu()
+    torch.testing.assert_close(z, torch.einsum("roi,oi,ri->ro", M, W, x), rtol=1e-5, atol=1e-5)
+    xg, Wg = x.to(dev).requires_grad_(True), W.to(dev).requires_grad_(True)
+    sampling.masked_linear(xg, Wg, seed, 0.3, gaussian).backward(g.to(dev))
+    torch.testing.assert_close(xg.grad.cpu(), torch.einsum("roi,oi,ro->ri", M, W, g), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(Wg.grad.cpu(), torch.einsum("roi,ri,ro->oi", M, x, g), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_layer_output_law_and_compile():
+    dev = torch.device("cuda")
+    torch.manual_seed(0)
+    n = 20_000
+    layer = PerNodeDropLinear(64, 16, p=0.5, device=dev)
+    x = torch.randn(64, device=dev)
+    z = layer(x.expand(n, 64)).detach().double()
+    W = layer.weight.detach().double()
+    mean = W @ x.double() + layer.bias.detach().double()
+    se = torch.sqrt((W**2) @ (x.double() ** 2) / n)
+    assert ((z.mean(0) - mean).abs() <= K * se).all()
+    compiled = torch.compile(layer, fullgraph=True)
+    torch.manual_seed(1)
+    y = compiled(x.expand(8, 64))
+    y.sum().backward()
+    assert torch.isfinite(layer.weight.grad).all()
