@@ -456,7 +456,7 @@ def _cmd_train(args):
     seed = _value(args, "seed")
     theory = global_minimizer(strategy, X, Y, width)
     result = train(strategy, X, Y, width, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                   seed=seed, device=args.device, progress=not args.no_progress)
+                   seed=seed, device=args.device, progress=not args.no_progress, threads=args.threads)
     k = min(len(theory.singular_values), len(result.singular_values))
     gap = abs(result.objective - theory.objective) / abs(theory.objective)
     saved = _save(save, U=result.U, V=result.V, A=result.product, singular_values=result.singular_values,
@@ -584,6 +584,8 @@ def _build_parser():
     p.add_argument("--batch-size", type=_positive_int, default=trained["batch_size"],
                    help="mini-batch size (default: the full data set)")
     p.add_argument("--device", type=_device, default=trained["device"], help="torch device (default: cuda when present, else cpu)")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="CPU threads (default: one for small problems, else torch's count)")
     progress(p)
     save(p, "the trained factors and the history")
 

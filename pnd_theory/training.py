@@ -58,6 +58,7 @@ from .display import ResultDisplay
 from .gradient_noise import gradient_noise
 from .penalty import expected_loss
 from .strategies import check_strategy
+from .threads import limit_threads, threads_for
 
 __all__ = ["train", "TrainingResult", "TrainingHistory", "SCHEDULES", "OPTIMIZERS", "lr_multiplier"]
 
@@ -260,7 +261,7 @@ def _add_gradient_noise(U, V, root, generator):
 def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0, device=None,
           dtype=torch.float64, progress=True, record_every=None, init_scale=DEFAULT_INIT_SCALE,
           schedule="hold-linear", *, hold=0.25, average=0.375, optimizer="adam", momentum=0.9,
-          U_init=None, V_init=None, noise="masks", matched_every=1) -> TrainingResult:
+          U_init=None, V_init=None, noise="masks", matched_every=1, threads=None) -> TrainingResult:
     r"""Train :math:`f(x) = U\,\mathrm{diag}(\text{mask})\,V^\top x` with real sampled masks.
 
     .. math::
@@ -348,6 +349,11 @@ def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0,
     matched_every : int, keyword-only
         With ``"penalty+matched"``, recompute :math:`\Sigma` every this many steps (1: at
         every step; larger values reuse it while the factors move little, for speed).
+    threads : int, optional, keyword-only
+        CPU threads for the run (torch, BLAS and the mask kernels; restored afterwards).
+        None: one thread when a step has fewer than about four million multiply-adds
+        (:func:`pnd_theory.threads.threads_for`), where more threads only slow the small
+        products down, else torch's current count.
 
     Returns
     -------
@@ -446,6 +452,7 @@ def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0,
 
         bar = tqdm(total=steps, desc=f"train {strategy!r}", unit="step", mininterval=0.5)
     step = 0
+    restore_threads = limit_threads(threads_for(threads, 3 * batch_size * width * (n_in + n_out)))
     try:
         for _ in range(epochs):
             # full batch: every step sees all samples, each with fresh masks; no order to draw
@@ -509,6 +516,7 @@ def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0,
                 if bar is not None:
                     bar.update(1)
     finally:
+        restore_threads()
         if bar is not None:
             bar.close()
 
