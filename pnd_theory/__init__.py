@@ -36,6 +36,7 @@ from .training import TrainingResult, train
 from .gradient_noise import (gradient_noise, gradient_noise_vs_batch_size, mask_sharing_pair, monte_carlo_gradient_noise,
                              monte_carlo_gradient_noise_vs_batch_size)
 from .stationary import stationary_spread
+from .conformance import ConformanceReport, check_strategy
 from .sweep import plot as sweep_plot, sweep
 from .ydrop import conductance, unit_importance, ydrop_rates
 from .ydrop_fixed_point import YDropFixedPoint, YDropTraining, train_ydrop, ydrop_fixed_point, ydrop_map
@@ -60,6 +61,7 @@ __all__ = [
     "induced_penalty", "balanced_factors", "global_minimizer", "MinimizerResult",
     "train", "TrainingResult", "gradient_noise", "gradient_noise_vs_batch_size", "mask_sharing_pair",
     "monte_carlo_gradient_noise", "monte_carlo_gradient_noise_vs_batch_size", "stationary_spread",
+    "check_strategy", "ConformanceReport",
     "sweep", "sweep_plot",
     "conductance", "unit_importance", "ydrop_rates", "ydrop_map", "ydrop_fixed_point", "YDropFixedPoint",
     "train_ydrop", "YDropTraining",

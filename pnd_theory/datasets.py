@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ._validation import resolve_device
+from ._validation import InvalidParameterError, resolve_device
 
 __all__ = ["Digits", "load_digits", "train_network", "accuracy", "seeded", "LOSSES", "N_DIGITS", "N_VALIDATION"]
 
@@ -101,7 +101,7 @@ def _sklearn_digits():
 
 def _check_int(name, value, low, high):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise ValueError(f"{name} must be an int in [{low}, {high}]; got {value!r}")
+        raise InvalidParameterError(f"{name} must be an int in [{low}, {high}]; got {value!r}")
     return int(value)
 
 
@@ -147,7 +147,7 @@ def load_digits(n_train=None, seed=0, device=None, *, n_validation=N_VALIDATION,
     if n_train is not None:
         n_train = _check_int("n_train", n_train, 1, pool_size)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int; got {seed!r}")
+        raise InvalidParameterError(f"seed must be a non-negative int; got {seed!r}")
     device = resolve_device(device)
     images, labels = _sklearn_digits()
     n_classes = int(labels.max()) + 1
@@ -158,17 +158,17 @@ def load_digits(n_train=None, seed=0, device=None, *, n_validation=N_VALIDATION,
     else:
         counts = np.asarray(class_counts)
         if counts.shape != (n_classes,) or not np.issubdtype(counts.dtype, np.integer) or np.any(counts < 0):
-            raise ValueError(f"class_counts must be {n_classes} non-negative ints; got {class_counts!r}")
+            raise InvalidParameterError(f"class_counts must be {n_classes} non-negative ints; got {class_counts!r}")
         available = np.bincount(labels[pool], minlength=n_classes)
         if np.any(counts > available):
-            raise ValueError(
+            raise InvalidParameterError(
                 f"class_counts={counts.tolist()} asks for more images than the training pool holds "
                 f"(per class: {available.tolist()}); lower the counts or n_validation"
             )
         if counts.sum() == 0:
-            raise ValueError("class_counts must ask for at least one training sample; got all zeros")
+            raise InvalidParameterError("class_counts must ask for at least one training sample; got all zeros")
         if n_train is not None and n_train != counts.sum():
-            raise ValueError(f"n_train={n_train} must be None or sum(class_counts)={int(counts.sum())}")
+            raise InvalidParameterError(f"n_train={n_train} must be None or sum(class_counts)={int(counts.sum())}")
         keep = np.zeros(pool_size, dtype=bool)
         for c in range(n_classes):
             keep[np.flatnonzero(labels[pool] == c)[: counts[c]]] = True
@@ -195,7 +195,7 @@ def _loss_fn(loss):
                 target = target.argmax(dim=1)
             return nn.functional.cross_entropy(out, target)
         return cross_entropy
-    raise ValueError(f"loss must be one of {LOSSES}; got {loss!r}")
+    raise InvalidParameterError(f"loss must be one of {LOSSES}; got {loss!r}")
 
 
 def train_network(model, X, Y, loss="squared", epochs=100, lr=1e-3, batch_size=None, seed=0, hold=0.5,
@@ -243,7 +243,7 @@ def train_network(model, X, Y, loss="squared", epochs=100, lr=1e-3, batch_size=N
     batch_size = N if batch_size is None else _check_int("batch_size", batch_size, 1, 10**9)
     batch_size = min(batch_size, N)
     if not 0.0 <= float(hold) <= 1.0:
-        raise ValueError(f"hold must be in [0, 1]; got {hold!r}")
+        raise InvalidParameterError(f"hold must be in [0, 1]; got {hold!r}")
     per_epoch = -(-N // batch_size)
     total = epochs * per_epoch
     hold_steps = float(hold) * total

@@ -83,7 +83,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares, minimize
 
-from ._validation import as_numpy_arrays, check_choice, check_positive_int, check_second_moment
+from ._validation import InvalidParameterError, as_numpy_arrays, check_choice, check_positive_int, check_second_moment
 from .norms import k_support_norm, spectral_k_support_norm
 from .penalty import penalty_and_gradient
 from .strategies import check_strategy
@@ -103,7 +103,7 @@ def _check_psd(S):
     w_min = float(np.linalg.eigvalsh((S + S.T) / 2).min())
     scale = max(1.0, float(np.abs(S).max()))
     if w_min < -1e-10 * scale:
-        raise ValueError(
+        raise InvalidParameterError(
             f"second_moment must be positive semi-definite (a second moment X X^T / N); "
             f"smallest eigenvalue {w_min:.3g} (shape {tuple(S.shape)})"
         )
@@ -117,7 +117,7 @@ def _prepare(strategy, A, width, second_moment):
     width = check_positive_int("width", width)
     n_out, n_in = A.shape
     if n_out == 0 or n_in == 0:
-        raise ValueError(f"A must be a non-empty n_out x n_in matrix, got shape {tuple(A.shape)}")
+        raise InvalidParameterError(f"A must be a non-empty n_out x n_in matrix, got shape {tuple(A.shape)}")
     if S is None:
         S = np.eye(n_in)
     else:
@@ -148,7 +148,7 @@ def _check_width_rank(A, width):
     s = np.linalg.svd(A, compute_uv=False)
     r = _rank(s, A.shape)
     if r > width:
-        raise ValueError(
+        raise InvalidParameterError(
             f"A has rank {r} > width = {width}: no factorization U V^T = A with {width} hidden "
             f"units exists (Theta(A) = +inf); use a width >= rank(A)"
         )
@@ -298,7 +298,7 @@ def schur_horn_rotation(eigenvalues, target):
     y = t[order_t]
     scale = max(float(np.abs(x).sum()), 1e-300)
     if np.any(np.cumsum(y) > np.cumsum(x) + 1e-9 * scale) or abs(y.sum() - x.sum()) > 1e-9 * scale:
-        raise ValueError("target must be majorized by the eigenvalues (Schur-Horn condition)")
+        raise InvalidParameterError("target must be majorized by the eigenvalues (Schur-Horn condition)")
     M = np.diag(x)
     O = np.eye(d)
     tol = 64 * _EPS * scale
@@ -432,7 +432,7 @@ def _closed_form_value(form, A, width, method):
     """Theta(A) from the form, or a ValueError naming the failed condition."""
     hint = "" if method == "closed_form" else "; use method='numeric' for a numerical value"
     if form.kind is None:
-        raise ValueError(f"no closed form for this law: {form.reason}{hint}")
+        raise InvalidParameterError(f"no closed form for this law: {form.reason}{hint}")
     data = _closed_form_data(form, A, width, hint)
     return data["value"]
 
@@ -452,11 +452,13 @@ def _closed_form_data(form, A, width, hint):
     P, s, Qt = np.linalg.svd(B, full_matrices=False)
     r_a = _rank(np.linalg.svd(A, compute_uv=False), A.shape)
     r = _rank(s, B.shape)
-    trivial = _is_trivial(form)
+    # no noise, or A lies wholly outside the range of Q (A Q^(1/2) = 0): every unit can carry A
+    # with v_j in the null space of Q at no cost, so the plain factors of A attain Theta = 0
+    trivial = _is_trivial(form) or r == 0
     if trivial:
         return dict(value=0.0, trivial=True, rank=r_a)
     if r < r_a:
-        raise ValueError(
+        raise InvalidParameterError(
             f"the penalty's matrix Q (S, diag(S) or a mix of the two) is singular and A has a part "
             f"outside its range that the rest of A does not span: rank(A Q^(1/2)) = {r} < rank(A) "
             f"= {r_a}, where the closed form is at best an infimum that no factorization attains{hint}"
@@ -474,7 +476,7 @@ def _closed_form_data(form, A, width, hint):
         if not (b >= r or G >= r):
             factors = certified_block_factors(P, s, Qt.T, b, width)
             if factors is None:
-                raise ValueError(
+                raise InvalidParameterError(
                     f"DropBlock closed form needs the number of blocks G = width / block_size = {G} or the "
                     f"block size {b} to be >= rank(A S^(1/2)) = {r}, or else an equal split of the "
                     f"b-support decomposition over the {G} blocks, and none was found; with too few "
@@ -615,7 +617,7 @@ def balanced_factors(strategy, A, width, second_moment=None):
     _check_width_rank(A, d)
     form = penalty_form(law, S)
     if form.kind is None:
-        raise ValueError(f"no closed form for this law, so no balanced factors: {form.reason}")
+        raise InvalidParameterError(f"no closed form for this law, so no balanced factors: {form.reason}")
     data = _closed_form_data(form, A, d, "")
     n_out, n_in = A.shape
     if data["trivial"]:

@@ -50,12 +50,12 @@ References
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace, field
 
 import numpy as np
 from scipy.optimize import lsq_linear, minimize
 
-from ._validation import as_numpy_arrays, check_choice, check_data, check_positive_int
+from ._validation import InvalidParameterError, as_numpy_arrays, check_choice, check_data, check_positive_int
 from .display import ResultDisplay
 from .induced import (
     _rank,
@@ -194,8 +194,21 @@ def global_minimizer(strategy, X, Y, width, method="auto", *, tol=1e-12, max_ite
     check_data(X, Y, None, None)
     width = check_positive_int("width", width)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1):
-        raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
+        raise InvalidParameterError(f"tol must be a number in (0, 1), got {tol!r}")
     max_iter = check_positive_int("max_iter", max_iter)
+    # A* does not change when X and Y are scaled together, and every energy scales by the
+    # square: solve on the data divided by a power of two near their largest entry (exact).
+    top = max(float(np.abs(X).max(initial=0.0)), float(np.abs(Y).max(initial=0.0)))
+    scale = float(np.ldexp(1.0, np.frexp(top)[1])) if top > 0 else 1.0
+    res = _global_minimizer(strategy, X / scale, Y / scale, width, method, tol, max_iter)
+    if scale == 1.0:
+        return res
+    s2 = scale * scale
+    return replace(res, objective=res.objective * s2, data_fit=res.data_fit * s2, penalty=res.penalty * s2,
+                   residual=res.residual * s2, second_moment=res.second_moment * s2)
+
+
+def _global_minimizer(strategy, X, Y, width, method, tol, max_iter):
     n_in, N = X.shape
     n_out = Y.shape[0]
     law = strategy.law(n_in, width, n_out)
@@ -206,19 +219,19 @@ def global_minimizer(strategy, X, Y, width, method="auto", *, tol=1e-12, max_ite
         return _numeric(problem)
     form = penalty_form(law, S)
     if form.kind is None:
-        raise ValueError(f"no closed form or convex formulation for this law: {form.reason}; use method='numeric'")
+        raise InvalidParameterError(f"no closed form or convex formulation for this law: {form.reason}; use method='numeric'")
     kappa = _proportionality(form, S)
     if method in ("auto", "closed_form") and kappa is not None:
         return _closed_form(problem, form, kappa)
     if method == "closed_form":
-        raise ValueError(
+        raise InvalidParameterError(
             "no single-SVD closed form: the penalty's matrix Q is not proportional to S = X X^T / N "
             "(weight noise on the input layer with correlated inputs); use method='convex'"
         )
     uniform = form.kind == "units" and np.ptp(form.weights) == 0
     if not uniform:
         what = "per-unit weights" if form.kind == "units" else "block-correlated hidden noise"
-        raise ValueError(
+        raise InvalidParameterError(
             "the convex solver handles laws with equal unit weights (the squared nuclear norm); "
             f"this law has {what}"
             + ("" if kappa is None else "; use method='closed_form'")
@@ -290,7 +303,7 @@ def _closed_form(problem, form, kappa):
         r = _rank(q, problem.M.shape)
         q[r:] = 0.0
         if not (G >= r or b >= r) and certified_block_factors(P[:, :r], q[:r], Qt[:r].T, b, d) is None:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"the minimizer of L + (lam b / d) ||A S^(1/2)||_(b)^2 has rank {r}, more than the "
                 f"number of blocks G = {G} and the block size b = {b}, and no factors attaining the "
                 "DropBlock closed form of Theta there were found: the true minimum can be larger; "
@@ -379,7 +392,7 @@ def _convex(problem, form, tol, max_iter):
     P, sv, Qt = np.linalg.svd(C, full_matrices=False)
     r = _rank(sv, C.shape)
     if r > d:
-        raise ValueError(
+        raise InvalidParameterError(
             f"the convex minimizer has rank {r} > width = {d}: the width constraint is active and "
             "the problem is no longer convex; use method='numeric'"
         )

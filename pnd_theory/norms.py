@@ -45,6 +45,8 @@ import numbers
 
 import numpy as np
 
+from ._validation import InvalidParameterError
+
 __all__ = [
     "k_support_norm",
     "dual_k_support_norm",
@@ -57,7 +59,7 @@ __all__ = [
 
 def _check_k(k) -> int:
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral) or k < 1:
-        raise ValueError(
+        raise InvalidParameterError(
             f"k must be a positive integer (1, 2, ...; values above the dimension act as the "
             f"dimension), got {k!r} of type {type(k).__name__}"
         )
@@ -66,9 +68,9 @@ def _check_k(k) -> int:
 
 def _check_c(c) -> float:
     if isinstance(c, (bool, np.bool_)) or not isinstance(c, numbers.Real):
-        raise TypeError(f"c must be a finite real number >= 0, got {c!r} of type {type(c).__name__}")
+        raise InvalidParameterError(f"c must be a finite real number >= 0, got {c!r} of type {type(c).__name__}")
     if not (np.isfinite(c) and c >= 0):
-        raise ValueError(f"c must be a finite real number >= 0, got {c!r}")
+        raise InvalidParameterError(f"c must be a finite real number >= 0, got {c!r}")
     return float(c)
 
 
@@ -80,14 +82,14 @@ def _validated(x, name: str, core_ndim: int) -> np.ndarray:
     try:
         a = np.asarray(x)
     except ValueError as err:  # ragged nested lists
-        raise ValueError(f"{what}, got a ragged {type(x).__name__}: {err}") from None
+        raise InvalidParameterError(f"{what}, got a ragged {type(x).__name__}: {err}") from None
     if a.dtype == bool or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
-        raise TypeError(f"{what} (int or float dtype), got dtype {a.dtype}")
+        raise InvalidParameterError(f"{what} (int or float dtype), got dtype {a.dtype}")
     if a.ndim < core_ndim or 0 in a.shape[a.ndim - core_ndim :]:
-        raise ValueError(f"{what} with non-empty trailing axes, got shape {a.shape}")
+        raise InvalidParameterError(f"{what} with non-empty trailing axes, got shape {a.shape}")
     a = a.astype(np.float64, copy=False)
     if not np.isfinite(a).all():
-        raise ValueError(f"{name} must have finite entries, got NaN or inf in an array of shape {a.shape}")
+        raise InvalidParameterError(f"{name} must have finite entries, got NaN or inf in an array of shape {a.shape}")
     return a
 
 
@@ -173,6 +175,18 @@ def _prox_level(s: np.ndarray, k: int, c: float):
 
 def _prox_of_magnitudes(mag: np.ndarray, s: np.ndarray, k: int, c: float) -> np.ndarray:
     r"""Prox of ``mag >= 0`` whose decreasing sort along the last axis is ``s``.
+
+    The prox is positively homogeneous of degree 1, so each row is computed on its magnitudes
+    divided by a power of two near their largest (an exact scaling): no intermediate overflows
+    near the float64 maximum, and subnormal inputs keep their relative accuracy.
+    """
+    top = s[..., :1]
+    safe = np.where(top > 0, np.ldexp(1.0, np.frexp(np.where(top > 0, top, 1.0))[1] - 1), 1.0)
+    return _prox_of_normalized(mag / safe, s / safe, k, c) * safe
+
+
+def _prox_of_normalized(mag: np.ndarray, s: np.ndarray, k: int, c: float) -> np.ndarray:
+    r"""Prox of ``mag >= 0`` (largest entry at most 1) whose decreasing sort is ``s``.
 
     Substituting :math:`\beta` into :math:`x_i = s_i t_i / (t_i + c)` gives :math:`s_i/(1+c)`
     where :math:`t_i = 1`, :math:`0` where :math:`t_i = 0` and :math:`s_i - c\beta` in between.

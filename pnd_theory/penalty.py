@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._validation import as_arrays, as_problem, check_factors, check_second_moment
+from ._validation import InvalidParameterError, as_arrays, as_problem, check_factors, check_second_moment
 from .strategies import check_strategy
 
 
@@ -162,7 +162,7 @@ def second_moment(X):
     xp, a = as_arrays(X=X)
     X = a["X"]
     if X.shape[1] == 0:
-        raise ValueError("X must hold at least one sample (column)")
+        raise InvalidParameterError("X must hold at least one sample (column)")
     return X @ X.T / X.shape[1]
 
 

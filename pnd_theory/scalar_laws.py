@@ -83,7 +83,7 @@ class ScalarLaw(abc.ABC):
         moments (Golub and Welsch).  A finite law returns its own support.
         """
         order = _check_order(order)
-        return moment_matched_support([float(self.moment(k)) for k in range(2 * (order // 2 + 1) + 1)],
+        return moment_matched_support([float(self.moment(k)) for k in range(2 * (order // 2 + 1))],
                                       order // 2 + 1)
 
     @classmethod
@@ -131,29 +131,31 @@ def _distinct(laws):
 
 def moment_matched_support(moments, n_points: int):
     r"""Gauss quadrature: ``n_points`` values and probabilities whose moments equal
-    ``moments[0..2 n_points - 1]`` (``moments[k]`` :math:`= E[m^k]`, at least
-    :math:`2 n` of them plus one).
+    ``moments[0..2 n_points - 1]`` (``moments[k]`` :math:`= E[m^k]`).
 
     Golub-Welsch: the Cholesky factor of the Hankel matrix of moments gives the three-term
     recurrence of the orthogonal polynomials; the nodes are the eigenvalues of its Jacobi
     matrix and the weights the squared first components of the eigenvectors.  A law with fewer
-    points of support than ``n_points`` (a degenerate one) returns its own support.
+    than ``n_points`` points of support returns its own support (fewer nodes).
     """
     m = np.asarray(moments, dtype=np.float64)
     n = int(n_points)
+    Rn = None
     while n > 1:
-        H = np.array([[m[i + j] for j in range(n + 1)] for i in range(n + 1)])
+        Hn = np.array([[m[i + j] for j in range(n)] for i in range(n)])
         try:
-            R = np.linalg.cholesky(H).T
-            if np.min(np.abs(np.diag(R))) > 1e-7 * np.sqrt(np.max(np.abs(np.diag(H)))):
-                break
+            Rn = np.linalg.cholesky(Hn).T
         except np.linalg.LinAlgError:
-            pass
-        n -= 1  # the law has at most n points of support: fewer nodes reproduce it
+            Rn = None
+        if Rn is not None and np.min(np.abs(np.diag(Rn))) > 1e-7 * np.sqrt(np.max(np.abs(np.diag(Hn)))):
+            break
+        n -= 1  # the law has fewer than n points of support: fewer nodes reproduce it
     if n <= 1:
         return np.array([m[1] / m[0]]), np.array([1.0])
-    H = np.array([[m[i + j] for j in range(n + 1)] for i in range(n + 1)])
-    R = np.linalg.cholesky(H).T
+    # the last column of the Cholesky factor of the (n+1) x (n+1) Hankel matrix (moments up to
+    # 2n - 1 suffice: its corner entry, which would need moment 2n, is not used)
+    last = np.linalg.solve(Rn.T, np.array([m[i + n] for i in range(n)]))
+    R = np.hstack([Rn, last[:, None]])
     alpha = np.empty(n)
     beta = np.empty(n - 1)
     for j in range(n):

@@ -7,8 +7,9 @@ import math
 import numbers
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from ._validation import as_numpy_arrays, check_bool, check_choice, check_data, check_positive_int, check_seed
+from ._validation import InvalidParameterError, as_numpy_arrays, check_bool, check_choice, check_data, check_positive_int, check_seed
 from .gradient_noise.results import StationarySpread
 from .minimizers import global_minimizer
 from .strategies import check_strategy
@@ -18,18 +19,18 @@ def _seed_list(seeds):
     if isinstance(seeds, (numbers.Integral, np.integer)) and not isinstance(seeds, bool):
         n = check_positive_int("seeds", int(seeds))
         if n < 2:
-            raise ValueError(f"seeds must be at least 2 (a standard error over seeds), got {n}")
+            raise InvalidParameterError(f"seeds must be at least 2 (a standard error over seeds), got {n}")
         return tuple(range(n))
     try:
         out = tuple(seeds)
     except TypeError:
-        raise TypeError(f"seeds must be a number of seeds or a sequence of seeds, got {seeds!r}") from None
+        raise InvalidParameterError(f"seeds must be a number of seeds or a sequence of seeds, got {seeds!r}") from None
     if len(out) < 2:
-        raise ValueError(f"seeds must hold at least 2 seeds (a standard error over seeds), got {len(out)}")
+        raise InvalidParameterError(f"seeds must hold at least 2 seeds (a standard error over seeds), got {len(out)}")
     for s in out:
         check_seed(s)
     if len(set(out)) != len(out):
-        raise ValueError(f"seeds must be distinct, got {out!r}")
+        raise InvalidParameterError(f"seeds must be distinct, got {out!r}")
     return tuple(int(s) for s in out)
 
 
@@ -39,7 +40,7 @@ def _derived_seed(seed, part):
 
 
 def stationary_spread(strategy, X, Y, width, lr, steps, seeds=8, *, batch_size=None, burn_in=None, snapshots=10,
-                      momentum=0.0, init="optimum", optimum=True, device=None) -> StationarySpread:
+                      momentum=0.0, init="optimum", optimum=True, device=None, progress=True) -> StationarySpread:
     r"""Spread of :math:`A = U V^\top` under constant-learning-rate SGD with real sampled masks.
 
     .. math::
@@ -82,6 +83,8 @@ def stationary_spread(strategy, X, Y, width, lr, steps, seeds=8, *, batch_size=N
         Compute :math:`A^*` and the distance of :math:`\bar A` to it.
     device : str or torch.device, optional
         Passed to :func:`train`.
+    progress : bool
+        Show a progress bar (tqdm) over the training runs.
 
     Returns
     -------
@@ -101,13 +104,13 @@ def stationary_spread(strategy, X, Y, width, lr, steps, seeds=8, *, batch_size=N
         burn_in = steps
     burn_in = check_positive_int("burn_in", burn_in)
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
-        raise TypeError(f"lr must be a positive real number, got {lr!r} of type {type(lr).__name__}")
+        raise InvalidParameterError(f"lr must be a positive real number, got {lr!r} of type {type(lr).__name__}")
     if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+        raise InvalidParameterError(f"lr must be a positive finite number, got {lr!r}")
     if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
-        raise TypeError(f"momentum must be a real number in [0, 1), got {momentum!r}")
+        raise InvalidParameterError(f"momentum must be a real number in [0, 1), got {momentum!r}")
     if not (0 <= momentum < 1):
-        raise ValueError(f"momentum must be a number in [0, 1), got {momentum!r}")
+        raise InvalidParameterError(f"momentum must be a number in [0, 1), got {momentum!r}")
     a = as_numpy_arrays(X=X, Y=Y)
     check_data(a["X"], a["Y"], None, None)
     Xn, Yn = a["X"], a["Y"]
@@ -115,7 +118,7 @@ def stationary_spread(strategy, X, Y, width, lr, steps, seeds=8, *, batch_size=N
     width = check_positive_int("width", width)
     bs = N if batch_size is None else check_positive_int("batch_size", batch_size)
     if bs > N:
-        raise ValueError(f"batch_size must be at most the number of samples N = {N}, got {batch_size}")
+        raise InvalidParameterError(f"batch_size must be at most the number of samples N = {N}, got {batch_size}")
     per_epoch = -(-N // bs)
     snap_epochs = -(-steps // per_epoch)
     burn_epochs = -(-burn_in // per_epoch)
@@ -129,15 +132,20 @@ def stationary_spread(strategy, X, Y, width, lr, steps, seeds=8, *, batch_size=N
     common = dict(lr=float(lr), batch_size=bs, device=device, progress=False, schedule="constant", average=0.0,
                   optimizer="sgd", momentum=float(momentum))
     products = np.empty((len(seeds), snapshots) + (Yn.shape[0], Xn.shape[0]))
+    bar = tqdm(total=len(seeds) * (snapshots + 1), desc="stationary_spread", unit="run",
+               disable=not check_bool("progress", progress))
     for i, seed in enumerate(seeds):
         res = train(strategy, Xn, Yn, width, epochs=burn_epochs, seed=_derived_seed(seed, 0),
                     record_every=burn_epochs * per_epoch, U_init=U0, V_init=V0, **common)
         U, V = res.last_U, res.last_V
+        bar.update()
         for t in range(snapshots):
             res = train(strategy, Xn, Yn, width, epochs=snap_epochs, seed=_derived_seed(seed, t + 1),
                         record_every=snap_epochs * per_epoch, U_init=U, V_init=V, **common)
             U, V = res.last_U, res.last_V
             products[i, t] = U @ V.T
+            bar.update()
+    bar.close()
     S = len(seeds)
     mean_product = products.mean((0, 1))
     per_seed = ((products - mean_product) ** 2).sum((-1, -2)).mean(1) * S / (S - 1)

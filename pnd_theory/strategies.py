@@ -258,6 +258,19 @@ class WeightNoise(Strategy):
     def per_sample(self):
         return self.per_sample_masks
 
+    def with_per_sample(self, per_sample: bool) -> Strategy:
+        """The same law drawn per sample or shared by a mini-batch.  Where the law is the one the
+        fields give (``law`` not overridden), the result is named: a Bernoulli law gives
+        ``DropConnect(p, layer, per_sample)``; otherwise the law of a subclass is kept as it is."""
+        per_sample = check_bool("per_sample", per_sample)
+        if per_sample == self.per_sample:
+            return self
+        if type(self).law is not WeightNoise.law:
+            return Resampled(self, per_sample)
+        if isinstance(self.scalar_law, Bernoulli):
+            return DropConnect(self.scalar_law.p, self.layer, per_sample)
+        return WeightNoise(self.scalar_law, self.layer, per_sample)
+
     @property
     def laws_by_layer(self) -> dict:
         """``{"input": law_on_V or None, "output": law_on_U or None}``."""

@@ -136,13 +136,13 @@ class Derivation(ResultDisplay):
         by_name = {str(sym): sym for sym in self.penalty.free_symbols}
         unknown = sorted(set(values) - set(by_name))
         if unknown:
-            raise ValueError(f"penalty_function got values for {unknown}, which are not symbols of the penalty")
+            raise InvalidParameterError(f"penalty_function got values for {unknown}, which are not symbols of the penalty")
         subs.update({by_name[k]: v for k, v in values.items()})
         expr = self.penalty.subs(subs)
         s_syms = sorted({s for s in S}, key=str)
         free = expr.free_symbols - set(U) - set(V) - set(s_syms)
         if free:
-            raise ValueError(f"penalty_function needs values for {sorted(map(str, free))}")
+            raise InvalidParameterError(f"penalty_function needs values for {sorted(map(str, free))}")
         args = list(U) + list(V) + s_syms
         fn = sympy.lambdify(args, expr, "numpy")
         s_index = [(int(str(s).split("{")[1].split(",")[0]) - 1, int(str(s).split(",")[1].rstrip("}")) - 1)
@@ -155,7 +155,7 @@ class Derivation(ResultDisplay):
             Un, Vn, Sn = arr["U"], arr["V"], arr["S"]
             check_factors(Un, Vn)
             if Un.shape != (n_out, d) or Vn.shape != (n_in, d):
-                raise ValueError(f"this derivation is for U {n_out}x{d} and V {n_in}x{d}; got {Un.shape} and {Vn.shape}")
+                raise InvalidParameterError(f"this derivation is for U {n_out}x{d} and V {n_in}x{d}; got {Un.shape} and {Vn.shape}")
             Sn = np.eye(n_in) if Sn is None else Sn
             check_second_moment(np, Sn, n_in)
             return float(fn(*Un.ravel(), *Vn.ravel(), *(Sn[i, j] for i, j in s_index)))

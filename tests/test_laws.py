@@ -143,3 +143,23 @@ def test_laws_are_values():
     assert hash(pt.DiscreteLaw([0, 2], [0.5, 0.5])) == hash(pt.DiscreteLaw([0.0, 2.0], [0.5, 0.5]))
     with pytest.raises(AttributeError):
         pt.Bernoulli(0.3).p = 0.1
+
+
+class TwoPointByMoments(pt.ScalarLaw):
+    """The moments of Bernoulli(0.5) given as a user law: a two-point law that the quadrature
+    must recover exactly at every order, although its Hankel matrices are singular."""
+
+    def moment(self, k):
+        return 1.0 if k == 0 else 2.0 ** (k - 1)
+
+    def sample(self, shape, generator=None, device=None, dtype=None):
+        return pt.Bernoulli(0.5).sample(shape, generator, device, dtype)
+
+
+@pytest.mark.parametrize("order", [2, 3, 4, 7])
+def test_a_law_with_few_points_is_recovered_exactly(order):
+    values, probs = TwoPointByMoments().support(order)
+    keep = probs > 1e-12
+    np.testing.assert_allclose(np.sort(values[keep]), [0.0, 2.0], atol=1e-9)
+    for k in range(order + 1):
+        assert probs @ values**k == pytest.approx(TwoPointByMoments().moment(k), rel=1e-9, abs=1e-12)

@@ -1,4 +1,4 @@
-"""How the mask-induced gradient noise falls with the batch size: per-sample masks as
+r"""How the mask-induced gradient noise falls with the batch size: per-sample masks as
 :math:`T_1 / B`, shared masks as :math:`T_\infty + (T_1 - T_\infty) / B`."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import numbers
 
 import numpy as np
 
-from .._validation import check_bool, check_choice, check_positive_int, check_seed, resolve_device
+from .._validation import InvalidParameterError, check_bool, check_choice, check_positive_int, check_seed, resolve_device
 from ..strategies import check_strategy
 from .closed_form import _ClosedForm
 from .common import (MAX_CONFIGURATIONS, SAMPLINGS, VIAS, _check_local_reparameterization, _check_method, _numpy_problem,
@@ -35,13 +35,13 @@ def _check_batch_sizes(batch_sizes, N, sampling):
     try:
         sizes = list(batch_sizes)
     except TypeError:
-        raise TypeError(f"batch_sizes must be a sequence of positive integers, got {batch_sizes!r}") from None
+        raise InvalidParameterError(f"batch_sizes must be a sequence of positive integers, got {batch_sizes!r}") from None
     if not sizes:
-        raise ValueError("batch_sizes must hold at least one batch size, got an empty sequence")
+        raise InvalidParameterError("batch_sizes must hold at least one batch size, got an empty sequence")
     sizes = [check_positive_int(f"batch_sizes[{i}]", int(b) if isinstance(b, np.integer) else b)
              for i, b in enumerate(sizes)]
     if sampling != "with_replacement" and max(sizes) > N:
-        raise ValueError(
+        raise InvalidParameterError(
             f"batch_sizes must not exceed the number of samples N={N} with sampling={sampling!r}; got {max(sizes)}"
         )
     return np.asarray(sizes, dtype=np.int64)
@@ -175,7 +175,7 @@ def monte_carlo_gradient_noise_vs_batch_size(strategy, U, V, X, Y, batch_sizes, 
     batches = check_positive_int("batches", batches)
     draws = check_positive_int("draws", draws)
     if batches < 2 or draws < 2:
-        raise ValueError(f"batches and draws must be at least 2 to give a standard error; got batches={batches}, "
+        raise InvalidParameterError(f"batches and draws must be at least 2 to give a standard error; got batches={batches}, "
                          f"draws={draws}")
     seed = check_seed(seed)
     sampling = check_choice("sampling", sampling, SAMPLINGS)
@@ -187,7 +187,7 @@ def monte_carlo_gradient_noise_vs_batch_size(strategy, U, V, X, Y, batch_sizes, 
     law = strategy.law(V.shape[0], V.shape[1], U.shape[0])
     _check_local_reparameterization(strategy, law, local_reparameterization)
     if local_reparameterization and via != "layers":
-        raise ValueError("local_reparameterization=True exists only in the torch layer: use via='layers'")
+        raise InvalidParameterError("local_reparameterization=True exists only in the torch layer: use via='layers'")
     device = resolve_device(device)
     rng = np.random.default_rng(seed)
     means, ses = [], []

@@ -12,7 +12,9 @@ import math
 
 import numpy as np
 
-from .common import MAX_DENSE_PARAMETERS, MAX_ELEMENTS, _central_moments, _entry_to_variable, _single_independent_component
+from .._validation import InvalidParameterError
+from .common import (MAX_DENSE_PARAMETERS, MAX_ELEMENTS, _central_moments, _entry_to_variable,
+                     _single_independent_component)
 
 class _Forms:
     r"""Coefficients of :math:`g_{k,a} = \sum_t (A + \alpha^\top e)(B + \beta^\top e)` for a
@@ -197,7 +199,7 @@ class _ClosedForm:
             return
         found = _single_independent_component(law)
         if found is None:
-            raise ValueError(
+            raise InvalidParameterError(
                 "the closed form covers laws with one random component of independent variables (hidden-unit "
                 "noise, or weight noise on one layer); this law has components "
                 f"{sorted(law.components)}: use method='enumeration' (small sizes) or monte_carlo_gradient_noise"

@@ -84,7 +84,7 @@ def gradient_noise(strategy, U, V, X_batch, Y_batch, *, method="auto", local_rep
         method = "closed_form" if (local_layer is not None or _single_independent_component(law) is not None) \
             else "enumeration"
     if local_layer is not None and method != "closed_form":
-        raise ValueError("local_reparameterization=True is computed in closed form only; use method='closed_form' or 'auto'")
+        raise InvalidParameterError("local_reparameterization=True is computed in closed form only; use method='closed_form' or 'auto'")
     if method == "closed_form":
         res = _gradient_noise_closed_form(strategy, law, U, V, X, Y, local_layer, full_covariance)
     else:

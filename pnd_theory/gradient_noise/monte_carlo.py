@@ -7,15 +7,16 @@ import math
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from .._validation import check_bool, check_choice, check_positive_int, check_seed, resolve_device
+from .._validation import InvalidParameterError, check_bool, check_choice, check_positive_int, check_seed, resolve_device
 from ..layers import network_for
 from ..network import LinearNetwork
 from ..strategies import check_strategy
 from .common import VIAS, _check_local_reparameterization, _numpy_problem
 from .results import MonteCarloGradientNoise
 
-def _gradient_draws(strategy, U, V, X, Y, draws, seed, via, local_reparameterization, device=None):
+def _gradient_draws(strategy, U, V, X, Y, draws, seed, via, local_reparameterization, device=None, progress=False):
     """``draws`` independent gradients (draws, P) of the mini-batch loss, by autograd."""
     device = resolve_device(device)
     Xt = torch.as_tensor(X.T, device=device)
@@ -42,7 +43,7 @@ def _gradient_draws(strategy, U, V, X, Y, draws, seed, via, local_reparameteriza
             g1, g2 = torch.autograd.grad(loss, (w1, w2))
             return g2, g1.T          # d/dU = grad of the second weight, d/dV = (grad of V^T)^T
     out = torch.empty((draws, U.size + V.size), dtype=torch.float64, device=device)
-    for t in range(draws):
+    for t in tqdm(range(draws), desc="gradient draws", unit="draw", disable=not progress, leave=False):
         gU, gV = grads()
         out[t, :U.size] = gU.detach().reshape(-1)
         out[t, U.size:] = gV.detach().reshape(-1)
@@ -57,7 +58,7 @@ def _group_trace(g, groups):
 
 
 def monte_carlo_gradient_noise(strategy, U, V, X_batch, Y_batch, draws=2000, *, seed=0, groups=20, via="network",
-                               local_reparameterization=False, device=None) -> MonteCarloGradientNoise:
+                               local_reparameterization=False, device=None, progress=True) -> MonteCarloGradientNoise:
     r"""Monte Carlo estimate of the mask-induced gradient covariance from real autograd gradients.
 
     .. math::
@@ -89,6 +90,8 @@ def monte_carlo_gradient_noise(strategy, U, V, X_batch, Y_batch, draws=2000, *, 
         With ``via="layers"``: ``PerNodeDropLinear(..., local_reparameterization=True)``.
     device : str or torch.device, optional
         Where the network runs (the CPU by default; ``"cuda"`` must be present).
+    progress : bool
+        Show a progress bar (tqdm) over the draws.
 
     Returns
     -------
@@ -98,9 +101,9 @@ def monte_carlo_gradient_noise(strategy, U, V, X_batch, Y_batch, draws=2000, *, 
     draws = check_positive_int("draws", draws)
     groups = check_positive_int("groups", groups)
     if groups < 2:
-        raise ValueError(f"groups must be at least 2 to give a standard error, got {groups}")
+        raise InvalidParameterError(f"groups must be at least 2 to give a standard error, got {groups}")
     if draws < 2 * groups:
-        raise ValueError(f"draws must be at least 2 * groups = {2 * groups}, got draws={draws}")
+        raise InvalidParameterError(f"draws must be at least 2 * groups = {2 * groups}, got draws={draws}")
     seed = check_seed(seed)
     via = check_choice("via", via, VIAS)
     local_reparameterization = check_bool("local_reparameterization", local_reparameterization)
@@ -108,9 +111,10 @@ def monte_carlo_gradient_noise(strategy, U, V, X_batch, Y_batch, draws=2000, *, 
     law = strategy.law(V.shape[0], V.shape[1], U.shape[0])
     _check_local_reparameterization(strategy, law, local_reparameterization)
     if local_reparameterization and via != "layers":
-        raise ValueError("local_reparameterization=True exists only in the torch layer: use via='layers'")
+        raise InvalidParameterError("local_reparameterization=True exists only in the torch layer: use via='layers'")
     device = resolve_device(device)
-    g = _gradient_draws(strategy, U, V, X, Y, draws, seed, via, local_reparameterization, device)
+    g = _gradient_draws(strategy, U, V, X, Y, draws, seed, via, local_reparameterization, device,
+                        check_bool("progress", progress))
     trace, se = _group_trace(g, groups)
     return MonteCarloGradientNoise(
         trace=trace, trace_se=se, mean=g.mean(0), mean_se=g.std(0, ddof=1) / math.sqrt(draws),

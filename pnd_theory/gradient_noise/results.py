@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..display import ResultDisplay
+
 @dataclass(frozen=True)
-class GradientNoise:
+class GradientNoise(ResultDisplay):
     r"""Mask-induced mean and covariance of the mini-batch gradient (:func:`gradient_noise`).
 
     Parameters are ordered as ``U`` flattened row-major, then ``V`` flattened row-major.
@@ -62,7 +64,7 @@ class GradientNoise:
 
 
 @dataclass(frozen=True)
-class BatchSizeNoise:
+class BatchSizeNoise(ResultDisplay):
     r"""Expected mask-induced gradient-covariance trace against the batch size
     (:func:`gradient_noise_vs_batch_size`).
 
@@ -105,6 +107,8 @@ class BatchSizeNoise:
     sampling: str
     per_sample_law: bool
 
+    _plot_function = "plot_batch_size_noise"
+
     @property
     def ratio(self):
         """``per_batch / per_sample`` at every batch size (``None`` without ``per_batch``)."""
@@ -112,7 +116,7 @@ class BatchSizeNoise:
 
 
 @dataclass(frozen=True)
-class MonteCarloGradientNoise:
+class MonteCarloGradientNoise(ResultDisplay):
     r"""Monte Carlo estimate of the mask-induced gradient covariance from real autograd
     gradients (:func:`monte_carlo_gradient_noise`).
 
@@ -140,7 +144,7 @@ class MonteCarloGradientNoise:
 
 
 @dataclass(frozen=True)
-class StationarySpread:
+class StationarySpread(ResultDisplay):
     r"""Spread of :math:`A = U V^\top` at the end of constant-learning-rate training over
     several seeds (:func:`stationary_spread`).
 
@@ -178,7 +182,7 @@ class StationarySpread:
 
 
 @dataclass(frozen=True)
-class MonteCarloBatchSizeNoise:
+class MonteCarloBatchSizeNoise(ResultDisplay):
     r"""Monte Carlo counterpart of :class:`BatchSizeNoise` for one strategy
     (:func:`monte_carlo_gradient_noise_vs_batch_size`): ``trace`` and ``trace_se`` at every
     batch size, from real autograd gradients."""
@@ -188,3 +192,4 @@ class MonteCarloBatchSizeNoise:
     trace_se: np.ndarray
     sampling: str
     via: str
+    _plot_function = "plot_monte_carlo_batch_size"
