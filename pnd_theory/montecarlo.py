@@ -7,6 +7,11 @@ r"""Monte Carlo estimate of the expected loss with real sampled masks (torch, CP
 
 where each draw :math:`M^{(t)}` is a full draw of the strategy's masks for the data set: one
 mask per sample for per-sample laws, one mask shared by all samples otherwise.
+
+Per-sample weight noise whose every weight component is one Bernoulli or Gaussian law with
+independent entries (PerNodeDrop, per-sample DropConnect) never materializes its masks: each
+layer of each draw is the fused per-sample masked product of :mod:`pnd_theory.sampling`, the
+draws ``t`` and samples ``k`` being the rows of one call.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import torch
 
 from ._validation import (InvalidParameterError, as_problem, check_bool, check_dtype, check_positive_int, check_seed,
                           resolve_device)
+from .laws import Bernoulli, Gaussian
+from .sampling import draw_seed_tensor, masked_linear
 from .strategies import check_strategy
 
 #: masks entries (and intermediate products) held at once by default
@@ -67,21 +74,75 @@ def monte_carlo_loss(strategy, U, V, X, Y, samples, seed=0, device=None, dtype=t
     U, V, X, Y = (torch.as_tensor(a, dtype=dtype, device=device) for a in arrays)
     law = strategy.law(V.shape[0], V.shape[1], U.shape[0])
     n_samples = X.shape[1]
+    generator = torch.Generator(device=device).manual_seed(seed)
+    fused = fused_weight_noise(law)
+    if fused is not None:
+        return _fused_monte_carlo(fused, U, V, X, Y, samples, generator, max_elements, progress, strategy)
     per_draw = (n_samples if law.per_sample else 1) * max(
         [int(np.prod(c.shape)) for c in law.components.values()] + [1]
     ) + n_samples * (V.shape[1] + U.shape[0])
     chunk = max(1, min(samples, max_elements // per_draw))
-    generator = torch.Generator(device=device).manual_seed(seed)
     losses = []
+    for start in _starts(samples, chunk, progress, strategy):
+        t = min(chunk, samples - start)
+        masks = law.sample(t, n_samples, generator, device, dtype)
+        residual = Y.T - law.predict(U, V, X, masks)
+        losses.append((residual * residual).sum(-1).mean(-1))
+    losses = torch.cat(losses)
+    return float(losses.mean()), float(losses.std(unbiased=True) / samples**0.5)
+
+
+def _starts(samples, chunk, progress, strategy):
     starts = range(0, samples, chunk)
     if progress:
         from tqdm.auto import tqdm
 
         starts = tqdm(starts, desc=f"Monte Carlo {strategy!r}", unit="batch")
-    for start in starts:
+    return starts
+
+
+def fused_weight_noise(law):
+    """``{"input": (p, gaussian), "output": ...}`` when the fused route applies to ``law``, else None.
+
+    It applies to per-sample laws with no hidden component whose weight components each have
+    independent entries following one :class:`~pnd_theory.laws.Bernoulli` or
+    :class:`~pnd_theory.laws.Gaussian` law with a numeric drop probability.
+    """
+    comps = law.components
+    if not law.per_sample or "hidden" in comps or not comps:
+        return None
+    plan = {}
+    for name, comp in comps.items():
+        single = getattr(comp, "single_law", None)
+        if not isinstance(single, (Bernoulli, Gaussian)) or not getattr(comp, "independent_entries", False):
+            return None
+        if not isinstance(single.p, (float, int, np.floating, np.integer)):
+            return None
+        plan[name] = (float(single.p), isinstance(single, Gaussian))
+    return plan
+
+
+def _fused_monte_carlo(plan, U, V, X, Y, samples, generator, max_elements, progress, strategy):
+    r"""Each draw: :math:`f = (U \circ M^U_{t,k}) (V \circ M^V_{t,k})^\top x_k` by fused products."""
+    n_in, d = V.shape
+    n_out, n_samples = U.shape[0], X.shape[1]
+    per_draw = n_samples * (n_in + d + n_out)
+    chunk = max(1, min(samples, max_elements // per_draw))
+    rows, targets = X.T.contiguous(), Y.T.contiguous()
+    Vt = V.T.contiguous()
+    losses = []
+    for start in _starts(samples, chunk, progress, strategy):
         t = min(chunk, samples - start)
-        masks = law.sample(t, n_samples, generator, device, dtype)
-        residual = Y.T - law.predict(U, V, X, masks)
+        x = rows.repeat(t, 1)  # row t * N + k: sample k of draw t, its own masks
+        if "input" in plan:
+            h = masked_linear(x, Vt, draw_seed_tensor(generator), *plan["input"])
+        else:
+            h = x @ V
+        if "output" in plan:
+            f = masked_linear(h, U, draw_seed_tensor(generator), *plan["output"])
+        else:
+            f = h @ U.T
+        residual = f.reshape(t, n_samples, n_out) - targets
         losses.append((residual * residual).sum(-1).mean(-1))
     losses = torch.cat(losses)
     return float(losses.mean()), float(losses.std(unbiased=True) / samples**0.5)
