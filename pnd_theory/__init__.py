@@ -40,6 +40,8 @@ from .conformance import ConformanceReport, check_strategy
 from .sweep import plot as sweep_plot, sweep
 from .ydrop import conductance, unit_importance, ydrop_rates
 from .ydrop_fixed_point import YDropFixedPoint, YDropTraining, train_ydrop, ydrop_fixed_point, ydrop_map
+from .implicit import NoiseModeSpread, noise_mode_spread
+from .sparsity import SparsityMonitor, activation_sparsity
 from .norms import (
     dual_k_support_norm,
     dual_spectral_k_support_norm,
@@ -65,6 +67,8 @@ __all__ = [
     "sweep", "sweep_plot",
     "conductance", "unit_importance", "ydrop_rates", "ydrop_map", "ydrop_fixed_point", "YDropFixedPoint",
     "train_ydrop", "YDropTraining",
+    "noise_mode_spread", "NoiseModeSpread",
+    "activation_sparsity", "SparsityMonitor",
     "k_support_norm", "dual_k_support_norm", "prox_squared_k_support_vector",
     "spectral_k_support_norm", "dual_spectral_k_support_norm", "prox_squared_k_support",
 ]
