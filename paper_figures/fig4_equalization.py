@@ -1,4 +1,4 @@
-"""Equalization of the hidden units along training (THEORY.md, F7).
+"""Equalization of the hidden units along training with Adam.
 
 The induced regularizer is reached by *equalized* factors: all unit contributions
 :math:`c_j = \\|u_j\\|\\,\\|S^{1/2} v_j\\|` equal (Dropout), all block contributions
@@ -16,7 +16,7 @@ The history of :func:`pnd_theory.training.train` records the objective and the s
 but not the factors, so the run is split into segments: each segment is one ``train`` call
 started from the previous segment's last iterate (``U_init``, ``V_init``), with the global
 ``"hold-linear"`` schedule mapped onto it (a callable ``schedule``) and no tail averaging, and
-its own seed (fresh masks).  Only the SGD momentum restarts at each segment boundary.  The
+its own seed (fresh masks).  Only Adam's moment estimates restart at each segment boundary.  The
 contributions are plain numpy on the recorded factors (a description of the data, not theory).
 Writes ``equalization.png``, ``equalization.pdf`` and ``equalization.json``.
 """
@@ -41,21 +41,6 @@ BLOCK_SIZE = 2
 PROBLEM = dict(n_in=4, width=8, n_out=3, n_samples=256, correlation=0.6, seed=0)
 LR = 0.03
 SEED = 0
-
-
-def unit_contributions(U, V, S):
-    """:math:`\\|u_j\\|\\,\\|S^{1/2} v_j\\|` for every hidden unit (``||S^{1/2} v||^2 = v^T S v``)."""
-    return np.linalg.norm(U, axis=0) * np.sqrt(np.einsum("ij,ik,kj->j", V, S, V))
-
-
-def block_contributions(U, V, S, b):
-    """:math:`\\|U_g V_g^\\top S^{1/2}\\|_F` for every block of ``b`` contiguous units
-    (``||A S^{1/2}||_F^2 = tr(A S A^T)``)."""
-    out = []
-    for g in range(U.shape[1] // b):
-        A = U[:, g * b:(g + 1) * b] @ V[:, g * b:(g + 1) * b].T
-        out.append(np.sqrt(np.trace(A @ S @ A.T)))
-    return np.array(out)
 
 
 def coefficient_of_variation(c):
@@ -96,16 +81,17 @@ def compute(quick=False, device=None):
     boundaries = [int(b) for b in np.unique(np.round(np.geomspace(5, total, 28 if quick else 45)))]
     data = {
         "description": "spread of the unit contributions ||u_j|| ||S^(1/2) v_j|| (Dropout) and block "
-                       "contributions ||U_g V_g^T S^(1/2)||_F (DropBlock) along full-batch SGD with real "
+                       "contributions ||U_g V_g^T S^(1/2)||_F (DropBlock) along full-batch Adam with real "
                        "sampled masks, and along training without noise (p = 0) from the same start",
         "units": "contributions in loss units^(1/2) (target units); spread (coefficient of variation) "
-                 "dimensionless; step: SGD updates",
+                 "dimensionless; step: Adam updates",
         "problem": {**PROBLEM, "p": P_DROP, "block_size": BLOCK_SIZE, "generator": "pnd_theory.random_problem"},
         "training": {"steps": total, "batch_size": "full", "lr": LR, "seed": SEED,
                      "recording": "segments of train() calls continued from last_U/last_V, global "
                                   "hold-linear schedule via a callable schedule, average=0, seed + k per "
-                                  "segment; SGD momentum restarts at each boundary"},
+                                  "segment; Adam's moment estimates restart at each boundary"},
         "quick": bool(quick),
+        "optimizer": "Adam",
         "step": boundaries,
         "panels": {},
     }
@@ -113,8 +99,8 @@ def compute(quick=False, device=None):
     for key, strategy in (("Dropout", pt.Dropout(P_DROP)), ("DropBlock", pt.DropBlock(P_DROP, BLOCK_SIZE)),
                           ("no noise", pt.Dropout(0.0))):
         runs[key], data["device"] = segmented_training(strategy, X, Y, width, boundaries, device, not quick)
-    for key, measure in (("Dropout", lambda U, V: unit_contributions(U, V, S)),
-                         ("DropBlock", lambda U, V: block_contributions(U, V, S, BLOCK_SIZE))):
+    for key, measure in (("Dropout", lambda U, V: pt.unit_contributions(U, V, S)),
+                         ("DropBlock", lambda U, V: pt.unit_contributions(U, V, S, BLOCK_SIZE))):
         strategy = pt.Dropout(P_DROP) if key == "Dropout" else pt.DropBlock(P_DROP, BLOCK_SIZE)
         optimum = global_minimizer(strategy, X, Y, width)
         balanced = measure(*optimum.factors())
@@ -159,13 +145,13 @@ def plot(data):
         bottom.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         bottom.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         bottom.yaxis.set_minor_formatter(NullFormatter())
-        bottom.set_xlabel("training step (full-batch SGD updates)")
+        bottom.set_xlabel("training step (full-batch Adam updates)")
         bottom.set_ylabel(f"spread across {e['what']}s\nsd / mean (dimensionless)")
         bottom.legend(loc="lower left", frameon=False, fontsize=8)
         bottom.annotate(f"final {e['cv'][-1]:.3f}", (step[-1], e["cv"][-1]), textcoords="offset points",
                         xytext=(-8, 8), ha="right", fontsize=9, color=color)
     fig.suptitle("Noise equalizes the hidden units (width 8, correlated inputs)\n"
-                 "the spread left is SGD noise, which fades as the step decays to zero")
+                 "the spread left is the noise of the sampled masks, which fades as the step decays to zero")
     return fig
 
 

@@ -1,4 +1,4 @@
-"""The width condition of the DropBlock closed form (THEORY.md, F7, F8).
+"""The width condition of the DropBlock closed form.
 
 DropBlock with blocks of ``b = 2`` units on a full-rank target (``n_in = n_out = 4``, inputs
 correlated), widths ``d = 2, 4, ..., 12`` (``G = d / b`` blocks).  Two values per width:
@@ -12,7 +12,7 @@ correlated), widths ``d = 2, 4, ..., 12`` (``G = d / b`` blocks).  Two values pe
     ``λ' = λ d' / d``): the bound depends on the width only through :math:`c`.
 *factorized optimum*  the minimum over factors ``(U, V)`` of width ``d`` of the exact expected
     loss :math:`E_{\\text{mask}}[\\text{loss}]`, written as the sum over every mask
-    configuration (:func:`pnd_theory.exact.enumerate_masks` and the law's ``predict``, in torch)
+    configuration (:func:`pnd_theory.exact_expected_loss` on torch tensors, differentiable)
     and minimized by full-batch L-BFGS (torch autograd, float64) from several random starts;
     the best end point is then evaluated with the closed form :func:`pnd_theory.expected_loss`.
 
@@ -30,7 +30,6 @@ import torch
 from matplotlib.ticker import MaxNLocator
 
 import pnd_theory as pt
-from pnd_theory.exact import enumerate_masks
 from pnd_theory.minimizers import global_minimizer
 
 from ._style import COLORS, figure, write_figure
@@ -63,13 +62,12 @@ def closed_form(X, Y, width):
     try:
         result = global_minimizer(pt.DropBlock(P_DROP, BLOCK_SIZE), X, Y, width)
         source = "global_minimizer" if width // BLOCK_SIZE >= result.rank else "global_minimizer (certified)"
-    except ValueError:
+    except pt.InvalidParameterError:
         # refused: too few blocks and no certificate; the bound at this width is the closed form
         # of a wide DropBlock with the same c = lam * b / width
-        lam = P_DROP / (1 - P_DROP)
         wide = BLOCK_SIZE * N
-        lam_wide = lam * wide / width
-        result = global_minimizer(pt.DropBlock(lam_wide / (1 + lam_wide), BLOCK_SIZE), X, Y, wide)
+        lam_wide = pt.noise_strength(P_DROP) * wide / width
+        result = global_minimizer(pt.DropBlock(pt.drop_probability(lam_wide), BLOCK_SIZE), X, Y, wide)
         source = "equivalent strength (refused at this width)"
     return result.objective, result.rank, source
 
@@ -78,16 +76,10 @@ def factorized_optimum(strategy, X, Y, width, starts, max_iter, seed=0):
     """Minimize the exact expected loss over ``(U, V)`` by L-BFGS from ``starts`` random starts.
 
     Returns the closed-form expected loss of every end point and the best factors."""
-    law = strategy.law(X.shape[0], width, Y.shape[0])
     X_t, Y_t = torch.as_tensor(X, dtype=torch.float64), torch.as_tensor(Y, dtype=torch.float64)
-    configurations = list(enumerate_masks(law))
 
-    def expected_loss(U, V):  # sum over every mask configuration, weighted by its probability
-        total = 0.0
-        for weight, masks in configurations:
-            residual = Y_t.T - law.predict(U, V, X_t, masks)
-            total = total + (weight * (residual * residual).sum(-1).mean(-1)).sum()
-        return total
+    def expected_loss(U, V):  # by enumeration over every mask configuration, differentiable
+        return pt.exact_expected_loss(strategy, U, V, X_t, Y_t)
 
     generator = torch.Generator().manual_seed(seed)
     values, best = [], None

@@ -21,6 +21,8 @@ from .strategies import (
     Strategy,
     UnitNoise,
     WeightNoise,
+    drop_probability,
+    noise_strength,
     strategy_from_name,
 )
 from .network import LinearNetwork
@@ -30,7 +32,7 @@ from .exact import exact_expected_loss
 from .montecarlo import monte_carlo_loss
 from .symbolic import Derivation, derive
 from .problems import random_problem
-from .induced import balanced_factors, induced_penalty
+from .induced import balanced_factors, induced_penalty, unit_contributions
 from .minimizers import MinimizerResult, global_minimizer
 from .training import TrainingResult, train
 from .gradient_noise import (gradient_noise, gradient_noise_vs_batch_size, mask_sharing_pair, monte_carlo_gradient_noise,
@@ -60,7 +62,7 @@ __all__ = [
     "NodeDropout", "PerNodeDrop", "Strategy", "strategy_from_name",
     "expected_loss", "expected_penalty", "plain_loss", "second_moment",
     "exact_expected_loss", "monte_carlo_loss", "Derivation", "derive", "random_problem",
-    "induced_penalty", "balanced_factors", "global_minimizer", "MinimizerResult",
+    "induced_penalty", "balanced_factors", "unit_contributions", "noise_strength", "drop_probability", "global_minimizer", "MinimizerResult",
     "train", "TrainingResult", "gradient_noise", "gradient_noise_vs_batch_size", "mask_sharing_pair",
     "monte_carlo_gradient_noise", "monte_carlo_gradient_noise_vs_batch_size", "stationary_spread",
     "check_strategy", "ConformanceReport",

@@ -80,13 +80,15 @@ def enumerate_masks(law, max_configurations=MAX_CONFIGURATIONS, chunk=4096, orde
         yield weight, masks
 
 
-def exact_expected_loss_of_law(law, U, V, X, Y, max_configurations=MAX_CONFIGURATIONS) -> float:
-    """:func:`exact_expected_loss` for a :class:`~pnd_theory.laws.MaskLaw` and float64 CPU tensors."""
-    total = torch.zeros((), dtype=torch.float64)
+def exact_expected_loss_of_law(law, U, V, X, Y, max_configurations=MAX_CONFIGURATIONS):
+    """:func:`exact_expected_loss` for a :class:`~pnd_theory.laws.MaskLaw` and torch tensors of one
+    device and dtype; returns a 0-d tensor (differentiable through ``U`` and ``V``)."""
+    total = U.new_zeros(())
     for weight, masks in enumerate_masks(law, max_configurations):
+        masks = {k: m.to(device=U.device, dtype=U.dtype) for k, m in masks.items()}
         residual = Y.T - law.predict(U, V, X, masks)
-        total += (weight * (residual * residual).sum(-1).mean(-1)).sum()
-    return float(total)
+        total = total + (weight.to(device=U.device, dtype=U.dtype) * (residual * residual).sum(-1).mean(-1)).sum()
+    return total
 
 
 def exact_expected_loss(strategy, U, V, X, Y, max_configurations=MAX_CONFIGURATIONS) -> float:
@@ -109,11 +111,12 @@ def exact_expected_loss(strategy, U, V, X, Y, max_configurations=MAX_CONFIGURATI
 
     Returns
     -------
-    float
+    float, or a 0-d torch tensor for torch inputs (on their device, differentiable)
     """
     check_strategy(strategy)
-    _, *arrays = as_problem(U, V, X, Y)
-    U, V, X, Y = (torch.as_tensor(a.detach().cpu() if torch.is_tensor(a) else a, dtype=torch.float64)
-                  for a in arrays)
+    xp, U, V, X, Y = as_problem(U, V, X, Y)
     law = strategy.law(V.shape[0], V.shape[1], U.shape[0])
+    if xp is np:
+        value = exact_expected_loss_of_law(law, *(torch.as_tensor(a) for a in (U, V, X, Y)), max_configurations)
+        return float(value)
     return exact_expected_loss_of_law(law, U, V, X, Y, max_configurations)

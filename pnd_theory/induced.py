@@ -83,7 +83,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares, minimize
 
-from ._validation import InvalidParameterError, as_numpy_arrays, check_choice, check_positive_int, check_second_moment
+from ._validation import (InvalidParameterError, as_numpy_arrays, check_choice, check_factors, check_positive_int,
+                          check_second_moment)
 from .norms import k_support_norm, spectral_k_support_norm
 from .penalty import penalty_and_gradient
 from .strategies import check_strategy
@@ -569,6 +570,49 @@ def induced_penalty(strategy, A, width, second_moment=None, method="auto") -> fl
     if method == "numeric":
         return numeric_induced_penalty(law, A, S)[0]
     return float(_closed_form_value(penalty_form(law, S), A, law.width, method))
+
+
+def unit_contributions(U, V, second_moment=None, block_size=1):
+    r"""What each hidden unit (or block of units) carries of the product, in the metric of the data.
+
+    .. math::
+
+        c_j = \|u_j\|\,\|S^{1/2} v_j\| \quad (\text{block\_size} = 1), \qquad
+        c_g = \|U_g V_g^\top S^{1/2}\|_F \quad (\text{blocks } g \text{ of contiguous units}).
+
+    The induced regularizer of Dropout (DropBlock) is attained exactly by *equalized* factors:
+    all :math:`c_j` (all :math:`c_g`) equal.
+
+    Parameters
+    ----------
+    U : array (n_out, d)
+    V : array (n_in, d)
+    second_moment : array (n_in, n_in), optional
+        :math:`S`, symmetric positive semi-definite; the identity when omitted.
+    block_size : int
+        Units per block (it must divide ``d``).
+
+    Returns
+    -------
+    numpy.ndarray of shape (d // block_size,)
+    """
+    arrays = as_numpy_arrays(U=U, V=V, second_moment=second_moment)
+    U, V, S = arrays["U"], arrays["V"], arrays["second_moment"]
+    check_factors(U, V)
+    block_size = check_positive_int("block_size", block_size)
+    d = U.shape[1]
+    if d % block_size:
+        raise InvalidParameterError(f"block_size must divide the width; got block_size={block_size} and width={d}")
+    if S is None:
+        S = np.eye(V.shape[0])
+    check_second_moment(np, S, V.shape[0])
+    G = d // block_size
+    Ub = U.reshape(U.shape[0], G, block_size)
+    Vb = V.reshape(V.shape[0], G, block_size)
+    # ||U_g V_g^T S^(1/2)||_F^2 = tr(U_g^T U_g V_g^T S V_g)
+    gram_u = np.einsum("ogj,ogk->gjk", Ub, Ub)
+    gram_v = np.einsum("igj,ih,hgk->gjk", Vb, S, Vb)
+    return np.sqrt(np.maximum(np.einsum("gjk,gkj->g", gram_u, gram_v), 0.0))
 
 
 def balanced_factors(strategy, A, width, second_moment=None):
