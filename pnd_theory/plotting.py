@@ -14,7 +14,7 @@ import numbers
 import numpy as np
 
 __all__ = ["plot_training", "plot_spectrum", "plot_batch_size_noise", "plot_monte_carlo_batch_size",
-           "plot_convergence"]
+           "plot_convergence", "plot_explorer"]
 
 
 def _axes(ax, ncols=1, width=4.5):
@@ -177,5 +177,34 @@ def plot_convergence(samples, estimates, standard_errors, exact=None, ax=None, l
         ax.axhline(float(exact), color="k", ls="--", lw=1, label=f"exact {float(exact):.6g}")
     ax.set_xscale("log")
     ax.set_xlabel("number of mask draws")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_explorer(state, ax=None):
+    """The global minimizer's singular values against those without noise, with the numbers.
+
+    Parameters
+    ----------
+    state : ExplorerState
+        From :func:`pnd_theory.explorer.explorer_state`.
+    ax : matplotlib axes, optional
+
+    Returns
+    -------
+    matplotlib axes
+    """
+    ax = _axes(ax, width=5.5)
+    plain = np.asarray(state.unregularized_singular_values)
+    values = np.asarray(state.singular_values)
+    index = np.arange(1, len(values) + 1)
+    ax.bar(index - 0.2, plain, width=0.4, color="0.75", label="no noise (p = 0)")
+    ax.bar(index + 0.2, values, width=0.4, color="C0", label=f"global minimizer ({state.method})")
+    ax.set_xticks(index)
+    ax.set_xlabel("index i")
+    ax.set_ylabel("singular value of A*")
+    ax.set_title(f"{state.strategy!r}, width {state.width}, correlation {state.correlation:g}\n"
+                 f"R(U, V) = {state.penalty:.4g}   Theta(U V^T) = {state.induced_penalty:.4g}   "
+                 f"L + Theta at A* = {state.objective:.4g}", fontsize=8)
     ax.legend(fontsize=7)
     return ax

@@ -87,3 +87,42 @@ def test_a_result_without_a_plot_says_so():
     with pytest.raises(TypeError, match="has no plot"):
         Table().plot()
     assert repr(Table()) == "Table(value=1.5)"
+
+
+def test_gradient_noise_results_are_tables_and_pictures(problem):
+    U, V, X, Y = problem
+    s = pt.PerNodeDrop(0.3, "output")
+    sweep = pt.gradient_noise_vs_batch_size(s, U, V, X, Y, [1, 2, 4])
+    frame = sweep.to_dataframe()  # one row per batch size
+    np.testing.assert_array_equal(frame["batch_sizes"].to_numpy(), [1, 2, 4])
+    np.testing.assert_array_equal(frame["per_batch"].to_numpy(), sweep.per_batch)
+    assert (frame["sampling"] == sweep.sampling).all()
+    noise = pt.gradient_noise(s, U, V, X, Y)
+    assert f"trace={noise.trace:.6g}" in repr(noise) and "covariance=array(" in repr(noise)
+    ax = sweep.plot()
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), sweep.per_sample)
+
+
+def test_explorer_state_and_widgets(problem):
+    from pnd_theory.explorer import explore, explorer_state
+
+    state = explorer_state("dropblock", p=0.5, block_size=2, width=4, correlation=0.6, n_in=3, n_out=2,
+                           n_samples=8, seed=1)
+    U, V, X, Y = problem  # the same random problem
+    S = pt.second_moment(X)
+    assert state.penalty == pt.expected_penalty(pt.DropBlock(0.5, 2), U, V, S)
+    assert state.induced_penalty == pt.induced_penalty(pt.DropBlock(0.5, 2), U @ V.T, 4, second_moment=S)
+    # without noise the minimizer is least squares (width 4 >= rank): an independent route by lstsq
+    ols = np.linalg.lstsq(X.T, Y.T, rcond=None)[0].T
+    np.testing.assert_allclose(state.unregularized_singular_values, np.linalg.svd(ols, compute_uv=False),
+                               rtol=1e-9, atol=1e-12)
+    assert np.all(state.singular_values <= state.unregularized_singular_values + 1e-12)  # shrunk by the noise
+    box = explore(strategy="dropout", n_in=3, n_out=2, n_samples=8, seed=1)
+    controls = [c for row in box.children[:2] for c in row.children]
+    assert [c.description for c in controls] == ["strategy", "p", "block size", "width", "correlation"]
+    assert box.state.strategy == pt.Dropout(0.3)
+    controls[0].value = "node-dropout"  # per-unit strategies take p for every unit
+    assert box.state.strategy == pt.NodeDropout([0.3] * 4)
+    controls[2].value = 3  # a block size that does not divide the width is refused, not raised
+    controls[0].value = "dropblock"
+    assert box.state is None
