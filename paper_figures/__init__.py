@@ -16,6 +16,7 @@ FIGURES = {
     "deep_last_layer": "paper_figures.fig7_deep_last_layer",
     "pernodedrop_digits": "paper_figures.fig8_pernodedrop_digits",
     "gradient_noise": "paper_figures.fig_gradient_noise",
+    "deep": "paper_figures.fig_deep",
     "implicit_explicit": "paper_figures.fig_implicit_explicit",
     "ydrop": "paper_figures.fig_ydrop",
     "sparsity": "paper_figures.fig_sparsity",

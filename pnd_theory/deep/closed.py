@@ -1,0 +1,207 @@
+r"""The expected loss of a noisy deep linear network in closed form, at any depth.
+
+For :math:`f(x) = (W_L \circ M_L)\,\xi_{L-1} \circ (\cdots \xi_1 \circ ((W_1 \circ M_1) x))`
+with independent mean-one masks, :math:`E f(x) = \bar W x`, :math:`\bar W = W_L \cdots W_1`,
+and the second moment of the activations :math:`H_l = \frac1N \sum_k E[h_l h_l^\top]`
+propagates exactly from :math:`H_0 = S = X X^\top / N`:
+
+.. math::
+
+    \text{weights } W \text{ with entry variances } v:\quad
+        H \to W H W^\top + \mathrm{diag}\big((v \circ W \circ W)\, \mathrm{diag}(H)\big),
+
+    \text{hidden units with mask covariance } C:\quad H \to (\mathbf 1 \mathbf 1^\top + C) \circ H .
+
+Why: conditionally on the input of a layer, :math:`E[(W \circ M) h\, h^\top (W \circ M)^\top]
+= W h h^\top W^\top + \mathrm{diag}_i \sum_j v_{ij} W_{ij}^2 h_j^2` (the entries of :math:`M`
+are independent of each other and of :math:`h`), and :math:`E[\xi\xi^\top] = \mathbf 1 \mathbf
+1^\top + C` with :math:`\xi` independent of its input.  Then
+
+.. math::
+
+    E[\text{loss}] = \frac1N \|Y\|_F^2 - \frac2N \mathrm{tr}(Y X^\top \bar W^\top)
+        + \mathrm{tr}(H_L) = L(\bar W) + R, \qquad R = \mathrm{tr}(H_L - \bar W S \bar W^\top).
+
+The penalty :math:`R` is propagated by itself, :math:`E_l = H_l - P_l S P_l^\top` with
+:math:`P_l = W_l \cdots W_1` (no cancellation between two large traces):
+:math:`E \to W E W^\top + \mathrm{diag}((v \circ W \circ W)\,\mathrm{diag}(P S P^\top + E))`
+at a noisy matrix and :math:`E \to E + C \circ (P S P^\top + E)` at a noisy hidden layer.
+A mask drawn once per mini-batch gives the same expected loss as one drawn per sample (the
+loss is a mean over samples, and each sample sees a mask of the same law).  A diagonal hidden
+covariance touches only the diagonal of :math:`H`; the cost is
+:math:`O(\sum_l n_l^2 (n_{l-1} + n_l))`, that of a few products of the weight matrices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import check_second_moment
+from .network import check_problem, check_weights, deep_law, product
+
+
+def _const(xp, arr, ref):
+    arr = np.asarray(arr, dtype=np.float64)
+    return arr if xp is np else ref.new_tensor(arr)
+
+
+def _diag(xp, v):
+    return xp.diag(v)
+
+
+def _hidden_excess(xp, cov, H, ref):
+    r""":math:`C \circ H` for a hidden covariance of the given structure."""
+    if cov.kind == "diagonal":
+        return _diag(xp, _const(xp, cov.values, ref) * xp.diagonal(H))
+    if cov.kind == "block":
+        b = cov.block_size
+        keep = np.kron(np.diag(np.asarray(cov.values, dtype=np.float64)), np.ones((b, b)))
+        return _const(xp, keep, ref) * H
+    return _const(xp, cov.values, ref) * H
+
+
+def _max_abs(xp, A):
+    return float(xp.abs(A).max().detach() if xp is not np else xp.abs(A).max())
+
+
+def penalty_of_deep_law(law, Ws, S=None):
+    r""":math:`R = \mathrm{tr}(H_L) - \mathrm{tr}(\bar W S \bar W^\top)` for a :class:`DeepLaw`
+    and checked weights of one backend (module docstring); ``S`` None is the identity.
+
+    A float for numpy, a 0-d tensor for torch (differentiable).  :math:`R` is homogeneous of
+    degree 2 in every :math:`W_l` and 1 in :math:`S`: it is computed on the matrices divided by
+    their largest entries and scaled back (no overflow where the value is representable).
+    """
+    xp = np if isinstance(Ws[0], np.ndarray) else _torch()
+    scales = [_max_abs(xp, W) for W in Ws]
+    ss = 1.0 if S is None else _max_abs(xp, S)
+    ref = Ws[0]
+    if min(scales) == 0.0 or ss == 0.0:
+        value = (ref * 0).sum()
+        return float(value) if xp is np else value
+    Wn = [W / s for W, s in zip(Ws, scales)]
+    n0 = Ws[0].shape[1]
+    if S is None:
+        Mn = np.eye(n0) if xp is np else ref.new_tensor(np.eye(n0))
+    else:
+        Mn = S / ss
+    E = None  # the excess second moment; None while no noise has entered
+    for l, W in enumerate(Wn, start=1):
+        comp = law.weights[l - 1]
+        E_next = None if E is None else W @ E @ W.T
+        if comp is not None:
+            v = _const(xp, comp.entry_variances(), ref)
+            diag_h = xp.diagonal(Mn) if E is None else xp.diagonal(Mn) + xp.diagonal(E)
+            extra = _diag(xp, (v * W * W) @ diag_h)
+            E_next = extra if E_next is None else E_next + extra
+        E = E_next
+        Mn = W @ Mn @ W.T
+        if l < len(Wn) and law.hidden[l - 1] is not None:
+            cov = law.hidden[l - 1].hidden_covariance()
+            extra = _hidden_excess(xp, cov, Mn if E is None else Mn + E, ref)
+            E = extra if E is None else E + extra
+    value = (ref * 0).sum() if E is None else xp.trace(E)
+    factor = 1.0
+    for s in scales:
+        factor *= s  # R scales as prod(s_l)^2 s_S
+    value = value * factor * factor * ss
+    return float(value) if xp is np else value
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def expected_penalty(weights, second_moment=None, hidden=None, weight_noise=None):
+    r"""Expected penalty :math:`R` of a noisy deep linear network, in closed form.
+
+    .. math::
+
+        R = \mathrm{tr}(H_L) - \mathrm{tr}(\bar W S \bar W^\top), \qquad
+        H_0 = S,\quad H \to W H W^\top + \mathrm{diag}((v \circ W \circ W)\,\mathrm{diag} H),
+        \quad H \to (\mathbf 1 \mathbf 1^\top + C) \circ H
+
+    (module docstring).  At depth 2, ``weights = [V.T, U]``, it is
+    :func:`pnd_theory.expected_penalty` of the matching single-layer strategy.
+
+    Parameters
+    ----------
+    weights : list of arrays
+        ``[W_1, ..., W_L]``, :math:`W_l` of shape ``(n_l, n_{l-1})`` (numpy or torch).
+    second_moment : array (n_0, n_0), optional
+        :math:`S = X X^\top / N` (symmetric positive semi-definite); the identity by default.
+    hidden : list, optional
+        One entry per hidden layer (``L - 1``): a hidden-unit strategy (``pt.Dropout(p)``,
+        ``pt.GaussianDropout(p)``, ``pt.DropBlock(p, b)``, ``pt.NodeDropout(p)``,
+        ``pt.UnitNoise(law)``, ``pt.HiddenNoise(C)``) or None.  No hidden noise by default.
+    weight_noise : list, optional
+        One entry per matrix (``L``): None, a scalar law (a fresh value per sample and
+        connection: PerNodeDrop at that layer) or ``(law, "shared")`` (one draw per batch:
+        DropConnect).  No weight noise by default.
+
+    Returns
+    -------
+    float, or a 0-d torch tensor (on the inputs' device, differentiable) for torch inputs
+    """
+    xp, Ws, a, sizes = check_weights(weights, second_moment=second_moment)
+    S = a["second_moment"]
+    if S is not None:
+        check_second_moment(xp, S, sizes[0])
+    law = deep_law(sizes, hidden, weight_noise)
+    return penalty_of_deep_law(law, Ws, S)
+
+
+def plain_loss(weights, X, Y):
+    r"""The loss without noise, :math:`\frac1N \|Y - W_L \cdots W_1 X\|_F^2`."""
+    xp, Ws, X, Y, _ = check_problem(weights, X, Y)
+    value = _plain(Ws, X, Y)
+    return float(value) if xp is np else value
+
+
+def _plain(Ws, X, Y):
+    H = X
+    for W in Ws:
+        H = W @ H
+    residual = Y - H
+    return (residual * residual).sum() / X.shape[1]
+
+
+def expected_loss(weights, X, Y, hidden=None, weight_noise=None):
+    r"""Expected training loss of a noisy deep linear network, in closed form.
+
+    .. math::
+
+        E[\text{loss}] = \frac1N \|Y - \bar W X\|_F^2 + R, \qquad
+        \bar W = W_L \cdots W_1,
+
+    with :math:`R` from :func:`expected_penalty` at :math:`S = X X^\top / N`; equivalently
+    :math:`\frac1N\|Y\|_F^2 - \frac2N \mathrm{tr}(Y X^\top \bar W^\top) + \mathrm{tr}(H_L)`.
+
+    Parameters
+    ----------
+    weights : list of arrays
+        ``[W_1, ..., W_L]``, :math:`W_l` of shape ``(n_l, n_{l-1})``.
+    X : array (n_0, N)
+        Inputs, samples as columns.
+    Y : array (n_L, N)
+        Targets, samples as columns.
+    hidden, weight_noise : list, optional
+        As in :func:`expected_penalty`.
+
+    Returns
+    -------
+    float, or a 0-d torch tensor (differentiable) for torch inputs
+    """
+    xp, Ws, X, Y, sizes = check_problem(weights, X, Y)
+    law = deep_law(sizes, hidden, weight_noise)
+    S = X @ X.T / X.shape[1]
+    value = _plain(Ws, X, Y) + penalty_of_deep_law(law, Ws, S)
+    return float(value) if xp is np else value
+
+
+def mean_map(weights):
+    r"""The mean network :math:`\bar W = W_L \cdots W_1` (every mask has mean 1)."""
+    xp, Ws, _, _ = check_weights(weights)
+    return product(Ws)

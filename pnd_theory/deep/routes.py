@@ -1,0 +1,132 @@
+r"""The expected loss of a noisy deep linear network by enumeration and by Monte Carlo.
+
+Both routes run the masked network itself (:meth:`DeepLaw.predict`) and never the closed form.
+
+* Enumeration: every mask variable takes the values of its law's support of order 2 (a finite
+  law's own support; the Gauss quadrature of a continuous law; signs for a covariance-only
+  hidden law), and the configurations are enumerated in mixed radix
+  (:func:`pnd_theory.exact.enumerate_masks`).  Exact for every law: the loss is a polynomial of
+  degree at most 2 in each mask variable (each enters every path once), so its expectation
+  depends on each variable only through its first two moments.  One configuration masks all
+  samples at once: by linearity the expectation of the mean over samples is the mean of the
+  per-sample expectations, whether the laws are drawn per sample or per batch.
+* Monte Carlo: real masks drawn by the laws themselves (torch, CPU or GPU), one per sample or
+  one per batch as the law says.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .._validation import (InvalidParameterError, check_bool, check_dtype, check_positive_int, check_seed,
+                           resolve_device)
+from ..exact import LOSS_ORDER, MAX_CONFIGURATIONS, enumerate_masks
+from .network import as_float64_cpu, check_problem, deep_law
+
+#: mask entries (and activations) held at once by default in Monte Carlo
+MAX_ELEMENTS = 2**23
+
+
+def exact_expected_loss(weights, X, Y, hidden=None, weight_noise=None, max_configurations=MAX_CONFIGURATIONS):
+    r"""Expected loss of a noisy deep linear network by summing over all mask configurations.
+
+    .. math::
+
+        E[\text{loss}] = \sum_c P(c)\, \frac1N \sum_k \|y_k - f_c(x_k)\|^2
+
+    over the configurations :math:`c` of every mask variable (module docstring: exact for
+    every law, finite or continuous).
+
+    Parameters
+    ----------
+    weights : list of arrays
+        ``[W_1, ..., W_L]``, :math:`W_l` of shape ``(n_l, n_{l-1})``.
+    X, Y : arrays ``(n_0, N)``, ``(n_L, N)``
+    hidden, weight_noise : list, optional
+        As in :func:`pnd_theory.deep.expected_loss`.
+    max_configurations : int
+        Refuse (:class:`~pnd_theory.InvalidParameterError`), before any work, when the masks
+        have more configurations than this (default :math:`2^{20}`).
+
+    Returns
+    -------
+    float
+    """
+    max_configurations = check_positive_int("max_configurations", max_configurations)
+    _, Ws, X, Y, sizes = check_problem(weights, X, Y)
+    law = deep_law(sizes, hidden, weight_noise)
+    Ws = as_float64_cpu(Ws)
+    X, Y = as_float64_cpu([X, Y])
+    total = torch.zeros((), dtype=torch.float64)
+    for weight, masks in enumerate_masks(law, max_configurations, order=LOSS_ORDER):
+        residual = Y.T - law.predict(Ws, X, masks)
+        total += (weight * (residual * residual).sum(-1).mean(-1)).sum()
+    return float(total)
+
+
+def monte_carlo_loss(weights, X, Y, samples, hidden=None, weight_noise=None, seed=0, device=None,
+                     dtype=torch.float64, max_elements=MAX_ELEMENTS, progress=False):
+    r"""Monte Carlo estimate of the expected loss of a noisy deep linear network.
+
+    .. math::
+
+        \hat E = \frac1T \sum_{t} \frac1N \sum_k \|y_k - f_{M^{(t)}}(x_k)\|^2,
+        \qquad \mathrm{se} = \mathrm{sd}_t / \sqrt{T}
+
+    Each draw :math:`M^{(t)}` is a full draw of every mask for the data set (one per sample
+    for per-sample laws, one for all samples otherwise), sampled by the laws themselves.
+
+    Parameters
+    ----------
+    weights : list of arrays
+    X, Y : arrays ``(n_0, N)``, ``(n_L, N)``
+    samples : int
+        Number of independent draws :math:`T` (at least 2).
+    hidden, weight_noise : list, optional
+        As in :func:`pnd_theory.deep.expected_loss`.
+    seed : int
+        Seed of the torch generator on ``device``.
+    device : str or torch.device, optional
+        ``"cuda"`` to sample on the GPU (it must be present); the CPU by default.
+    dtype : torch.dtype
+    max_elements : int
+        Mask entries and activations held at once (draws are batched to fit).
+    progress : bool
+        Show a progress bar over the batches of draws.
+
+    Returns
+    -------
+    (float, float)
+        The estimate and its standard error.
+    """
+    samples = check_positive_int("samples", samples)
+    if samples < 2:
+        raise InvalidParameterError(f"samples must be at least 2 to give a standard error; got {samples}")
+    max_elements = check_positive_int("max_elements", max_elements)
+    seed = check_seed(seed)
+    dtype = check_dtype(dtype)
+    progress = check_bool("progress", progress)
+    device = resolve_device(device)
+    _, Ws, X, Y, sizes = check_problem(weights, X, Y)
+    law = deep_law(sizes, hidden, weight_noise)
+    Ws = [W.to(device=device, dtype=dtype) for W in as_float64_cpu(Ws)]
+    X, Y = (a.to(device=device, dtype=dtype) for a in as_float64_cpu([X, Y]))
+    N = X.shape[1]
+    per_draw = sum((N if law.per_sample(name) else 1) * int(np.prod(c.shape))
+                   for name, c in law.components.items()) + N * sum(sizes)
+    chunk = max(1, min(samples, max_elements // per_draw))
+    generator = torch.Generator(device=device).manual_seed(seed)
+    starts = range(0, samples, chunk)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="Monte Carlo (deep)", unit="batch")
+    losses = []
+    for start in starts:
+        t = min(chunk, samples - start)
+        masks = law.sample(t, N, generator, device, dtype)
+        residual = Y.T - law.predict(Ws, X, masks)
+        losses.append((residual * residual).sum(-1).mean(-1))
+    losses = torch.cat(losses)
+    return float(losses.mean()), float(losses.std(unbiased=True) / samples**0.5)
