@@ -32,7 +32,8 @@ from .exact import exact_expected_loss
 from .montecarlo import monte_carlo_loss
 from .symbolic import Derivation, derive
 from .problems import random_problem
-from .induced import balanced_factors, induced_penalty, unit_contributions
+from .factorizations import unit_contributions
+from .induced import balanced_factors, induced_penalty
 from .minimizers import MinimizerResult, global_minimizer
 from .training import TrainingResult, train
 from .gradient_noise import (gradient_noise, gradient_noise_vs_batch_size, mask_sharing_pair, monte_carlo_gradient_noise,

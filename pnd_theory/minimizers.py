@@ -21,7 +21,7 @@ unitarily invariant functions of :math:`B`, so :math:`B^* = P \operatorname{diag
 * DropBlock: :math:`q = \operatorname{prox}` of :math:`\tfrac{c}{2}\|\cdot\|_{(b)}^2`,
   :math:`c = \lambda b / d` (McDonald, Pontil and Stamos 2016), valid when the result has
   rank at most :math:`\max(G, b)`, or when factors attaining the bound at it are constructed
-  (:func:`pnd_theory.induced.certified_block_factors`);
+  (:func:`pnd_theory.factorizations.certified_block_factors`);
 * per-unit weights (NodeDropout): the convex quadratic program
   :math:`\min_{q \ge 0,\ \beta \prec q} \|s - q\|^2 + \sum_j w_j \beta_j^2`, solved exactly
   as a bounded least-squares problem (slack variables for the prefix constraints).
@@ -57,14 +57,8 @@ from scipy.optimize import lsq_linear, minimize
 
 from ._validation import InvalidParameterError, as_numpy_arrays, check_choice, check_data, check_positive_int
 from .display import ResultDisplay
-from .induced import (
-    _rank,
-    _sqrt_psd,
-    balanced_factors,
-    certified_block_factors,
-    penalty_form,
-    weighted_split,
-)
+from .factorizations import _rank, certified_block_factors
+from .induced import _sqrt_psd, balanced_factors, penalty_form, weighted_split
 from .norms import k_support_norm, prox_squared_k_support, prox_squared_k_support_vector
 from .penalty import penalty_and_gradient
 from .strategies import check_strategy
