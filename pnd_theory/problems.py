@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_positive_int
+from ._validation import check_positive_int, check_real, check_seed
 
 
 def random_problem(n_in=3, width=4, n_out=2, n_samples=8, correlation=0.6, seed=0):
@@ -20,8 +20,9 @@ def random_problem(n_in=3, width=4, n_out=2, n_samples=8, correlation=0.6, seed=
     """
     n_in, width, n_out = (check_positive_int(k, v) for k, v in (("n_in", n_in), ("width", width), ("n_out", n_out)))
     n_samples = check_positive_int("n_samples", n_samples)
-    rng = np.random.default_rng(seed)
-    mix = np.eye(n_in) + float(correlation) * rng.normal(size=(n_in, n_in))
+    correlation = check_real("correlation", correlation)
+    rng = np.random.default_rng(check_seed(seed))
+    mix = np.eye(n_in) + correlation * rng.normal(size=(n_in, n_in))
     X = mix @ rng.normal(size=(n_in, n_samples))
     W = rng.normal(size=(n_out, n_in)) / np.sqrt(n_in)
     Y = W @ X + 0.5 * rng.normal(size=(n_out, n_samples))

@@ -53,7 +53,7 @@ import torch
 from ._validation import check_dtype
 from .network import DEFAULT_INIT_SCALE, LinearNetwork, _initial_factor, check_init_scale
 from ._validation import as_arrays, check_bool, check_choice, check_data, check_positive_int, check_seed
-from ._validation import resolve_device
+from ._validation import InvalidParameterError, resolve_device
 from .display import ResultDisplay
 from .gradient_noise import gradient_noise
 from .penalty import expected_loss
@@ -143,7 +143,7 @@ class TrainingResult(ResultDisplay):
     U : numpy.ndarray (n_out, width)
     V : numpy.ndarray (n_in, width)
         The returned factors (the tail average when averaging, else the last iterate), in the
-        THEORY.md conventions.
+        package's conventions.
     objective : float
         :math:`L(U, V) + R(U, V)` of the returned factors (:func:`pnd_theory.expected_loss`).
     singular_values : numpy.ndarray
@@ -208,13 +208,13 @@ class TrainingResult(ResultDisplay):
 
 def _check_real(name, value, low, high, low_open=False, high_open=True) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
+        raise InvalidParameterError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
     value = float(value)
     ok_low = value > low if low_open else value >= low
     ok_high = value < high if high_open else value <= high
     if not (math.isfinite(value) and ok_low and ok_high):
         interval = ("(" if low_open else "[") + f"{low}, {high}" + (")" if high_open else "]")
-        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+        raise InvalidParameterError(f"{name} must be in {interval}, got {value!r}")
     return value
 
 
@@ -223,11 +223,11 @@ def _training_device(device) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if not isinstance(device, (str, torch.device)):
-        raise TypeError(f"device must be None, a string such as 'cpu' or 'cuda', or a torch.device; got {device!r}")
+        raise InvalidParameterError(f"device must be None, a string such as 'cpu' or 'cuda', or a torch.device; got {device!r}")
     try:
         return resolve_device(device)
     except RuntimeError as err:  # torch.device("nonsense")
-        raise ValueError(f"device {device!r} is not a valid torch device: {err}") from None
+        raise InvalidParameterError(f"device {device!r} is not a valid torch device: {err}") from None
 
 
 def _balanced(U, V):
@@ -275,7 +275,7 @@ def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0,
     as ``DropConnect(per_sample=False)``); the closed-form penalty is never part of the
     training loss.  The step follows ``schedule``; the returned factors are the average of
     the iterates over the last ``average`` fraction of the steps, each in the balanced gauge
-    :math:`\|u_j\| = \|v_j\|` (module docstring).  With the width condition of THEORY.md F7
+    :math:`\|u_j\| = \|v_j\|` (module docstring).  With the width condition (the theory page)
     the end point lands on :func:`pnd_theory.global_minimizer`.
 
     Parameters
@@ -371,13 +371,13 @@ def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0,
     Why these defaults.  On the problems of the test suite (``n_in = n_out = 4``, ``N = 512``,
     full batch, 4000 to 8000 steps) the gap is set by the slowest direction of the noisy
     dynamics, the equalization of the unit contributions :math:`\|u_j\|\,\|S^{1/2} v_j\|`
-    (THEORY.md F7): its curvature is proportional to the noise strength while its noise is
+    (the theory page): its curvature is proportional to the noise strength while its noise is
     not small.  It needs a long phase at the full step (a fast decay after a short hold
     left it unequalized and missed the objective by up to 2%), and the decay must end near zero
     for the last fluctuations to die out.  Adam with ``lr = 3e-3`` landed as well as the best
     tuned SGD on per-sample laws and better on shared masks, and its step does not depend on
     the scale of the data.  Shared masks (DropConnect, one mask per mini-batch) do not average
-    over the batch (THEORY.md F6): at the optimum their gradient noise has about ten times
+    over the batch (the theory page): at the optimum their gradient noise has about ten times
     the standard deviation of that of per-sample masks over 512 samples, and they need about
     twice as many steps to land within 1% on the singular values.
     """
@@ -394,18 +394,18 @@ def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0,
         batch_size = N
     batch_size = check_positive_int("batch_size", batch_size)
     if batch_size > N:
-        raise ValueError(f"batch_size must be at most the number of samples N = {N}, got {batch_size}")
+        raise InvalidParameterError(f"batch_size must be at most the number of samples N = {N}, got {batch_size}")
     seed = check_seed(seed)
     device = _training_device(device)
     dtype = check_dtype(dtype)
     progress = check_bool("progress", progress)
     init_scale = check_init_scale(init_scale)
     if not (callable(schedule) or schedule in SCHEDULES):
-        raise ValueError(f"schedule must be one of {', '.join(map(repr, SCHEDULES))} or a callable; got {schedule!r}")
+        raise InvalidParameterError(f"schedule must be one of {', '.join(map(repr, SCHEDULES))} or a callable; got {schedule!r}")
     hold = _check_real("hold", hold, 0.0, 1.0)
     average = _check_real("average", average, 0.0, 1.0)
     if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {', '.join(map(repr, OPTIMIZERS))}; got {optimizer!r}")
+        raise InvalidParameterError(f"optimizer must be one of {', '.join(map(repr, OPTIMIZERS))}; got {optimizer!r}")
     momentum = _check_real("momentum", momentum, 0.0, 1.0)
     noise = check_choice("noise", noise, NOISE_MODES)
     matched_every = check_positive_int("matched_every", matched_every)
@@ -460,7 +460,7 @@ def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0,
             for start in range(0, N, batch_size):
                 factor = lr_multiplier(schedule, step / steps, hold)
                 if not (math.isfinite(factor) and factor >= 0):
-                    raise ValueError(f"schedule must return a finite non-negative multiplier; got {factor!r} "
+                    raise InvalidParameterError(f"schedule must return a finite non-negative multiplier; got {factor!r} "
                                      f"at fraction {step / steps:.4g} of the run")
                 step_lr = lr * factor
                 for group in opt.param_groups:
