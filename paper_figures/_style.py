@@ -67,9 +67,14 @@ def _atomic_write(path: Path, write):
         raise
 
 
-def save_figure(fig, out_dir, name):
-    """Write ``name.png`` and ``name.pdf`` atomically (never a half-written file); returns paths."""
+def save_figure(fig, out_dir, name, quick=False):
+    """Write ``name.png`` and ``name.pdf`` atomically (never a half-written file); returns paths.
+
+    A quick run (small sizes) says so in the image itself."""
     out = Path(out_dir)
+    if quick:
+        fig.text(0.995, 0.005, "QUICK RUN (small sizes): not the full-size figure", ha="right", va="bottom",
+                 fontsize=9, color="#b00000", fontweight="bold")
     paths = []
     for ext in ("png", "pdf"):
         path = out / f"{name}.{ext}"
@@ -122,4 +127,4 @@ def write_figure(name, compute, plot, out_dir, quick=False, device=None):
     with one_torch_thread():
         data = compute(quick=quick, device=device)
     data["seconds"] = time.perf_counter() - start
-    return [*save_figure(plot(data), out_dir, name), save_data(data, out_dir, name)]
+    return [*save_figure(plot(data), out_dir, name, quick=quick), save_data(data, out_dir, name)]

@@ -1,10 +1,10 @@
-"""Stochastic versus deterministic objective along training (THEORY.md, F1 and F8).
+"""Stochastic versus deterministic objective along training with Adam.
 
 One panel per strategy (Dropout, DropBlock, DropConnect with one mask per mini-batch,
 input-layer PerNodeDrop), all trained on the same data with correlated inputs
 (:func:`pnd_theory.random_problem`):
 
-top row     the mini-batch loss with sampled masks (what SGD sees; light), the closed-form
+top row     the mini-batch loss with sampled masks (what Adam sees; light), the closed-form
             objective :math:`L + R` of the same parameters (the history's ``objective``,
             :func:`pnd_theory.expected_loss`) and the closed-form optimum
             (:func:`pnd_theory.minimizers.global_minimizer`) as a horizontal line;
@@ -31,7 +31,7 @@ from ._style import COLORS, figure, write_figure
 NAME = "objective"
 P_DROP = 0.3
 BLOCK_SIZE = 2
-#: width 6 >= rank 3 blocks of 2 for DropBlock: the width condition of F7 holds for all four
+#: width 6 >= rank 3 blocks of 2 for DropBlock: the width condition holds for all four
 PROBLEM = dict(n_in=4, width=6, n_out=3, n_samples=256, correlation=0.6, seed=0)
 BATCH_SIZE = 32
 LR = 0.01
@@ -57,13 +57,14 @@ def compute(quick=False, device=None):
     record_every = max(1, steps // 200)
     data = {
         "description": "mini-batch loss with sampled masks, closed-form objective L + R of the same "
-                       "parameters, and the closed-form optimum, along SGD training",
+                       "parameters, and the closed-form optimum, along Adam training (pnd_theory.train)",
         "units": "loss: mean over samples of the squared error summed over outputs (target units squared); "
-                 "step: SGD updates",
+                 "step: Adam updates",
         "problem": {**PROBLEM, "p": P_DROP, "generator": "pnd_theory.random_problem"},
         "training": {"epochs": epochs, "batch_size": BATCH_SIZE, "lr": LR, "seed": SEED,
                      "schedule": "hold-linear (train default)", "record_every": record_every},
         "quick": bool(quick),
+        "optimizer": "Adam",
         "strategies": {},
     }
     for label, color, strategy in strategies():
@@ -110,7 +111,7 @@ def plot(data):
         bottom.plot(step[-1], max(e["averaged_relative_excess"], 1e-8), marker="*", ms=12, color="k", ls="none",
                     label=f"tail average: {e['averaged_relative_excess']:.1e}")
         bottom.set_yscale("log")
-        bottom.set_xlabel("training step (SGD updates)")
+        bottom.set_xlabel("training step (Adam updates)")
         bottom.legend(loc="upper right", frameon=False)
         if col == 0:
             top.set_ylabel("loss (target units²)")

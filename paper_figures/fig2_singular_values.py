@@ -72,7 +72,7 @@ def compute(quick=False, device=None):
     X, Y = problem()
     epochs = 600 if quick else 4000
     data = {
-        "description": "singular values of the trained product U V^T (real sampled masks, last SGD iterate "
+        "description": "singular values of the trained product U V^T (real sampled masks, Adam, last iterate "
                        "after the step decayed to zero; train's tail average recorded as tail_averaged) and of "
                        "the closed-form global minimizer, for Dropout and DropBlock",
         "units": "singular values of the product A (target units per input unit); index dimensionless",
@@ -81,6 +81,7 @@ def compute(quick=False, device=None):
                     "inputs": "pnd_theory.random_problem(correlation=0.4) inputs"},
         "training": {"epochs": epochs, "batch_size": "full", "lr": LR, "seed": SEED},
         "quick": bool(quick),
+        "optimizer": "Adam",
         "least_squares": global_minimizer(pt.Dropout(0.0), X, Y, WIDTH).singular_values,
         "runs": [],
     }
@@ -125,7 +126,7 @@ def plot(data):
         ax.set_ylim(bottom=0)
     axes[0, 0].set_ylabel("σ_i(U Vᵀ)  (target units / input units)")
     axes[0, 0].legend(loc="upper right", frameon=False, fontsize=8)
-    fig.suptitle("Trained vs closed-form singular values: the block size sets the induced norm")
+    fig.suptitle("Trained (Adam) vs closed-form singular values: the block size sets the induced norm")
     return fig
 
 

@@ -1,4 +1,4 @@
-"""Dropout versus input-layer PerNodeDrop as the input correlation grows (THEORY.md, F4, F7, F8).
+"""Dropout versus input-layer PerNodeDrop as the input correlation grows.
 
 Equicorrelated inputs: ``X`` is built so that its second moment is exactly
 :math:`S(\\rho) = (1 - \\rho) I + \\rho \\mathbf 1 \\mathbf 1^\\top` (whitened Gaussian samples
@@ -93,6 +93,7 @@ def compute(quick=False, device=None):
                     "second_moment": "X X^T / N = (1 - rho) I + rho 1 1^T exactly"},
         "training": {"epochs": epochs, "batch_size": "full", "lr": LR, "seed": SEED},
         "quick": bool(quick),
+        "optimizer": "Adam",
         "rho_lines": rho_lines,
         "rho_points": rho_points,
         "strategies": {},
@@ -151,7 +152,7 @@ def plot(data):
         ax.set_ylabel(ylabel)
         ax.legend(loc="lower left", frameon=False, fontsize=8)
     fig.suptitle(f"Dropout vs input-layer PerNodeDrop, S = (1 − ρ) I + ρ 11ᵀ, p = {data['problem']['p']}, "
-                 f"width {data['problem']['width']}")
+                 f"width {data['problem']['width']}, trained with Adam")
     return fig
 
 

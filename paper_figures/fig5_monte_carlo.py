@@ -1,4 +1,4 @@
-"""Monte Carlo convergence of the expected loss to its exact value (THEORY.md, F1 to F5).
+"""Monte Carlo convergence of the expected loss to its exact value.
 
 At one fixed point ``(U, V)`` of a small random problem with correlated inputs
 (:func:`pnd_theory.random_problem`), the Monte Carlo estimate of the expected loss with real
@@ -8,7 +8,7 @@ over all mask configurations (:func:`pnd_theory.exact_expected_loss`) as a line.
 strategy: Dropout, DropBlock, DropConnect with one mask per mini-batch (here the whole data
 set), input-layer PerNodeDrop with Bernoulli and with Gaussian masks.  The last panel shows the
 standard errors together: they fall like :math:`T^{-1/2}`, and a mask shared by the batch
-(DropConnect) does not average over the samples, so its error per draw is the largest (F6).
+(DropConnect) does not average over the samples, so its error per draw is the largest.
 
 Each ``T`` is an independent estimate (its own seed), not a running mean: the API returns the
 estimate and its standard error, not the draws.  The closed form

@@ -10,19 +10,19 @@ The deep extension of Pal, Lane, Vidal and Haeffele (CVPR 2020).  The network is
 with the mask :math:`\xi` of Dropout or DropBlock (block size ``b``, contiguous units) on the
 ``d`` units of the last hidden layer, ``U`` of shape ``(n_out, d)`` and no output bias.  It is
 trained with real sampled masks on an imbalanced one-hot subset of the 8x8 digits with the
-squared loss of THEORY.md (mean over samples, sum over outputs).
+squared loss of the package (mean over samples, sum over outputs).
 
 Relation with the closed form (worked out here, computed by the public API)
 ----------------------------------------------------------------------------
 Write :math:`\Phi = [\varphi(x_1), \dots, \varphi(x_N)]` (``d x N``) for the features of the
 training set and :math:`P = U\Phi` (``n_out x N``) for the training predictions of the mean
-network (every mask has mean 1).  The expected training loss is (F1, F2)
+network (every mask has mean 1).  The expected training loss is (the theory page)
 
 .. math::
 
     \frac1N \|Y - U\Phi\|_F^2 + \big\langle C, (U^\top U) \circ (\Phi\Phi^\top / N) \big\rangle .
 
-This is *exactly* the linear-network expected loss of THEORY.md for the sample-whitened
+This is *exactly* the linear-network expected loss of the package for the sample-whitened
 problem :math:`X_w = \sqrt N\, I_N` (``n_in = N`` inputs, :math:`S = X_w X_w^\top / N = I_N`),
 the same targets ``Y``, and :math:`V = \Phi^\top / \sqrt N` (``N x d``): then
 :math:`V^\top x_{w,k} = \varphi(x_k)`, :math:`V^\top S V = \Phi\Phi^\top / N`, and
@@ -193,6 +193,7 @@ def _make(out_dir, quick, device):
                     "P* = global_minimizer(strategy, X_w, Y, width=d).product @ X_w; "
                     "sigma_i(P*) = sqrt(N) sigma_i(A*)",
         "quick": quick,
+        "optimizer": "Adam",
         "n_train": data.n_train,
         "class_counts": data.class_counts(),
         "width": WIDTH,
@@ -203,7 +204,7 @@ def _make(out_dir, quick, device):
     }
     fig = _plot(runs, cfg, data.n_train)
     out_dir = Path(out_dir)
-    return [*save_figure(fig, out_dir, NAME), save_data(data_out, out_dir, NAME)]
+    return [*save_figure(fig, out_dir, NAME, quick=quick), save_data(data_out, out_dir, NAME)]
 
 
 def _plot(runs, cfg, n_train):
@@ -261,7 +262,7 @@ def _plot(runs, cfg, n_train):
               title=r"hollow: $\max_i |\sigma_i(P) - \sigma_i(P^*)| / \sigma_1(P^*)$" "\n"
                     r"filled: $E[\mathrm{loss}] - \min$  (units of $\|Y\|_F^2 / N = 1$)",
               title_fontsize=7.5)
-    fig.suptitle(f"Last-layer noise in a ReLU network, digits (N = {n_train}, imbalanced classes)")
+    fig.suptitle(f"Last-layer noise in a ReLU network, digits (N = {n_train}, imbalanced classes), Adam")
     fig.tight_layout()
     return fig
 

@@ -126,13 +126,14 @@ def _make(out_dir, quick, device):
         "seeds": list(cfg["seeds"]),
         "epochs": cfg["epochs"],
         "training": TRAINING,
+        "optimizer": "Adam",
         "split_seed": SPLIT_SEED,
         "error_bars": "standard error over seeds, std(ddof=1) / sqrt(n_seeds)",
         "results": results,
     }
     fig = _plot(results, cfg, data.n_train)
     out_dir = Path(out_dir)
-    return [*save_figure(fig, out_dir, NAME), save_data(data_out, out_dir, NAME)]
+    return [*save_figure(fig, out_dir, NAME, quick=quick), save_data(data_out, out_dir, NAME)]
 
 
 def _plot(results, cfg, n_train):
@@ -160,7 +161,7 @@ def _plot(results, cfg, n_train):
         ax.set_xticks(list(cfg["p"]))
     axes[0, 0].legend(frameon=False, loc="lower left")
     n_seeds = len(cfg["seeds"])
-    fig.suptitle(f"MLP 64-128-10 on digits (N = {n_train}), mean ± s.e. over {n_seeds} seeds", y=1.02)
+    fig.suptitle(f"MLP 64-128-10 on digits (N = {n_train}), Adam, mean ± s.e. over {n_seeds} seeds", y=1.02)
     fig.tight_layout()
     return fig
 

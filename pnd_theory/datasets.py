@@ -13,7 +13,7 @@ extra ``pip install "pnd-theory[data]"``.
 :func:`train_network` fits any ``torch.nn.Module`` with real sampled masks (the modules of
 :mod:`pnd_theory.nn` or :class:`torch.nn.Dropout`) by Adam, on either
 
-* the squared loss of THEORY.md, :math:`\frac1B \sum_{k} \|y_k - f(x_k)\|^2` (mean over
+* the squared loss of the package, :math:`\frac1B \sum_{k} \|y_k - f(x_k)\|^2` (mean over
   samples, sum over outputs, no 1/2), or
 * the cross-entropy :math:`-\frac1B \sum_k \log \operatorname{softmax}(f(x_k))_{y_k}`,
 
@@ -218,7 +218,7 @@ def train_network(model, X, Y, loss="squared", epochs=100, lr=1e-3, batch_size=N
     Y : Tensor (N, n_out) or (N,)
         Targets: one-hot or real for ``"squared"``; one-hot or int labels for ``"cross_entropy"``.
     loss : {"squared", "cross_entropy"}
-        ``"squared"``: :math:`\frac1B\sum_k \|y_k - f(x_k)\|^2` (THEORY.md convention).
+        ``"squared"``: :math:`\frac1B\sum_k \|y_k - f(x_k)\|^2` (the package's convention).
     epochs : int
     lr : float
     batch_size : int, optional

@@ -35,7 +35,7 @@ def _rank(s, shape):
 
 
 def _k_support_head(s, k):
-    """Number of leading singular values kept whole by the k-support norm (F9: ``k - r - 1``)."""
+    """Number of leading singular values kept whole by the k-support norm (``k - r - 1``)."""
     best, head = np.inf, 0
     for r in range(k):
         h = k - r - 1

@@ -13,7 +13,7 @@ penalty route keeps only the *explicit* effect of the noise, the change of the o
 the difference between it and the masks is the *implicit* effect, the update noise (Wei,
 Kakade and Ma, ICML 2020).  Per-sample masks (PerNodeDrop) and one mask per mini-batch
 (DropConnect) of the same law have the same :math:`L + R` and so the same penalty route and
-the same optimum; what differs is :math:`\Sigma_M` (THEORY.md F6), hence only the implicit part.
+the same optimum; what differs is :math:`\Sigma_M` (the theory page), hence only the implicit part.
 
 :func:`noise_mode_spread` measures, for one strategy and one way of driving the updates
 (:func:`pnd_theory.train` with ``noise=``), the stationary spread of the product

@@ -5,7 +5,7 @@ r"""The regularizer that a noise strategy induces on the product :math:`A = U V^
     \Theta(A) = \min\big\{ R(U, V) : U V^\top = A,\ U \in \mathbb{R}^{n_{out}\times d},
         V \in \mathbb{R}^{n_{in}\times d} \big\}
 
-(THEORY.md, F7), with :math:`R` the expected penalty of :mod:`pnd_theory.penalty`.  The
+(the theory page), with :math:`R` the expected penalty of :mod:`pnd_theory.penalty`.  The
 closed forms are read off the mask law, never off the strategy class:
 
 *Unit form.*  When the hidden covariance is diagonal (:math:`c_j`) and the weight masks have

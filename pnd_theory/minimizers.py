@@ -5,7 +5,7 @@ r"""Global minimizers of the expected loss over the product :math:`A = U V^\top`
     \min_{U, V} L(U, V) + R(U, V) = \min_{\operatorname{rank} A \le d}
         \frac1N \|Y - A X\|_F^2 + \Theta(A)
 
-(THEORY.md, F8), with :math:`\Theta` the induced regularizer of :mod:`pnd_theory.induced`.
+(the theory page), with :math:`\Theta` the induced regularizer of :mod:`pnd_theory.induced`.
 With :math:`S = X X^\top / N`, :math:`M = Y X^\top / N`, :math:`B = A S^{1/2}` and
 :math:`M' = M S^{+1/2} = P \operatorname{diag}(s) \tilde Q^\top`, the data fit is
 :math:`\|M' - B\|_F^2 + \frac1N\|Y\|_F^2 - \|M'\|_F^2` for every :math:`S` (a singular
@@ -17,7 +17,7 @@ unitarily invariant functions of :math:`B`, so :math:`B^* = P \operatorname{diag
 * equal unit weights :math:`w` (Dropout, Gaussian dropout, output-layer or whitened
   DropConnect/PerNodeDrop): :math:`q = \operatorname{prox}` of
   :math:`\tfrac{c}{2}\|\cdot\|_1^2`, :math:`c = w/d`, applied to the :math:`d` largest
-  :math:`s_i`: :math:`q_i = (s_i - \tau)_+` (F8);
+  :math:`s_i`: :math:`q_i = (s_i - \tau)_+`;
 * DropBlock: :math:`q = \operatorname{prox}` of :math:`\tfrac{c}{2}\|\cdot\|_{(b)}^2`,
   :math:`c = \lambda b / d` (McDonald, Pontil and Stamos 2016), valid when the result has
   rank at most :math:`\max(G, b)`, or when factors attaining the bound at it are constructed
@@ -145,7 +145,7 @@ def global_minimizer(strategy, X, Y, width, method="auto", *, tol=1e-12, max_ite
         B^* = A^* S^{1/2} = P \operatorname{diag}(q) \tilde Q^\top,
 
     with :math:`q` the prox of the squared (:math:`b`-support or :math:`\ell_1`) norm of the
-    singular values :math:`s` of :math:`M' = (Y X^\top / N) S^{+1/2}` (F8; module docstring).
+    singular values :math:`s` of :math:`M' = (Y X^\top / N) S^{+1/2}` (module docstring).
 
     Parameters
     ----------

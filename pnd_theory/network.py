@@ -4,7 +4,7 @@ r"""A single-hidden-layer linear network trained with the real masks of a noise 
 
     f(x) = (U \circ M_U)\,\mathrm{diag}(\xi)\,(V \circ M_V)^\top x,
 
-with ``U`` of shape ``(n_out, d)`` and ``V`` of shape ``(n_in, d)`` (THEORY.md conventions)
+with ``U`` of shape ``(n_out, d)`` and ``V`` of shape ``(n_in, d)`` (the package's conventions)
 and the masks :math:`\xi, M_U, M_V` drawn from the strategy's
 :class:`~pnd_theory.strategies.MaskLaw`.  The network reads the strategy only through that
 law: :meth:`MaskLaw.sample` draws the masks and :meth:`MaskLaw.predict` applies them, so any
@@ -48,7 +48,7 @@ def _initial_factor(name, given, shape, init_scale, generator, dtype, device):
             raise InvalidParameterError(f"{name} must be a numeric array of shape {shape}, got dtype {a.dtype}")
         t = torch.as_tensor(a.astype(np.float64), dtype=dtype, device=device).clone()
     if tuple(t.shape) != tuple(shape):
-        raise InvalidParameterError(f"{name} must have shape {shape} (THEORY.md conventions), got {tuple(t.shape)}")
+        raise InvalidParameterError(f"{name} must have shape {shape} (the package's conventions), got {tuple(t.shape)}")
     if not bool(torch.isfinite(t).all()):
         raise InvalidParameterError(f"{name} has non-finite entries (NaN or inf)")
     return t
@@ -63,7 +63,7 @@ class LinearNetwork(nn.Module):
     shared by the whole batch for per-batch laws (``DropConnect(per_sample=False)``).  Every
     mask has mean 1, so the expected output is :math:`U V^\top x` and the expected mini-batch
     loss :math:`\frac1B \sum_k \|y_k - f(x_k)\|^2` is :math:`L(U, V) + R(U, V)` on that batch
-    (THEORY.md, F1).  In evaluation mode the network is the mean network
+    (the theory page).  In evaluation mode the network is the mean network
     :math:`x \mapsto U V^\top x` (no noise, no scaling: masks are inverted).
 
     Parameters
@@ -93,7 +93,7 @@ class LinearNetwork(nn.Module):
     ----------
     U : torch.nn.Parameter (n_out, width)
     V : torch.nn.Parameter (n_in, width)
-        In the THEORY.md conventions, so ``pt.expected_penalty(strategy, net.U, net.V, S)``
+        In the package's conventions, so ``pt.expected_penalty(strategy, net.U, net.V, S)``
         evaluates the penalty of the network's current weights.
     law : MaskLaw
     """

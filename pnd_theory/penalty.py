@@ -17,7 +17,7 @@ of variances :math:`\sigma^U_{oj}`, :math:`\sigma^V_{ij}`), all of mean 1,
 
 where :math:`a_j = \|u_j\|^2`, :math:`s_j = v_j^\top S v_j`,
 :math:`g^U_j = \sum_o \sigma^U_{oj} U_{oj}^2` and :math:`g^V_j = \sum_i \sigma^V_{ij} S_{ii} V_{ij}^2`.
-This one expression covers every built-in strategy (F2 to F5 are its special cases); the
+This one expression covers every built-in strategy (the closed forms of the theory page are its special cases); the
 code reads the law and never branches on the strategy.
 """
 

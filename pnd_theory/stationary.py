@@ -54,7 +54,7 @@ def stationary_spread(strategy, X, Y, width, lr, steps, seeds=8, *, batch_size=N
     gradient covariance, so at a fixed step it grows with the mask-induced gradient noise:
     shared masks (``DropConnect``) spread more than per-sample masks (``PerNodeDrop``) of the
     same law, although both have the same expected loss and the same optimum
-    (THEORY.md, F6).
+    (the theory page).
 
     Parameters
     ----------

@@ -19,9 +19,9 @@ and every moment :math:`E[m_t m_s]` is taken from the strategy's law (independen
 the scalar moments of each variable, shared draws counted once).  The penalty is this
 expectation minus the plain loss (all masks 1); it is quadratic in :math:`x`, and averaging
 over the data replaces :math:`x_a x_b` by :math:`S_{ab}`.  Nothing here knows the closed forms
-of THEORY.md: they come out of the moments.
+of the theory page: they come out of the moments.
 
-:meth:`Derivation.compact` restates the penalty in the sums of THEORY.md when it is a
+:meth:`Derivation.compact` restates the penalty in the sums of the theory page when it is a
 combination of :math:`\|u_j\|^2 v_j^\top S v_j`, :math:`\|u_j\|^2 v_j^\top D v_j` and
 :math:`(u_j^\top u_k)(v_j^\top S v_k)`; the coefficients are solved for, not assumed.
 """

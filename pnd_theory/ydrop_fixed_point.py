@@ -18,7 +18,7 @@ contributions :math:`c_i = \|u_i\|\,\|S^{1/2} v_i\|` are ordered against the rat
 :math:`\mathcal{I}_i = c_i`, and the rule's rates increase with the importance; so at a
 self-consistent point :math:`p_i > p_j` would give :math:`c_i \le c_j` and then
 :math:`p_i \le p_j`.  Hence all rates are equal, the optimum is that of ``Dropout``, whose
-contributions are all equal at its optimum (THEORY.md F7 equalization), the standardised
+contributions are all equal at its optimum (equalization, on the theory page), the standardised
 importances vanish, and the rate is the mean rate :math:`p` itself:
 :math:`p^\star = (p, \dots, p)`, with the product, :math:`\Theta`, rank and spectrum of
 ``Dropout(p)``.  The same holds for any importance that increases with :math:`c_i`.

@@ -33,7 +33,7 @@ def gradient_noise(strategy, U, V, X_batch, Y_batch, *, method="auto", local_rep
     U : array (n_out, d)
     V : array (n_in, d)
     X_batch : array (n_in, B)
-        The batch, samples as columns (THEORY.md conventions).
+        The batch, samples as columns (the package's conventions).
     Y_batch : array (n_out, B)
     method : {"auto", "closed_form", "enumeration"}
         ``"closed_form"``: the moment formula of the module docstring (one random component
