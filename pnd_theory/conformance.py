@@ -273,7 +273,7 @@ def _gradient_noise(strategy, samples, seed, **_):
         else:
             ok = ok and _close(float(ex.trace), trace, trace)
             detail += "; equals enumeration"
-    mc = monte_carlo_gradient_noise(strategy, U, V, X, Y, draws=min(samples, 2000), seed=seed)
+    mc = monte_carlo_gradient_noise(strategy, U, V, X, Y, draws=min(samples, 2000), seed=seed, progress=False)
     ok = ok and _within(float(mc.trace), trace, float(mc.trace_se))
     return _verdict("gradient_noise", ok, trace, float(mc.trace),
                     f"{detail}; Monte Carlo se {float(mc.trace_se):.3g} (n_in=2, width={width}, n_out=2, N=3)")

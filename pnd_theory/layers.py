@@ -74,10 +74,9 @@ def _lookup(name, comp, per_sample, options):
     if builder is None:
         law = getattr(comp, "single_law", None) or type(comp).__name__
         raise InvalidParameterError(
-            f"strategy must have a law that a torch layer realises for this route; no layer of pnd_theory.nn "
-            f"realises the {name} component ({s.arrangement} of {law!r}, "
-            f"{'per-sample' if per_sample else 'shared'} masks). Layers exist for: "
-            + "; ".join(f"{k[0]} {k[1].__name__} {k[2]} {'per-sample' if k[3] else 'shared'}" for k in LAYER_TABLE))
+            f"strategy must have a law that a torch layer realises; none realises the {name} component "
+            f"({s.arrangement} of {law!r}, {'per-sample' if per_sample else 'shared'} masks): see "
+            "pnd_theory.layers.LAYER_TABLE")
     return builder(comp, options)
 
 

@@ -98,6 +98,10 @@ class ScalarLaw(abc.ABC):
         return out
 
     # ---- value semantics
+    def __repr__(self):
+        inner = ", ".join(f"{k}={v!r}" for k, v in sorted(vars(self).items()))
+        return f"{type(self).__name__}({inner})"
+
     def _key(self):
         return tuple(sorted(vars(self).items()))
 
