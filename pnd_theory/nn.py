@@ -51,6 +51,7 @@ __all__ = [
 from ._validation import (check_bool, check_choice, check_generator, check_positive_int,
                           check_probability, check_seed, invalid)
 from .network import LinearNetwork
+from .ydrop import YDrop  # noqa: F401  (conductance-based per-unit dropout, public here as pnd_theory.nn.YDrop)
 from .sampling import (STIRS, draw_seed_tensor as _draw_seed_tensor, generator_for as _generator_for,
                        masked_linear as _masked_linear, sample_mask as _sample_mask)
 
