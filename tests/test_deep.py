@@ -7,6 +7,7 @@ Rounding tolerances are relative, a few hundred float64 ulps of values of order 
 """
 
 import importlib
+import itertools
 import json
 
 import numpy as np
@@ -170,16 +171,44 @@ def test_torch_inputs_keep_backend_and_gradients(rng):
         np.testing.assert_allclose(float(Wg.grad[0, 1]), fd, rtol=1e-6, atol=1e-8)
 
 
+def _joint_enumeration(Ws, X, Y, values, probs, shared):
+    """E[loss] with Bernoulli-like weight masks on W_1 only, enumerated jointly over the masks of
+    every sample (independent per sample) or over one mask for all samples (shared), in plain
+    numpy: the masked network is written out here, apart from the package."""
+    n1, n0 = Ws[0].shape
+    N = X.shape[1]
+    k = n1 * n0 * (1 if shared else N)
+    total = 0.0
+    for config in itertools.product(range(len(values)), repeat=k):
+        prob = np.prod([probs[c] for c in config])
+        masks = np.array([values[c] for c in config]).reshape((1 if shared else N), n1, n0)
+        loss = 0.0
+        for j in range(N):
+            h = (Ws[0] * masks[0 if shared else j]) @ X[:, j]
+            for W in Ws[1:]:
+                h = W @ h
+            loss += np.sum((Y[:, j] - h) ** 2) / N
+        total += prob * loss
+    return total
+
+
 def test_shared_and_per_sample_masks_have_the_same_expected_loss(rng):
-    sizes = (2, 2, 2, 2)
-    Ws, X, Y = correlated(rng, sizes, n_samples=4)
-    per = deep.exact_expected_loss(Ws, X, Y, weight_noise=[None, pt.Bernoulli(0.4), pt.Bernoulli(0.2)])
-    shared = deep.exact_expected_loss(Ws, X, Y, weight_noise=[None, (pt.Bernoulli(0.4), "shared"),
-                                                              (pt.Bernoulli(0.2), "shared")])
-    np.testing.assert_allclose(per, shared, rtol=RTOL)
-    est, se = deep.monte_carlo_loss(Ws, X, Y, 20000, seed=5,
-                                    weight_noise=[None, (pt.Bernoulli(0.4), "shared"), (pt.Bernoulli(0.2), "shared")])
-    assert abs(est - per) < Z_MAX * se
+    sizes = (2, 2, 2)
+    Ws, X, Y = correlated(rng, sizes, n_samples=2)
+    law = pt.Bernoulli(0.4)
+    values, probs = law.support(2)
+    per_sample = _joint_enumeration(Ws, X, Y, values, probs, shared=False)
+    shared = _joint_enumeration(Ws, X, Y, values, probs, shared=True)
+    closed = deep.expected_loss(Ws, X, Y, weight_noise=[law, None])
+    np.testing.assert_allclose(per_sample, closed, rtol=RTOL)
+    np.testing.assert_allclose(shared, closed, rtol=RTOL)
+    np.testing.assert_allclose(deep.expected_loss(Ws, X, Y, weight_noise=[(law, "shared"), None]), closed, rtol=RTOL)
+    assert abs(closed - deep.plain_loss(Ws, X, Y)) > 1e-3
+    # real masks drawn once per batch, deeper
+    Ws, X, Y = correlated(rng, (2, 2, 2, 2), n_samples=4)
+    kw = dict(weight_noise=[None, (pt.Bernoulli(0.4), "shared"), (pt.Bernoulli(0.2), "shared")])
+    est, se = deep.monte_carlo_loss(Ws, X, Y, 20000, seed=5, **kw)
+    assert abs(est - deep.expected_loss(Ws, X, Y, **kw)) < Z_MAX * se
 
 
 # ----------------------------------------------------------------- induced regularizer and optimum
