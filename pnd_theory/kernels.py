@@ -164,6 +164,8 @@ if HAVE_NUMBA:
     # Taylor coefficients of sin and cos on [0, pi/2): the terms left out are below 3e-16
     _SIN_C = tuple((-1.0) ** k / math.factorial(2 * k + 1) for k in range(11))
     _COS_C = tuple((-1.0) ** k / math.factorial(2 * k) for k in range(12))
+    # shorter polynomials for float32 work: terms left out below 1e-9
+    _LOG_C32, _SIN_C32, _COS_C32 = _LOG_C[:6], _SIN_C[:7], _COS_C[:8]
     _JIT = dict(parallel=True, fastmath=False, cache=True, nogil=True)
 
     @njit(inline="always")
@@ -173,7 +175,7 @@ if HAVE_NUMBA:
         return z ^ (z >> np.uint64(31))
 
     @njit(inline="always")
-    def _log_u(a):
+    def _log_u(a, coef):
         """ln((a + 1) 2^-32) for a 32-bit ``a``, by polynomials only (vectorizes)."""
         v = a + _ONE  # in [1, 2^32]
         e = np.int64(63) - np.int64(leading_zeros(v))  # floor(log2 v)
@@ -183,27 +185,27 @@ if HAVE_NUMBA:
         e = e + 1 if big else e
         t = (m - 1.0) / (m + 1.0)
         t2 = t * t
-        acc = _LOG_C[11]
-        for k in range(10, -1, -1):
-            acc = acc * t2 + _LOG_C[k]
+        acc = coef[len(coef) - 1]
+        for k in range(len(coef) - 2, -1, -1):
+            acc = acc * t2 + coef[k]
         return 2.0 * t * acc + np.float64(e - 32) * _LN2
 
     @njit(inline="always")
-    def _gauss_pair(h):
+    def _box_muller(h, log_c, sin_c, cos_c):
         """Two independent N(0, 1) values from one 64-bit output (Box-Muller)."""
         a = h >> np.uint64(32)
         b = h & _LO
-        rho = math.sqrt(-2.0 * _log_u(a))
+        rho = math.sqrt(-2.0 * _log_u(a, log_c))
         quadrant = np.int64(b >> np.uint64(30))
         x = np.float64(b & np.uint64(0x3FFFFFFF)) * (0.5 * math.pi * 2.0**-30)  # in [0, pi/2)
         x2 = x * x
-        sn = _SIN_C[10]
-        for k in range(9, -1, -1):
-            sn = sn * x2 + _SIN_C[k]
+        sn = sin_c[len(sin_c) - 1]
+        for k in range(len(sin_c) - 2, -1, -1):
+            sn = sn * x2 + sin_c[k]
         sn = sn * x
-        cs = _COS_C[11]
-        for k in range(10, -1, -1):
-            cs = cs * x2 + _COS_C[k]
+        cs = cos_c[len(cos_c) - 1]
+        for k in range(len(cos_c) - 2, -1, -1):
+            cs = cs * x2 + cos_c[k]
         odd = (quadrant & 1) == 1
         c = sn if odd else cs
         s = cs if odd else sn
@@ -212,9 +214,12 @@ if HAVE_NUMBA:
         return rho * c, rho * s
 
     @njit(inline="always")
-    def _pair(h, gaussian, thr, scale, sigma):
+    def _pair(h, gaussian, precise, thr, scale, sigma):
         if gaussian:
-            z0, z1 = _gauss_pair(h)
+            if precise:  # float64 work: polynomials to float64 rounding
+                z0, z1 = _box_muller(h, _LOG_C, _SIN_C, _COS_C)
+            else:  # float32 work: truncation errors below 1e-9
+                z0, z1 = _box_muller(h, _LOG_C32, _SIN_C32, _COS_C32)
             return 1.0 + sigma * z0, 1.0 + sigma * z1
         zero = scale - scale  # of the type of scale: float32 work stays in float32
         m0 = scale if (h >> np.uint64(32)) >= thr else zero
@@ -222,7 +227,7 @@ if HAVE_NUMBA:
         return m0, m1
 
     @njit(**_JIT)
-    def _forward(x, wt, key, gaussian, thr, scale, sigma, positions, out):
+    def _forward(x, wt, key, gaussian, precise, thr, scale, sigma, positions, out):
         rows, n_in = x.shape
         n_out = wt.shape[1]
         half = n_in // 2
@@ -240,7 +245,7 @@ if HAVE_NUMBA:
                 w0 = wt[2 * q]
                 w1 = wt[2 * q + 1]
                 for j in range(n_out):
-                    m0, m1 = _pair(_mix(base + np.uint64(j) * step), gaussian, thr, scale, sigma)
+                    m0, m1 = _pair(_mix(base + np.uint64(j) * step), gaussian, precise, thr, scale, sigma)
                     o[j] += w0[j] * m0 * x0
                     o[j] += w1[j] * m1 * x1
             if n_in % 2 == 1:
@@ -248,12 +253,12 @@ if HAVE_NUMBA:
                 x0 = x[r, n_in - 1]
                 w0 = wt[n_in - 1]
                 for j in range(n_out):
-                    m0, m1 = _pair(_mix(base + np.uint64(j) * step), gaussian, thr, scale, sigma)
+                    m0, m1 = _pair(_mix(base + np.uint64(j) * step), gaussian, precise, thr, scale, sigma)
                     o[j] += w0[j] * m0 * x0
         return out
 
     @njit(**_JIT)
-    def _grad_input(g, w, key, gaussian, thr, scale, sigma, positions, out):
+    def _grad_input(g, w, key, gaussian, precise, thr, scale, sigma, positions, out):
         rows, n_out = g.shape
         n_in = w.shape[1]
         half = n_in // 2
@@ -268,16 +273,16 @@ if HAVE_NUMBA:
                 wj = w[j]
                 base = key + ((s * np.uint64(n_out) + np.uint64(j)) * pairs + _ONE) * _G
                 for q in range(half):
-                    m0, m1 = _pair(_mix(base + np.uint64(q) * _G), gaussian, thr, scale, sigma)
+                    m0, m1 = _pair(_mix(base + np.uint64(q) * _G), gaussian, precise, thr, scale, sigma)
                     o[2 * q] += gj * m0 * wj[2 * q]
                     o[2 * q + 1] += gj * m1 * wj[2 * q + 1]
                 if n_in % 2 == 1:
-                    m0, m1 = _pair(_mix(base + np.uint64(half) * _G), gaussian, thr, scale, sigma)
+                    m0, m1 = _pair(_mix(base + np.uint64(half) * _G), gaussian, precise, thr, scale, sigma)
                     o[n_in - 1] += gj * m0 * wj[n_in - 1]
         return out
 
     @njit(**_JIT)
-    def _grad_weight(g, x, key, gaussian, thr, scale, sigma, positions, out):
+    def _grad_weight(g, x, key, gaussian, precise, thr, scale, sigma, positions, out):
         rows, n_out = g.shape
         n_in = x.shape[1]
         half = n_in // 2
@@ -292,11 +297,11 @@ if HAVE_NUMBA:
                 xr = x[r]
                 base = key + ((s * np.uint64(n_out) + np.uint64(j)) * pairs + _ONE) * _G
                 for q in range(half):
-                    m0, m1 = _pair(_mix(base + np.uint64(q) * _G), gaussian, thr, scale, sigma)
+                    m0, m1 = _pair(_mix(base + np.uint64(q) * _G), gaussian, precise, thr, scale, sigma)
                     o[2 * q] += gj * m0 * xr[2 * q]
                     o[2 * q + 1] += gj * m1 * xr[2 * q + 1]
                 if n_in % 2 == 1:
-                    m0, m1 = _pair(_mix(base + np.uint64(half) * _G), gaussian, thr, scale, sigma)
+                    m0, m1 = _pair(_mix(base + np.uint64(half) * _G), gaussian, precise, thr, scale, sigma)
                     o[n_in - 1] += gj * m0 * xr[n_in - 1]
         return out
 
@@ -316,7 +321,7 @@ def _call(kernel, a: Tensor, b: Tensor, out_shape, seed: int, p: float, gaussian
     out = np.empty(out_shape, dtype=work)
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
     scalar = work.type
-    kernel(an, bn, np.uint64(seed_key(seed)), bool(gaussian), np.uint64(drop_threshold(p)),
+    kernel(an, bn, np.uint64(seed_key(seed)), bool(gaussian), bool(work == np.float64), np.uint64(drop_threshold(p)),
            scalar(1.0 / (1.0 - p)), math.sqrt(p / (1.0 - p)), int(positions), out)
     return torch.from_numpy(out).to(result_dtype)
 

@@ -197,17 +197,19 @@ def test_reproducible_under_manual_seed_and_independent_of_threads_and_route(sti
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
-def test_float32_and_bfloat16_inputs():
+@pytest.mark.parametrize("stir", ["drop", "gaussian"])
+def test_float32_and_bfloat16_inputs(stir):
+    """float32 work (shorter Box-Muller polynomials) gives the float64 masks to float32 rounding."""
     torch.manual_seed(0)
-    x = torch.randn(6, 9)
-    W = torch.randn(5, 9)
-    ref = per_sample_masked_linear(x.double(), W.double(), None, 0.5, seed=4)
-    z32 = per_sample_masked_linear(x, W, None, 0.5, seed=4)
+    x = torch.randn(60, 90)
+    W = torch.randn(50, 90)
+    ref = per_sample_masked_linear(x.double(), W.double(), None, 0.5, stir, seed=4)
+    z32 = per_sample_masked_linear(x, W, None, 0.5, stir, seed=4)
     assert z32.dtype == torch.float32
-    torch.testing.assert_close(z32.double(), ref, rtol=1e-5, atol=1e-5)
-    zbf = per_sample_masked_linear(x.bfloat16(), W.bfloat16(), None, 0.5, seed=4)
+    torch.testing.assert_close(z32.double(), ref, rtol=1e-5, atol=1e-4)
+    zbf = per_sample_masked_linear(x.bfloat16(), W.bfloat16(), None, 0.5, stir, seed=4)
     assert zbf.dtype == torch.bfloat16
-    torch.testing.assert_close(zbf.double(), ref, rtol=0.05, atol=0.1)
+    torch.testing.assert_close(zbf.double(), ref, rtol=0.05, atol=0.5)
 
 
 # ----------------------------------------------------------------------------
