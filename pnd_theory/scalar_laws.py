@@ -173,18 +173,12 @@ def moment_matched_support(moments, n_points: int):
     return nodes, weights / weights.sum()
 
 
-def _rate_repr(self):
-    return f"{type(self).__name__}(p={self.p!r})"
-
-
-class Bernoulli(ScalarLaw):
-    r"""Inverted Bernoulli of drop probability ``p``: 0 with probability ``p``, :math:`1/(1-p)`
-    with probability :math:`1 - p`.
-
-    .. math:: E[m^k] = (1 - p)^{1 - k} \quad (k \ge 1), \qquad \mathrm{Var}[m] = p / (1 - p).
-    """
+class _RateLaw(ScalarLaw):
+    """A law of one drop probability ``p`` that the one sampler draws (``stir`` of
+    :func:`pnd_theory.sampling.sample_mask`); immutable."""
 
     parameter_name = "p"
+    stir = None
 
     def __init__(self, p=0.5):
         object.__setattr__(self, "p", check_probability("p", p))
@@ -192,7 +186,28 @@ class Bernoulli(ScalarLaw):
     def __setattr__(self, name, value):
         raise AttributeError(f"{type(self).__name__} is immutable")
 
-    __repr__ = _rate_repr
+    def __repr__(self):
+        return f"{type(self).__name__}(p={self.p!r})"
+
+    def sample(self, shape, generator=None, device=None, dtype=None):
+        return sample_mask(tuple(shape), self.p, self.stir, generator=generator, device=device,
+                           dtype=dtype or torch.float64)
+
+    @classmethod
+    def sample_many(cls, laws, lead, generator=None, device=None, dtype=None):
+        p = torch.tensor([law.p for law in laws], dtype=torch.float64, device=device)
+        return sample_mask(tuple(lead) + (len(laws),), p, cls.stir, generator=generator, device=device,
+                           dtype=dtype or torch.float64)
+
+
+class Bernoulli(_RateLaw):
+    r"""Inverted Bernoulli of drop probability ``p``: 0 with probability ``p``, :math:`1/(1-p)`
+    with probability :math:`1 - p`.
+
+    .. math:: E[m^k] = (1 - p)^{1 - k} \quad (k \ge 1), \qquad \mathrm{Var}[m] = p / (1 - p).
+    """
+
+    stir = "drop"
 
     @property
     def finite(self):
@@ -208,37 +223,19 @@ class Bernoulli(ScalarLaw):
     def support(self, order=None):
         return np.array([0.0, 1.0 / (1.0 - self.p)]), np.array([self.p, 1.0 - self.p])
 
-    def sample(self, shape, generator=None, device=None, dtype=None):
-        return sample_mask(tuple(shape), self.p, "drop", generator=generator, device=device,
-                           dtype=dtype or torch.float64)
-
-    @classmethod
-    def sample_many(cls, laws, lead, generator=None, device=None, dtype=None):
-        p = torch.tensor([law.p for law in laws], dtype=torch.float64, device=device)
-        return sample_mask(tuple(lead) + (len(laws),), p, "drop", generator=generator, device=device,
-                           dtype=dtype or torch.float64)
-
 
 def _double_factorial(n: int) -> int:
     return math.prod(range(n, 0, -2)) if n > 0 else 1
 
 
-class Gaussian(ScalarLaw):
+class Gaussian(_RateLaw):
     r"""Gaussian :math:`N(1, \lambda)`, :math:`\lambda = p / (1 - p)`: the variance of a
     Bernoulli of drop probability ``p``.
 
     .. math:: E[m^k] = \sum_{i\ \mathrm{even}} \binom{k}{i} \lambda^{i/2} (i - 1)!!
     """
 
-    parameter_name = "p"
-
-    def __init__(self, p=0.5):
-        object.__setattr__(self, "p", check_probability("p", p))
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    __repr__ = _rate_repr
+    stir = "gaussian"
 
     @staticmethod
     def _moment(lam, k):
@@ -259,16 +256,6 @@ class Gaussian(ScalarLaw):
             return np.array([1.0]), np.array([1.0])  # no noise: one point
         t, w = np.polynomial.hermite_e.hermegauss(n)
         return 1.0 + math.sqrt(self.p / (1.0 - self.p)) * t, w / w.sum()
-
-    def sample(self, shape, generator=None, device=None, dtype=None):
-        return sample_mask(tuple(shape), self.p, "gaussian", generator=generator, device=device,
-                           dtype=dtype or torch.float64)
-
-    @classmethod
-    def sample_many(cls, laws, lead, generator=None, device=None, dtype=None):
-        p = torch.tensor([law.p for law in laws], dtype=torch.float64, device=device)
-        return sample_mask(tuple(lead) + (len(laws),), p, "gaussian", generator=generator, device=device,
-                           dtype=dtype or torch.float64)
 
 
 def _as_float_vector(name, values):

@@ -47,6 +47,18 @@ def all_strategies(width=4, rng=None):
 STRATEGIES = all_strategies()
 
 
+class Triangle(pt.ScalarLaw):
+    """A user's law written with its moments and a sampler only: triangular on [0, 2], the law of
+    u1 + u2 for independent uniforms, E[m^k] = (2^(k+2) - 2) / ((k+1)(k+2))."""
+
+    def moment(self, k):
+        return (2 ** (k + 2) - 2) / ((k + 1) * (k + 2))
+
+    def sample(self, shape, generator=None, device=None, dtype=None):
+        u = torch.rand((2,) + tuple(shape), generator=generator, device=device, dtype=dtype or torch.float64)
+        return u[0] + u[1]
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(20251)

@@ -7,7 +7,7 @@ import torch
 import pnd_theory as pt
 from pnd_theory.conformance import ROUTES
 
-from conftest import STRATEGIES
+from conftest import STRATEGIES, Triangle
 
 
 class HalfRatePerNodeDrop(pt.PerNodeDrop):
@@ -15,17 +15,6 @@ class HalfRatePerNodeDrop(pt.PerNodeDrop):
 
     def law(self, n_in, width, n_out):
         return pt.PerNodeDrop(self.p / 2, self.layer, self.stir).law(n_in, width, n_out)
-
-
-class Triangle(pt.ScalarLaw):
-    """Triangular on [0, 2]: the law of u1 + u2, written with its moments and a sampler only."""
-
-    def moment(self, k):
-        return (2 ** (k + 2) - 2) / ((k + 1) * (k + 2))
-
-    def sample(self, shape, generator=None, device=None, dtype=None):
-        u = torch.rand((2,) + tuple(shape), generator=generator, device=device, dtype=dtype or torch.float64)
-        return u[0] + u[1]
 
 
 USER_STRATEGIES = [

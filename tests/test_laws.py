@@ -10,6 +10,8 @@ from sympy.stats import Uniform as SympyUniform
 import pnd_theory as pt
 from pnd_theory.laws import moment_matched_support
 
+from conftest import Triangle
+
 
 def _reference_moments(law, kmax):
     """Raw moments E[m^k] computed apart from the package (sympy.stats or the definition)."""
@@ -50,20 +52,8 @@ def test_support_matches_the_moments_up_to_its_order(law, order):
         assert probs @ values**k == pytest.approx(ref[k], rel=1e-10, abs=1e-12)
 
 
-class SymmetricTriangle(pt.ScalarLaw):
-    """A user's law: triangular on [0, 2], written only with its moments and a sampler."""
-
-    def moment(self, k):
-        # E[m^k] of the triangle with mode 1 on [0, 2]: (2^(k+2) - 2) / ((k+1)(k+2))
-        return (2 ** (k + 2) - 2) / ((k + 1) * (k + 2))
-
-    def sample(self, shape, generator=None, device=None, dtype=None):
-        u = torch.rand((2,) + tuple(shape), generator=generator, device=device, dtype=dtype or torch.float64)
-        return u[0] + u[1]
-
-
 def test_a_user_law_gets_a_moment_matched_support():
-    law = SymmetricTriangle()
+    law = Triangle()
     for order in (2, 4, 6):
         values, probs = law.support(order)
         for k in range(order + 1):
@@ -90,7 +80,7 @@ def test_a_degenerate_law_has_a_one_point_support():
     np.testing.assert_allclose(probs, [1.0])
 
 
-@pytest.mark.parametrize("law", LAWS[1:] + [SymmetricTriangle()], ids=repr)
+@pytest.mark.parametrize("law", LAWS[1:] + [Triangle()], ids=repr)
 def test_sampling_has_the_law_mean_and_variance(law):
     T = 200_000
     m = law.sample((T,), torch.Generator().manual_seed(3)).numpy()
