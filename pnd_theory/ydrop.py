@@ -25,10 +25,11 @@ importances are standardised across the units of the layer (mean 0, standard dev
 probabilities that *fall* with importance, and one common factor restores the mean keep
 probability :math:`1 - p` of plain dropout at rate :math:`p`: important units are dropped more
 often, the mean rate stays :math:`p`.  The authors refresh the probabilities from every
-mini-batch and use an exponential running average of them (:math:`\beta = 0.999` in their
-code) both to draw the masks and to rescale the kept units, so each step is per-unit dropout
-``NodeDropout`` with the averaged rates and inverted scaling: every mask has mean 1.
-``beta = 0`` refreshes the rates from each batch alone.
+mini-batch and keep an exponential running average of them (:math:`\beta = 0.999` in their
+code), which rescales the kept units and, in one of their modes, also draws the masks.  Here
+the running average does both, so each step is per-unit dropout ``NodeDropout`` with the
+averaged rates and inverted scaling: every mask has mean 1.  ``beta = 0`` refreshes the rates
+from each batch alone.
 
 **Choices stated.**  The importance of a unit aggregates its conductance over outputs and
 samples by the root mean square.  Unlike a signed sum it does not change sign when the unit is
