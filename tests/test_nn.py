@@ -543,3 +543,23 @@ def test_gpu_large_batch_mean_and_bounded_memory():
     # bias gradient is the batch size, input gradient finite
     torch.testing.assert_close(layer.bias.grad, torch.full_like(layer.bias, float(n)))
     assert torch.isfinite(xb.grad).all()
+
+
+def test_local_reparameterization_input_gradient_variance_is_the_share_of_the_exact_one():
+    """dz_j/dx_i: exact variance lam W_ji^2; fast path lam W_ji^2 * (W_ji^2 x_i^2 / s_j)."""
+    n, p, j = 40_000, 0.4, 1
+    lam = p / (1 - p)
+    exact = make_layer("gaussian", False, p=p, in_f=5, out_f=3, seed=8).train()
+    fast = make_layer("gaussian", True, p=p, in_f=5, out_f=3, seed=8).train()
+    W = exact.weight.detach()
+    x = torch.tensor([1.0, -0.5, 2.0, 0.3, -1.1], dtype=DT)
+    share = (W[j] ** 2 * x**2) / ((W[j] ** 2) @ (x**2))
+    torch.manual_seed(9)
+    for layer, factor in ((exact, torch.ones(5, dtype=DT)), (fast, share)):
+        xb = x.expand(n, 5).clone().requires_grad_(True)
+        layer(xb)[:, j].sum().backward()
+        gx = xb.grad.numpy()
+        for i in range(5):
+            truth = float(lam * W[j, i] ** 2 * factor[i])
+            assert_close_stat(gx[:, i].var(ddof=1), truth, se_var(gx[:, i]), f"input-gradient variance {i}")
+    assert float(share.min()) < 0.1  # the fast path's input-gradient noise is far too small here
