@@ -87,12 +87,11 @@ def penalty_of_deep_law(law, Ws, S=None):
         Mn = S / ss
     E = None  # the excess second moment; None while no noise has entered
     for l, W in enumerate(Wn, start=1):
-        comp = law.weights[l - 1]
+        scalar = law.weight_laws[l - 1]
         E_next = None if E is None else W @ E @ W.T
-        if comp is not None:
-            v = _const(xp, comp.entry_variances(), ref)
+        if scalar is not None:
             diag_h = xp.diagonal(Mn) if E is None else xp.diagonal(Mn) + xp.diagonal(E)
-            extra = _diag(xp, (v * W * W) @ diag_h)
+            extra = _diag(xp, scalar.variance * ((W * W) @ diag_h))
             E_next = extra if E_next is None else E_next + extra
         E = E_next
         Mn = W @ Mn @ W.T

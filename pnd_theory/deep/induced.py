@@ -67,7 +67,7 @@ def envelope_coefficient(sizes, hidden=None, weight_noise=None):
     refused otherwise.
     """
     law = deep_law(sizes, hidden, weight_noise)
-    if any(c is not None for c in law.weights):
+    if any(c is not None for c in law.weight_laws):
         raise InvalidParameterError("weight_noise must be None for the nuclear-norm envelope (it is derived for "
                                     "hidden-unit noise only)")
     nu = 1.0

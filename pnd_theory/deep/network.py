@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -38,16 +39,24 @@ class DeepLaw:
     """The law of every mask of a deep linear network with layer sizes ``sizes = (n_0, ..., n_L)``.
 
     ``hidden[l - 1]`` is the component law of hidden layer ``l`` (or None) and
-    ``hidden_per_sample[l - 1]`` whether it is drawn per sample; ``weights[l - 1]`` is the
-    component law of the mask of :math:`W_l` (entries independent, shape ``(n_l, n_{l-1})``)
-    or None, and ``weights_per_sample[l - 1]`` how it is drawn.
+    ``hidden_per_sample[l - 1]`` whether it is drawn per sample; ``weight_laws[l - 1]`` is the
+    scalar law of every entry of the mask of :math:`W_l` (or None), and
+    ``weights_per_sample[l - 1]`` how it is drawn.
     """
 
     sizes: tuple
     hidden: tuple
     hidden_per_sample: tuple
-    weights: tuple
+    weight_laws: tuple
     weights_per_sample: tuple
+
+    @cached_property
+    def weights(self) -> tuple:
+        """Component law of the mask of every :math:`W_l` (independent entries, shape
+        ``(n_l, n_{l-1})``) or None; built on first use (the closed form needs only the
+        scalar laws)."""
+        return tuple(None if law is None else independent_mask(law, (self.sizes[l], self.sizes[l - 1]), "p")
+                     for l, law in enumerate(self.weight_laws, start=1))
 
     @property
     def depth(self) -> int:
@@ -150,8 +159,7 @@ def _weight_component(l, entry, sizes):
             raise invalid(f"{name}[1]", "'shared' or 'per_sample'", mode)
     if not isinstance(law, ScalarLaw):
         raise invalid(name, allowed, entry)
-    comp = independent_mask(law, (sizes[l], sizes[l - 1]), "p")
-    return comp, mode == "per_sample"
+    return law, mode == "per_sample"
 
 
 def deep_law(sizes, hidden=None, weight_noise=None) -> DeepLaw:
