@@ -39,6 +39,7 @@ from .training import TrainingResult, train
 from .gradient_noise import (gradient_noise, gradient_noise_vs_batch_size, mask_sharing_pair, monte_carlo_gradient_noise,
                              monte_carlo_gradient_noise_vs_batch_size)
 from .stationary import stationary_spread
+from . import deep
 from .conformance import ConformanceReport, check_strategy
 from .sweep import plot as sweep_plot, sweep
 from .ydrop import conductance, unit_importance, ydrop_rates
