@@ -1,9 +1,9 @@
-"""Singular values of the trained product against the closed-form minimizer (THEORY.md, F7, F8).
+"""Singular values of the trained product against the closed-form minimizer.
 
 Dropout (= DropBlock with block size 1) and DropBlock with block sizes 2 and 4 at two drop
 probabilities, on data with correlated inputs and a full-rank target.  Width ``d = 16``, so the
 number of blocks ``G = d / b`` is at least the rank 4 for every block size (the width condition
-of F7).  Lines: singular values of the closed-form global minimizer
+of the closed form).  Lines: singular values of the closed-form global minimizer
 (:func:`pnd_theory.minimizers.global_minimizer`); markers: singular values of the product
 :math:`U V^\\top` trained with real sampled masks (:func:`pnd_theory.training.train`, the last
 iterate: see :func:`compute`); grey: the
@@ -12,7 +12,9 @@ induced norm from the nuclear norm (``b = 1``: the small singular values are cut
 the Frobenius norm (``b >= rank``: every singular value shrinks by one factor).
 
 Everything is computed through the public API; this script holds no mathematics.  The data
-(correlated inputs, a target with chosen singular values) is built here with plain numpy.
+(correlated inputs, a target with chosen singular values) is built here with plain numpy.  The
+six training runs are the cells of one :func:`pnd_theory.sweep` (:func:`train_run` each), so
+they spread over the cores, and a run that is interrupted resumes from the finished ones.
 Writes ``singular_values.png``, ``singular_values.pdf`` and ``singular_values.json``.
 """
 
@@ -25,6 +27,7 @@ from matplotlib.colors import to_rgb
 
 import pnd_theory as pt
 from pnd_theory.minimizers import global_minimizer
+from pnd_theory.sweep import checkpoint
 from pnd_theory.training import train
 
 from ._style import COLORS, figure, write_figure
@@ -67,8 +70,35 @@ def label_for(b):
     return "Dropout (b = 1)" if b == 1 else f"DropBlock b = {b}"
 
 
-def compute(quick=False, device=None):
-    """The data behind the figure (plain lists and floats)."""
+def train_run(p, block_size, epochs, device=None):
+    """One cell of the figure: train at drop probability ``p`` and block size ``block_size``
+    (the last iterate and train's tail average) against the closed-form minimizer."""
+    X, Y = problem()
+    strategy = strategy_for(p, block_size)
+    optimum = global_minimizer(strategy, X, Y, WIDTH)
+    result = train(strategy, X, Y, WIDTH, epochs=epochs, lr=LR, seed=SEED, device=device, progress=False)
+    # the last iterate (the step has decayed to zero), not train's tail average of the
+    # factors: with 16 units for a rank-4 product the iterates drift along the flat
+    # directions of L + R (rotations among equalized units), and averaging rotated
+    # factors shrinks the product (both are recorded)
+    closed, trained = optimum.singular_values, result.history.singular_values[-1]
+    return {
+        "device": result.device, "blocks": WIDTH // block_size, "strategy": repr(strategy),
+        "closed_form": closed.tolist(), "trained": trained.tolist(), "method": optimum.method,
+        "optimum_objective": optimum.objective, "trained_objective": result.last_objective,
+        "tail_averaged": result.singular_values.tolist(), "tail_averaged_objective": result.objective,
+        "max_abs_error_over_top": float(np.max(np.abs(trained - closed)) / closed[0]),
+    }
+
+
+def compute(quick=False, device=None, store=None, client=None):
+    """The data behind the figure (plain lists and floats).
+
+    The runs are the cells of a :func:`pnd_theory.sweep` over ``p`` and the block size, kept in
+    ``store`` if given, on ``client``: by default a LocalCluster with one worker per core, or
+    this process in quick mode (its runs take about a second: starting worker processes would
+    cost more than they save).
+    """
     X, Y = problem()
     epochs = 600 if quick else 4000
     data = {
@@ -85,25 +115,19 @@ def compute(quick=False, device=None):
         "least_squares": global_minimizer(pt.Dropout(0.0), X, Y, WIDTH).singular_values,
         "runs": [],
     }
-    for p in P_DROPS:
-        for b in BLOCK_SIZES:
-            strategy = strategy_for(p, b)
-            optimum = global_minimizer(strategy, X, Y, WIDTH)
-            result = train(strategy, X, Y, WIDTH, epochs=epochs, lr=LR, seed=SEED, device=device,
-                           progress=not quick)
-            data["device"] = result.device
-            # the last iterate (the step has decayed to zero), not train's tail average of the
-            # factors: with 16 units for a rank-4 product the iterates drift along the flat
-            # directions of L + R (rotations among equalized units), and averaging rotated
-            # factors shrinks the product (both are recorded)
-            closed, trained = optimum.singular_values, result.history.singular_values[-1]
-            data["runs"].append({
-                "p": p, "block_size": b, "blocks": WIDTH // b, "strategy": repr(strategy),
-                "closed_form": closed, "trained": trained, "method": optimum.method,
-                "optimum_objective": optimum.objective, "trained_objective": result.last_objective,
-                "tail_averaged": result.singular_values, "tail_averaged_objective": result.objective,
-                "max_abs_error_over_top": float(np.max(np.abs(trained - closed)) / closed[0]),
-            })
+    spec = {"task": f"{__name__}:train_run", "grid": {"p": list(P_DROPS), "block_size": list(BLOCK_SIZES)},
+            "options": {"epochs": epochs, "device": None if device is None else str(device)}}
+    client = client if client is not None else ("serial" if quick else None)
+    table = pt.sweep(spec, client=client, store=store, progress=not quick)
+    failed = table[table.status == "failed"]
+    if len(failed):
+        raise RuntimeError(f"{len(failed)} training runs failed; the first: {failed.error.iloc[0]}")
+    for run in table.to_dict("records"):
+        data["device"] = run["device"]
+        data["runs"].append({
+            "p": run["p"], "block_size": run["block_size"], **{k: run[k] for k in (
+                "blocks", "strategy", "closed_form", "trained", "method", "optimum_objective", "trained_objective",
+                "tail_averaged", "tail_averaged_objective", "max_abs_error_over_top")}})
     return data
 
 
@@ -135,9 +159,11 @@ def make(out_dir, quick=False, device=None):
 
     ``quick=True``: 600 full-batch epochs per run (seconds on a laptop CPU); otherwise 4000
     epochs with progress bars.  ``device``: where the networks train (the GPU when present by
-    default).
+    default).  The runs spread over the cores (:func:`compute`); until the figure is written they
+    are kept in ``out_dir/.singular_values.cells``, so an interrupted run resumes from them.
     """
-    return write_figure(NAME, compute, plot, out_dir, quick, device)
+    with checkpoint(Path(out_dir) / f".{NAME}.cells"):
+        return write_figure(NAME, compute, plot, out_dir, quick, device)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,7 @@ its hidden layer :math:`h = \mathrm{ReLU}(W x + b)`:
 * **PerNodeDrop, stir "gaussian"**: the same with :math:`M_{ji} \sim N(1, p/(1-p))`.
 
 Why Dropout on the inputs and not on the hidden units: PerNodeDrop, in the hidden layer's
-linear map, masks each *incoming* signal :math:`x_i` separately at every receiving node
-(THEORY.md).  Dropout on the inputs is the same mask law seen from one node: each
+linear map, masks each *incoming* signal :math:`x_i` separately at every receiving node.  Dropout on the inputs is the same mask law seen from one node: each
 pre-activation :math:`z_j` has the same conditional mean :math:`(Wx)_j + b_j` and the same
 conditional variance :math:`\lambda \sum_i W_{ji}^2 x_i^2` (:math:`\lambda = p/(1-p)`) under
 both.  The two differ only in the correlation *across* receiving nodes (one shared
@@ -29,6 +28,9 @@ same train/validation split) with error bars of one standard error over seeds
 :math:`s / \sqrt{n_{\text{seeds}}}`.  The generalization gap is train minus validation
 accuracy, computed per seed.
 
+The runs are the cells of one :func:`pnd_theory.sweep` (:func:`train_run` each), so they
+spread over the cores, and a run that is interrupted resumes from the finished ones.
+
 Run ``python -m paper_figures.fig8_pernodedrop_digits`` (writes into ``paper_figures/``).
 """
 
@@ -38,10 +40,11 @@ from pathlib import Path
 
 import numpy as np
 from torch import nn
-from tqdm.auto import tqdm
 
+import pnd_theory as pt
 from pnd_theory.datasets import accuracy, load_digits, seeded, train_network
 from pnd_theory.nn import PerNodeDropLinear
+from pnd_theory.sweep import checkpoint
 
 from ._style import COLORS, figure, one_torch_thread, save_data, save_figure
 
@@ -66,10 +69,14 @@ def _network(method, p, n_in, n_out):
     return nn.Sequential(*hidden, nn.ReLU(), nn.Linear(HIDDEN, n_out))
 
 
-def _train_one(method, p, seed, data, cfg, device):
+def train_run(method, p, seed, epochs, device=None):
+    """One cell of the figure: train the network of ``method`` ("plain" at ``p = 0``) on the
+    digits split and return its training and validation accuracy and its last training loss."""
+    data = load_digits(n_train=N_TRAIN, seed=SPLIT_SEED, device=device)
+    device = data.X_train.device
     with seeded(seed, device):
         model = _network(method, p, data.n_features, data.n_classes).to(device)
-    history = train_network(model, data.X_train, data.y_train, epochs=cfg["epochs"], seed=seed, **TRAINING)
+    history = train_network(model, data.X_train, data.y_train, epochs=epochs, seed=seed, **TRAINING)
     return {
         "train": accuracy(model, data.X_train, data.y_train),
         "validation": accuracy(model, data.X_val, data.y_val),
@@ -83,21 +90,32 @@ def _summary(values):
     return {"mean": float(values.mean()), "se": float(se), "per_seed": values}
 
 
-def make(out_dir, quick=False, device=None):
-    """Train every (method, p, seed), write PNG, PDF and JSON; return the paths."""
-    with one_torch_thread():
-        return _make(out_dir, quick, device)
+def make(out_dir, quick=False, device=None, client=None):
+    """Train every (method, p, seed), write PNG, PDF and JSON; return the paths.
+
+    The runs are the cells of a :func:`pnd_theory.sweep` on ``client``: by default a
+    LocalCluster with one worker per core, or this process in quick mode (its runs take about a
+    second: starting worker processes would cost more than they save).  Until the figure is
+    written they are kept in ``out_dir/.pernodedrop_digits.cells``, so an interrupted run
+    resumes from them.
+    """
+    with checkpoint(Path(out_dir) / f".{NAME}.cells"), one_torch_thread():
+        return _make(out_dir, quick, device, client)
 
 
-def _make(out_dir, quick, device):
+def _make(out_dir, quick, device, client=None):
     cfg = QUICK if quick else FULL
     data = load_digits(n_train=N_TRAIN, seed=SPLIT_SEED, device=device)
-    device = data.X_train.device
-    jobs = [("plain", 0.0, s) for s in cfg["seeds"]]
-    jobs += [(m, p, s) for m in METHODS for p in cfg["p"] if p > 0 for s in cfg["seeds"]]
-    raw = {}
-    for method, p, seed in tqdm(jobs, desc="fig8 runs", unit="net", disable=quick):
-        raw[(method, p, seed)] = _train_one(method, p, seed, data, cfg, device)
+    grid = [{"method": ["plain"], "p": [0.0], "seed": list(cfg["seeds"])},
+            {"method": list(METHODS), "p": [p for p in cfg["p"] if p > 0], "seed": list(cfg["seeds"])}]
+    spec = {"task": f"{__name__}:train_run", "grid": grid,
+            "options": {"epochs": cfg["epochs"], "device": None if device is None else str(device)}}
+    client = client if client is not None else ("serial" if quick else None)
+    table = pt.sweep(spec, client=client, progress=not quick)
+    failed = table[table.status == "failed"]
+    if len(failed):
+        raise RuntimeError(f"{len(failed)} training runs failed; the first: {failed.error.iloc[0]}")
+    raw = {(r["method"], r["p"], r["seed"]): r for r in table.to_dict("records")}
     results = {}
     for method in METHODS:
         rows = []

@@ -1,4 +1,4 @@
-"""Gradient noise against the batch size: per-sample versus shared masks (THEORY.md, F6).
+"""Gradient noise against the batch size: per-sample versus shared masks.
 
 Three panels, all at one fixed point ``(U, V)`` of a random problem:
 
@@ -11,6 +11,10 @@ Three panels, all at one fixed point ``(U, V)`` of a random problem:
 (c)       the Gaussian PerNodeDrop layer against its local-reparameterization fast path:
           the same forward law, a different gradient noise (``B`` times the trace: both fall
           like ``1/B``, so the lines are flat and their gap is the constant ratio).
+
+The Monte Carlo points are the cells of one :func:`pnd_theory.sweep` (:func:`monte_carlo_trace`
+each: a kind of mask, a layer, a batch size), so they spread over the cores, and a run that is
+interrupted resumes from the finished ones.
 
 Everything is computed through the public API; this script holds no mathematics.  Writes
 ``gradient_noise.png``, ``gradient_noise.pdf`` and ``gradient_noise.json`` (atomically).
@@ -29,6 +33,7 @@ from pnd_theory.gradient_noise import (
     gradient_noise_vs_batch_size,
     monte_carlo_gradient_noise_vs_batch_size,
 )
+from pnd_theory.sweep import checkpoint
 
 NAME = "gradient_noise"
 P_DROP = 0.3
@@ -48,19 +53,54 @@ def _problem():
     return U, V, X, Y
 
 
-def _monte_carlo(strategy, U, V, X, Y, plan, seed, mc, device, **kw):
-    """Monte Carlo traces at the batch sizes of ``plan`` (B -> (batches, draws))."""
-    trace, se = [], []
-    for B, (batches, draws) in plan.items():
-        m = monte_carlo_gradient_noise_vs_batch_size(strategy, U, V, X, Y, [B], batches=batches, draws=draws,
-                                                     seed=seed + B, device=device, **mc, **kw)
-        trace.append(float(m.trace[0]))
-        se.append(float(m.trace_se[0]))
-    return {"trace": trace, "se": se}
+#: Monte Carlo settings shared by every point
+MONTE_CARLO = dict(sampling="with_replacement", via="layers")
+#: kind of mask -> (strategy at a layer, keyword arguments, base seed of its Monte Carlo points)
+KINDS = {
+    "per_sample": (lambda layer: pt.PerNodeDrop(P_DROP, layer), {}, 11),
+    "per_batch": (lambda layer: pt.DropConnect(P_DROP, layer), {}, 11),
+    "exact": (lambda layer: pt.PerNodeDrop(P_DROP, layer, stir="gaussian"), {"local_reparameterization": False}, 21),
+    "local": (lambda layer: pt.PerNodeDrop(P_DROP, layer, stir="gaussian"), {"local_reparameterization": True}, 21),
+}
 
 
-def compute(quick=False, device=None):
-    """The data behind the figure (a dict of plain lists and floats)."""
+def monte_carlo_trace(kind, layer, batch_size, batches, draws, device=None):
+    """One Monte Carlo point: the trace of the gradient covariance at one batch size, over
+    ``batches`` independent batches and ``draws`` masks each, seeded by the kind and ``B``."""
+    U, V, X, Y = _problem()
+    strategy, kw, seed = KINDS[kind]
+    m = monte_carlo_gradient_noise_vs_batch_size(strategy(layer), U, V, X, Y, [batch_size], batches=batches,
+                                                 draws=draws, seed=seed + batch_size, device=device,
+                                                 **MONTE_CARLO, **kw)
+    return {"trace": float(m.trace[0]), "se": float(m.trace_se[0])}
+
+
+def _monte_carlo_points(plan, device, store, client, progress):
+    """Every Monte Carlo point of the figure, (kind, layer) -> {"trace": [...], "se": [...]}
+    in the order of ``plan`` (B -> (batches, draws))."""
+    grid = [{"kind": list(KINDS), "layer": ["output", "input"], "batch_size": [B], "batches": [batches],
+             "draws": [draws]} for B, (batches, draws) in plan.items()]
+    spec = {"task": f"{__name__}:monte_carlo_trace", "grid": grid,
+            "options": {"device": None if device is None else str(device)}}
+    table = pt.sweep(spec, client=client, store=store, progress=progress)
+    failed = table[table.status == "failed"]
+    if len(failed):
+        raise RuntimeError(f"{len(failed)} Monte Carlo points failed; the first: {failed.error.iloc[0]}")
+    points = {}
+    for (kind, layer), part in table.groupby(["kind", "layer"], sort=False):
+        part = part.set_index("batch_size").loc[list(plan)]
+        points[kind, layer] = {"trace": part.trace.tolist(), "se": part.se.tolist()}
+    return points
+
+
+def compute(quick=False, device=None, store=None, client=None):
+    """The data behind the figure (a dict of plain lists and floats).
+
+    The Monte Carlo points are the cells of a :func:`pnd_theory.sweep`, kept in ``store`` if
+    given, on ``client``: by default a LocalCluster with one worker per core, or this process
+    in quick mode (its points take a fraction of a second each: starting worker processes
+    would cost more than they save).
+    """
     U, V, X, Y = _problem()
     N = X.shape[1]
     lines_B = np.unique(np.round(np.logspace(0, np.log10(N), 40)).astype(int))
@@ -69,7 +109,9 @@ def compute(quick=False, device=None):
     # large batches: the mask noise within a batch dominates (fewer batches, more draws)
     plan = {B: ((max(12, 96 // B), 16 if B < 16 else 48) if quick else (max(48, 512 // B), 32 if B < 16 else 128))
             for B in mc_B}
-    mc = dict(sampling="with_replacement", via="layers")
+    mc = MONTE_CARLO
+    client = client if client is not None else ("serial" if quick else None)
+    points = _monte_carlo_points(plan, device, store, client, progress=not quick)
     data = {
         "description": "trace of the mask-induced covariance of the mini-batch gradient d/d(U, V) of "
                        "(1/B) sum_k ||y_k - f(x_k)||^2, expected over batches of B indices drawn uniformly "
@@ -101,8 +143,8 @@ def compute(quick=False, device=None):
                 "per_batch": gradient_noise_vs_batch_size(per_sample, U, V, X, Y, mc_B).per_batch.tolist(),
             },
         }
-        for key, strategy in (("mc_per_sample", per_sample), ("mc_per_batch", per_batch)):
-            entry[key] = _monte_carlo(strategy, U, V, X, Y, plan, 11, mc, device)
+        for kind in ("per_sample", "per_batch"):
+            entry[f"mc_{kind}"] = points[kind, layer]
         data["layers"][layer] = entry
     for layer in ("output", "input"):
         gaussian = pt.PerNodeDrop(P_DROP, layer, stir="gaussian")
@@ -112,9 +154,8 @@ def compute(quick=False, device=None):
                  "exact_single_sample_trace": exact.single_sample_trace,
                  "local_single_sample_trace": local.single_sample_trace,
                  "ratio_local_to_exact": local.single_sample_trace / exact.single_sample_trace}
-        for key, lr in (("mc_exact", False), ("mc_local", True)):
-            entry[key] = _monte_carlo(gaussian, U, V, X, Y, plan, 21, mc, device,
-                                      local_reparameterization=lr)
+        for kind in ("exact", "local"):
+            entry[f"mc_{kind}"] = points[kind, layer]
         data["local_reparameterization"][layer] = entry
     return data
 
@@ -167,8 +208,11 @@ def make(out_dir, quick=False, device=None):
     """Compute the data, write ``gradient_noise.{png,pdf,json}`` into ``out_dir`` (atomically)
     and return the paths.  ``quick=True`` uses fewer Monte Carlo draws (well under a minute on
     a laptop CPU); ``device`` is where the Monte Carlo networks run (the CPU by default; the
-    networks are tiny, so a GPU does not make them faster)."""
-    return write_figure(NAME, compute, plot, out_dir, quick, device)
+    networks are tiny, so a GPU does not make them faster).  Until the figure is written the
+    Monte Carlo points are kept in ``out_dir/.gradient_noise.cells``, so an interrupted run
+    resumes from them."""
+    with checkpoint(Path(out_dir) / f".{NAME}.cells"):
+        return write_figure(NAME, compute, plot, out_dir, quick, device)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ leaves only complete files behind.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import importlib
 import importlib.metadata
@@ -228,6 +229,7 @@ class _Plan:
         self.any_keyword = any(p.kind is p.VAR_KEYWORD for p in self.parameters.values())
         self.columns = list(dict.fromkeys(k for g in grids for k in g))
         self.base = base
+        self.version = _version()
         self._data = {}
         seen, self.cells = set(), []
         for lists in grids:
@@ -237,7 +239,6 @@ class _Plan:
                 if cell["key"] not in seen:
                     seen.add(cell["key"])
                     self.cells.append(cell)
-        self.version = _version()
 
     def _takes(self, name):
         return name in self.parameters or self.any_keyword
@@ -285,7 +286,7 @@ class _Plan:
                 "problem": problem if uses_problem else None, "data": digest, "kwargs": kwargs,
                 "record": self.record}
         cell["seed"] = int(_digest(cell)[:8], 16)
-        cell["key"] = _digest({**cell, "version": _version()})[:32]
+        cell["key"] = _digest({**cell, "version": self.version})[:32]
         return cell
 
     def payload(self, cell):
@@ -408,16 +409,24 @@ def _write(store, record):
         raise
 
 
+_CHECKPOINT = contextvars.ContextVar("pnd_theory_sweep_checkpoint", default=None)
+
+
 @contextlib.contextmanager
 def checkpoint(path):
-    """A store that lives until the block ends: a run interrupted inside it (Ctrl-C, a crash)
-    resumes from its cells next time; a block that finishes removes it.
+    """A store that lives until the block ends: every :func:`sweep` inside the block that is
+    given no ``store`` keeps its cells in ``path``; a run interrupted inside the block (Ctrl-C,
+    a crash) resumes from them next time; a block that finishes removes the folder.
 
-    >>> with checkpoint("out/.study") as store:          # doctest: +SKIP
-    ...     table = pt.sweep(spec, store=store)
+    >>> with checkpoint("out/.study"):          # doctest: +SKIP
+    ...     table = pt.sweep(spec)              # resumable until the block is done
     """
     path = Path(path)
-    yield path
+    token = _CHECKPOINT.set(path)
+    try:
+        yield path
+    finally:
+        _CHECKPOINT.reset(token)
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -462,7 +471,7 @@ def _dask_client(client, n_cells, workers):
 
 
 def _failed_by_dask(cell, error):
-    return {"key": cell["key"], "task": cell["task"] if isinstance(cell["task"], str) else repr(cell["task"]),
+    return {"key": cell["key"], "task": cell["task"],
             "coordinates": cell["coordinates"], "version": _version(), "results": {}, "status": "failed",
             "error": f"{type(error).__name__}: {error}", "seconds": float("nan")}
 
@@ -515,7 +524,8 @@ def sweep(spec, client=None, store=None, progress=True, *, workers=None, retries
         ``"tcp://host:8786"``: the scheduler at that address.  A client: that client.
     store : path, optional
         Folder of the result store (created if needed): one JSON file per cell.  Cells already
-        there are read, not computed.  ``None``: nothing is kept.
+        there are read, not computed.  ``None``: the folder of the enclosing :func:`checkpoint`
+        block, else nothing is kept.
     progress : bool
         A progress bar over the cells (done, failed, remaining).
     workers : int, optional
@@ -539,6 +549,7 @@ def sweep(spec, client=None, store=None, progress=True, *, workers=None, retries
         raise invalid("retries", "an integer >= 0", retries)
     if workers is not None:
         workers = check_positive_int("workers", workers)
+    store = _CHECKPOINT.get() if store is None else store
     if store is not None:
         store = Path(store)
         try:

@@ -272,3 +272,19 @@ def test_command_line(spec_file, tmp_path, capsys):
     assert main(["sweep", str(tmp_path / "missing.toml"), "--store", str(store)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot be read" in err
+
+
+def test_checkpoint_keeps_cells_until_the_block_finishes(tmp_path):
+    from pnd_theory.sweep import checkpoint
+
+    spec = {"task": slow_square, "grid": {"value": [1, 2, 3]}}
+    folder = tmp_path / ".cells"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with checkpoint(folder):
+            sweep(spec, client="serial", progress=False)
+            raise RuntimeError("interrupted")
+    assert len(list(folder.glob("*.json"))) == 3  # kept: the next run resumes from them
+    with checkpoint(folder):
+        assert set(sweep(spec, client="serial", progress=False).status) == {"cached"}
+    assert not folder.exists()
+    assert set(sweep(spec, client="serial", progress=False).status) == {"done"}  # outside: no store
