@@ -22,17 +22,24 @@ of layer :math:`l` carrying :math:`1/\sqrt{n_l}` of the path, gives
 
 (each noisy layer multiplies :math:`\mathrm{tr} H` by :math:`1 + \lambda_l \sum_j u_j^4 =
 1 + \lambda_l / n_l`).  Mianjy and Arora (ICML 2019) show that the convex envelope of
-:math:`\Theta` is :math:`\nu \|A S^{1/2}\|_*^2`: :math:`\Theta \ge \nu \|A S^{1/2}\|_*^2`, with
-equality on rank-one maps (and on every map at depth 2).  Above depth 2 a map of higher rank
-can sit strictly above its envelope; :func:`induced_penalty` reports both.
+:math:`\Theta` is a multiple of the squared nuclear norm of the map; since :math:`\Theta` is
+homogeneous of degree 2, an envelope that is attained on rank-one maps is
+:math:`\nu \|A S^{1/2}\|_*^2` with the constant above (every map is a convex combination of
+rank-one maps of the same nuclear norm).  The tests check :math:`\Theta \ge \nu \|A
+S^{1/2}\|_*^2` numerically, with equality on rank-one maps and on every map at depth 2.  Above
+depth 2 a map of higher rank can sit strictly above its envelope; :func:`induced_penalty`
+reports both.  The parameterization needs :math:`P` of full row rank: near a rank-deficient
+map the minimization converges slowly (use :func:`equalized_factors` for rank one).
 
 *Global optimum.*  With :math:`B = A S^{1/2}` and :math:`M = \frac1N Y X^\top S^{-1/2}`, the
 expected loss is :math:`\frac1N\|Y\|^2 - \|M\|^2 + \|M - B\|^2 + \Theta(A)`.  Replacing
 :math:`\Theta` by its envelope gives a convex problem whose solution shrinks the singular
-values :math:`s` of :math:`M`, :math:`q_i = (s_i - \tau)_+`; its value is a lower bound of the
-true optimum.  When the solution is rank one, :math:`s_2 (1 + \nu) \le \nu s_1` (a large
-enough dropout rate), the envelope is attained there (an equalized rank-one factorization),
-so it is the global optimum: :math:`A^* = \frac{s_1}{1 + \nu} p_1 q_1^\top S^{-1/2}`.
+values :math:`s` of :math:`M`, :math:`q_i = (s_i - \tau)_+` with
+:math:`\tau = \nu \sum_{j \le \rho} s_j / (1 + \nu \rho)`; its value is a lower bound of the
+true optimum.  When that solution is rank one, :math:`s_2 (1 + \nu) \le \nu s_1` (a large
+enough dropout rate: the regime in which Mianjy and Arora characterize the global optima), the
+envelope is attained there by an equalized rank-one factorization, so it is the global optimum
+of the deep problem: :math:`A^* = \frac{s_1}{1 + \nu} p_1 q_1^\top S^{-1/2}`.
 Elsewhere :func:`global_minimizer` minimizes the closed-form expected loss numerically.
 """
 
