@@ -207,8 +207,8 @@ def ydrop_fixed_point(X, Y, width, p=0.5, *, eps=DEFAULT_EPS, rate_range=DEFAULT
     history, total = [], 0
     new, minimizer, factors = _map(rates, X, Y, width, p, stages[0], rate_range)
     total += 1
-    for stage_eps in stages:
-        if total > 1:  # the previous stage's end point, seen with this stage's guard
+    for index, stage_eps in enumerate(stages):
+        if index > 0:  # the previous stage's end point, seen with this stage's guard
             new, minimizer, factors = _map(rates, X, Y, width, p, stage_eps, rate_range)
             total += 1
         residual = float(np.max(np.abs(new - rates)))

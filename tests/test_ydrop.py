@@ -153,3 +153,13 @@ def test_training_lands_on_the_fixed_point(problem, fixed_point, seed):
     run = train_ydrop(X, Y, WIDTH, P, seed=seed)
     assert abs(run.objective / fixed_point.objective - 1) < 0.01
     np.testing.assert_allclose(run.rates, fixed_point.rates, rtol=0.02)
+
+
+def test_fixed_point_checks_every_stage_and_other_mean_rates(problem):
+    X, Y = problem
+    start = ydrop_fixed_point(X, Y, WIDTH, P, rates0=[P] * WIDTH)
+    assert [h["eps"] for h in start.history][-1] == 1e-6 and len(start.history) == 8
+    assert start.iterations == len(start.history)  # one evaluation of T per stage, none skipped
+    other = ydrop_fixed_point(X, Y, WIDTH, 0.3, rates0=[0.1, 0.2, 0.4, 0.5])
+    assert other.converged
+    np.testing.assert_allclose(other.rates, np.full(WIDTH, 0.3), rtol=0, atol=1e-9)
