@@ -2,11 +2,14 @@
 
 Target: at width 4096 with n_in = n_out = 512, ``expected_penalty`` for the
 diagonal and block-diagonal laws costs no more than a few forward products ``U (V^T X)``.
-Run: ``python benchmarks/bench_penalty.py [--width 4096 --features 512 --samples 512]``.
+Run: ``python benchmarks/bench_penalty.py [--width 4096 --features 512 --samples 512]``; writes
+``benchmarks/results/penalty.json``.
 """
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -37,10 +40,17 @@ def main():
     forward = median_time(lambda: U @ (V.T @ X), args.repeats)
     print(f"n_in = n_out = {n}, width = {d}, N = {N}; forward U (V^T X): {forward * 1e3:.1f} ms")
     print(f"{'strategy':<50} {'time (ms)':>10} {'/ forward':>10}")
+    rows = []
     for s in (pt.Dropout(0.5), pt.DropBlock(0.5, 8), pt.NodeDropout([0.3] * d), pt.PerNodeDrop(0.5, "input"),
               pt.PerNodeDrop(0.5, "both"), pt.DropConnect(0.5, "output")):
         t = median_time(lambda: pt.expected_penalty(s, U, V, S), args.repeats)
         print(f"{repr(s)[:50]:<50} {t * 1e3:10.1f} {t / forward:10.2f}")
+        rows.append({"strategy": repr(s)[:60], "seconds": t, "ratio_to_forward": t / forward})
+    out = Path(__file__).parent / "results" / "penalty.json"
+    out.parent.mkdir(exist_ok=True)
+    ratios = {r["strategy"]: r["ratio_to_forward"] for r in rows}
+    out.write_text(json.dumps({"features": n, "width": d, "samples": N, "forward_seconds": forward, "rows": rows,
+                               "ratio_min": min(ratios.values()), "ratio_max": max(ratios.values())}, indent=1))
 
 
 if __name__ == "__main__":
