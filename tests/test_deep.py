@@ -221,6 +221,9 @@ def test_induced_regularizer_depth_two_is_the_single_layer_closed_form(rng):
     np.testing.assert_allclose(r.value, closed, rtol=1e-8)
     np.testing.assert_allclose(r.envelope, closed, rtol=1e-12)
     np.testing.assert_allclose(deep.mean_map(r.weights), A, atol=1e-10)
+    Ws = deep.equalized_factors(A, [4], S, hidden=[pt.Dropout(0.3)])
+    np.testing.assert_allclose(deep.mean_map(Ws), A, atol=1e-10)
+    np.testing.assert_allclose(deep.expected_penalty(Ws, S, hidden=[pt.Dropout(0.3)]), closed, rtol=1e-10)
 
 
 def test_induced_regularizer_lies_above_its_envelope_and_rank_one_attains_it(rng):

@@ -53,6 +53,7 @@ from scipy.optimize import minimize
 
 from .._validation import (InvalidParameterError, as_numpy_arrays, check_positive_int, check_second_moment,
                            check_seed, invalid)
+from ..induced import balanced_factors
 from .closed import penalty_of_deep_law
 from .network import check_problem, check_widths, deep_law
 
@@ -259,7 +260,7 @@ def induced_penalty(A, widths, hidden=None, weight_noise=None, second_moment=Non
     return InducedResult(float(values[0]), values, weights, envelope, nu)
 
 
-def equalized_factors(A, widths, second_moment=None):
+def equalized_factors(A, widths, second_moment=None, hidden=None):
     r"""Weights of an equalized factorization of a rank-one map :math:`A = \sigma a b^\top`.
 
     .. math::
@@ -270,8 +271,10 @@ def equalized_factors(A, widths, second_moment=None):
 
     with :math:`\sigma a b'^\top` the rank-one map :math:`A S^{1/2}`: every hidden unit carries
     the same share of the path, and with equal-variance unit noise the penalty is the envelope
-    :math:`\nu \sigma^2` (module docstring).  Maps of higher rank are refused: above depth 2
-    their induced regularizer may exceed the envelope, and no such construction is offered.
+    :math:`\nu \sigma^2` (module docstring).  At depth 2 a map of any rank has equalized
+    factors (:func:`pnd_theory.balanced_factors` of the strategy ``hidden[0]``, returned as
+    ``[V.T, U]``).  Above depth 2 maps of higher rank are refused: their induced regularizer may
+    exceed the envelope, and no such construction is offered.
     """
     A = _check_matrix("A", A)
     widths = check_widths(widths)
@@ -286,7 +289,11 @@ def equalized_factors(A, widths, second_moment=None):
     if s.size == 0 or s[0] <= tol:
         raise invalid("A", "a non-zero rank-one map", "the zero map")
     if s.size > 1 and s[1] > 1e-10 * s[0]:
-        raise invalid("A", f"a rank-one map (equalized factors are built for rank one; singular values {s})", A.shape)
+        if len(widths) == 1 and hidden is not None and len(hidden) == 1 and hidden[0] is not None:
+            U, V = balanced_factors(hidden[0], A, widths[0], S)
+            return [V.T, U]
+        raise invalid("A", "a rank-one map (equalized factors are built for rank one, and at depth 2 for any rank "
+                      f"given hidden=[strategy]); singular values {s}", A.shape)
     if S is not None and np.linalg.matrix_rank(S) < n_in:
         raise invalid("second_moment", "an invertible second moment for equalized factors", "a singular matrix")
     a, b = P[:, 0], Qt[0]
