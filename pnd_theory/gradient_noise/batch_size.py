@@ -7,6 +7,7 @@ import math
 import numbers
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .._validation import InvalidParameterError, check_bool, check_choice, check_positive_int, check_seed, resolve_device
 from ..strategies import check_strategy
@@ -137,7 +138,8 @@ def gradient_noise_vs_batch_size(strategy, U, V, X, Y, batch_sizes, *, sampling=
 
 def monte_carlo_gradient_noise_vs_batch_size(strategy, U, V, X, Y, batch_sizes, *, batches=8, draws=200, seed=0,
                                              sampling="with_replacement", via="network",
-                                             local_reparameterization=False, device=None) -> MonteCarloBatchSizeNoise:
+                                             local_reparameterization=False, device=None,
+                                             progress=True) -> MonteCarloBatchSizeNoise:
     r"""Monte Carlo estimate of :math:`E_{\text{batch}}\,\mathrm{tr\,Cov}_M[g]` against ``B``
     from real autograd gradients.
 
@@ -166,6 +168,8 @@ def monte_carlo_gradient_noise_vs_batch_size(strategy, U, V, X, Y, batch_sizes, 
         As in :func:`monte_carlo_gradient_noise`.
     local_reparameterization : bool
     device : str or torch.device, optional
+    progress : bool
+        Show a progress bar (tqdm) over the batches.
 
     Returns
     -------
@@ -191,6 +195,8 @@ def monte_carlo_gradient_noise_vs_batch_size(strategy, U, V, X, Y, batch_sizes, 
     device = resolve_device(device)
     rng = np.random.default_rng(seed)
     means, ses = [], []
+    bar = tqdm(total=len(sizes) * batches, desc="gradient noise vs B", unit="batch",
+               disable=not check_bool("progress", progress))
     for B in sizes:
         est = []
         for r in range(batches):
@@ -203,7 +209,9 @@ def monte_carlo_gradient_noise_vs_batch_size(strategy, U, V, X, Y, batch_sizes, 
             g = _gradient_draws(strategy, U, V, X[:, idx], Y[:, idx], draws, int(rng.integers(2**62)), via,
                                 local_reparameterization, device)
             est.append(g.var(axis=0, ddof=1).sum())
+            bar.update()
         est = np.array(est)
         means.append(est.mean())
         ses.append(est.std(ddof=1) / math.sqrt(batches))
+    bar.close()
     return MonteCarloBatchSizeNoise(sizes, np.array(means), np.array(ses), sampling, via)
