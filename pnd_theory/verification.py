@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import InvalidParameterError
+from .display import ResultDisplay
 from .exact import exact_expected_loss
 from .montecarlo import monte_carlo_loss
 from .penalty import expected_penalty, plain_loss, second_moment
@@ -35,7 +36,7 @@ def default_strategies(width=4, p=0.3):
 
 
 @dataclass(frozen=True)
-class VerificationRow:
+class VerificationRow(ResultDisplay):
     """The penalty of one strategy by four routes; Monte Carlo with its standard error."""
 
     strategy: object
