@@ -73,8 +73,9 @@ def save_figure(fig, out_dir, name, quick=False):
     A quick run (small sizes) says so in the image itself."""
     out = Path(out_dir)
     if quick:
-        fig.text(0.995, 0.005, "QUICK RUN (small sizes): not the full-size figure", ha="right", va="bottom",
-                 fontsize=9, color="#b00000", fontweight="bold")
+        # below everything (the tight bounding box takes it in), so that it covers no label
+        fig.text(0.5, -0.01, "QUICK RUN (small sizes): not the full-size figure", ha="center", va="top",
+                 fontsize=10, color="#b00000", fontweight="bold")
     paths = []
     for ext in ("png", "pdf"):
         path = out / f"{name}.{ext}"

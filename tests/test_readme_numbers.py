@@ -141,3 +141,15 @@ def test_the_readme_verify_excerpt_is_real_output():
 def test_the_readme_names_no_private_notes_and_no_fact_labels():
     assert "THEORY.md" not in README
     assert not re.search(r"\bF\d{1,2}\b", README)
+
+
+def test_a_quick_figure_says_so_in_the_image(tmp_path):
+    from paper_figures._style import figure, save_figure
+
+    texts = []
+    for quick in (False, True):
+        fig, _ = figure()
+        save_figure(fig, tmp_path, f"quick_{quick}", quick=quick)
+        texts.append([t.get_text() for t in fig.texts])
+    assert texts[0] == [] and any("QUICK RUN" in t for t in texts[1])
+    assert (tmp_path / "quick_True.png").is_file()
