@@ -67,6 +67,7 @@ their product ``A`` and its ``singular_values`` (``train`` adds ``history_step``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import inspect
 import json
@@ -512,7 +513,9 @@ def _cmd_figures(args):
     for name in names:
         start = time.perf_counter()
         module = importlib.import_module(paper_figures.FIGURES[name])
-        paths = module.make(out, quick=args.quick, device=args.device)
+        # a figure's own reports go to stderr, so that stdout holds the JSON object alone
+        with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
+            paths = module.make(out, quick=args.quick, device=args.device)
         done.append({"name": name, "seconds": time.perf_counter() - start, "paths": [str(p) for p in paths]})
         if not args.json:
             print(f"{name:<20} {done[-1]['seconds']:7.1f} s  " + "  ".join(done[-1]["paths"]), flush=True)
