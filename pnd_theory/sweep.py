@@ -375,7 +375,13 @@ def run_cell(payload) -> dict:
             kwargs["progress"] = False
         with _seeded_one_thread(payload["seed"]):
             value = function(**kwargs)
-        record.update(results=_results(name, payload["record"], value), status="done", error="")
+        results = _results(name, payload["record"], value)
+        try:
+            json.dumps(results, allow_nan=True)
+        except (TypeError, ValueError) as err:
+            raise InvalidParameterError(f"the result of {name} cannot be stored as JSON ({err}); return numbers, "
+                                        "strings, lists or dicts of them") from None
+        record.update(results=results, status="done", error="")
     except Exception as err:  # a failing cell is recorded, the others go on
         record.update(results={}, status="failed", error=f"{type(err).__name__}: {err}")
     record["seconds"] = time.perf_counter() - start
@@ -402,6 +408,8 @@ def _write(store, record):
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(record, f, indent=1, allow_nan=True)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, store / f"{record['key']}.json")
     except BaseException:
         with contextlib.suppress(OSError):

@@ -288,3 +288,13 @@ def test_checkpoint_keeps_cells_until_the_block_finishes(tmp_path):
         assert set(sweep(spec, client="serial", progress=False).status) == {"cached"}
     assert not folder.exists()
     assert set(sweep(spec, client="serial", progress=False).status) == {"done"}  # outside: no store
+
+
+def returns_an_object(value):
+    return {"value": object()}
+
+
+def test_a_result_that_is_not_json_is_a_failed_cell(tmp_path):
+    df = sweep({"task": returns_an_object, "grid": {"value": [1]}, "record": ["value"]}, client="serial",
+               store=tmp_path, progress=False)
+    assert df.status[0] == "failed" and "JSON" in df.error[0]
