@@ -51,7 +51,13 @@ def activation_sparsity(activations):
     float
         :math:`s \in [0, 1]`.
     """
-    a = activations.detach() if is_tensor(activations) else torch.as_tensor(np.asarray(activations, dtype=float))
+    if is_tensor(activations):
+        a = activations.detach()
+    else:
+        try:
+            a = torch.as_tensor(np.asarray(activations, dtype=float))
+        except (TypeError, ValueError):
+            raise invalid("activations", "a numeric array of shape (batch, units...)", activations) from None
     if a.ndim < 2 or a.shape[0] == 0 or a[0].numel() == 0:
         raise invalid("activations", "an array of shape (batch, units...) with at least one sample and unit",
                       tuple(a.shape))

@@ -63,6 +63,34 @@ def _xp(*arrays):
     return torch if any(is_tensor(a) for a in arrays) else np
 
 
+def _float_array(name, a):
+    """``a`` as a float numpy array, or a torch tensor as it is; refuses what is not numeric."""
+    if is_tensor(a):
+        return a
+    try:
+        return np.asarray(a, dtype=float)
+    except (TypeError, ValueError):
+        raise invalid(name, "a numeric array", a) from None
+
+
+def _check_factor_shapes(U, V, X=None, hidden=None):
+    U = _float_array("U", U)
+    if U.ndim != 2:
+        raise invalid("U", "a matrix (n_out, d)", tuple(U.shape))
+    d = U.shape[1]
+    if hidden is not None:
+        hidden = _float_array("hidden", hidden)
+        if hidden.ndim != 2 or hidden.shape[1] != d:
+            raise invalid("hidden", f"an array (N, d={d})", tuple(hidden.shape))
+        return U, None, None, hidden
+    V, X = _float_array("V", V), _float_array("X", X)
+    if V.ndim != 2 or V.shape[1] != d:
+        raise invalid("V", f"a matrix (n_in, d={d})", tuple(V.shape))
+    if X.ndim != 2 or X.shape[0] != V.shape[0]:
+        raise invalid("X", f"an array (n_in={V.shape[0]}, N), samples as columns", tuple(X.shape))
+    return U, V, X, None
+
+
 def conductance(U, V, X):
     r"""Conductance of every hidden unit for every output on every sample, baseline 0.
 
@@ -81,6 +109,7 @@ def conductance(U, V, X):
     -------
     array (N, n_out, d)
     """
+    U, V, X, _ = _check_factor_shapes(U, V, X)
     H = X.T @ V  # (N, d): v_i^T x_k
     return U[None, :, :] * H[:, None, :]
 
@@ -111,7 +140,10 @@ def unit_importance(U, V, X=None, *, hidden=None):
     if hidden is None:
         if V is None or X is None:
             raise invalid("X", "given with V when hidden is not", X)
+        U, V, X, _ = _check_factor_shapes(U, V, X)
         hidden = X.T @ V
+    else:
+        U, _, _, hidden = _check_factor_shapes(U, None, hidden=hidden)
     xp = _xp(U, hidden)
     if xp is torch:
         return torch.linalg.vector_norm(U, dim=0) * torch.sqrt((hidden ** 2).mean(dim=0))
@@ -163,7 +195,7 @@ def ydrop_rates(importance, p=0.5, *, eps=DEFAULT_EPS, rate_range=DEFAULT_RATE_R
     """
     p, eps, (low, high) = _check_rule(p, eps, rate_range)
     torch_in = is_tensor(importance)
-    imp = importance if torch_in else torch.as_tensor(np.asarray(importance, dtype=float))
+    imp = importance if torch_in else torch.as_tensor(_float_array("importance", importance))
     if imp.ndim != 1 or imp.numel() < 2:
         raise invalid("importance", "a 1-D array of at least 2 unit importances", tuple(imp.shape))
     if not bool(torch.isfinite(imp).all()):

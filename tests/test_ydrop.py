@@ -163,3 +163,20 @@ def test_fixed_point_checks_every_stage_and_other_mean_rates(problem):
     other = ydrop_fixed_point(X, Y, WIDTH, 0.3, rates0=[0.1, 0.2, 0.4, 0.5])
     assert other.converged
     np.testing.assert_allclose(other.rates, np.full(WIDTH, 0.3), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("call", [
+    lambda X, Y: ydrop_rates("x"),
+    lambda X, Y: ydrop_rates([1.0, np.nan]),
+    lambda X, Y: ydrop_rates([1.0, 2.0], p=1.5),
+    lambda X, Y: conductance(np.ones((2, 3)), np.ones((3, 4)), X),
+    lambda X, Y: unit_importance(np.ones((2, 3)), None, hidden=np.ones((5, 4))),
+    lambda X, Y: ydrop_map([0.5] * 3, X, Y, WIDTH),
+    lambda X, Y: ydrop_fixed_point(X, Y, 1),
+    lambda X, Y: ydrop_fixed_point(X, Y, WIDTH, tol=-1.0),
+    lambda X, Y: train_ydrop(X, Y, WIDTH, lr=0.0),
+], ids=["rates-text", "rates-nan", "rates-p", "conductance-shape", "importance-shape", "map-rates", "width",
+        "tol", "lr"])
+def test_refuses_bad_arguments(problem, call):
+    with pytest.raises(pt.InvalidParameterError):
+        call(*problem)
