@@ -294,9 +294,20 @@ def _problem(args, needs, random_only):
         return arrays, "files " + ", ".join(f"{n}={getattr(args, n)}" for n in needs)
     if getattr(args, "samples_as_rows", False):
         raise UserError("--samples-as-rows applies to files only")
-    U, V, X, Y = random_problem(*(_value(args, k) for k in ("n_in", "width", "n_out", "n_samples", "correlation", "seed")))
+    U, V, X, Y = _random_problem(args)
     arrays = {"U": U, "V": V, "X": X, "Y": Y, "A": U @ V.T}
     return {n: arrays[n] for n in needs}, "the built-in random problem"
+
+
+def _random_problem(args):
+    """The built-in random problem, refused when its data overflow float64 (a huge --correlation)."""
+    U, V, X, Y = random_problem(*(_value(args, k) for k in ("n_in", "width", "n_out", "n_samples", "correlation", "seed")))
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = np.isfinite(X @ X.T).all() and np.isfinite(Y @ Y.T).all()
+    if not finite:
+        raise UserError(f"--correlation {_value(args, 'correlation')!r} makes the random problem's inputs overflow "
+                        "float64; use a moderate correlation")
+    return U, V, X, Y
 
 
 def _check_save(args):
@@ -334,7 +345,7 @@ def _emit(args, data, lines):
 def _cmd_verify(args):
     sizes = {k: _value(args, k) for k in ("n_in", "width", "n_out", "n_samples", "correlation", "seed")}
     strategies = default_strategies(sizes["width"], args.p)
-    U, V, X, Y = random_problem(*sizes.values())
+    U, V, X, Y = _random_problem(args)
     rows = verify(strategies, U, V, X, Y, samples=args.samples, seed=sizes["seed"], device=args.device,
                   progress=not args.no_progress)
     bad = [r for r in rows if not r.agree]
@@ -632,7 +643,7 @@ def main(argv=None) -> int:
             return _run(args)
         except BrokenPipeError:
             raise
-        except (UserError, InvalidParameterError, ValueError, TypeError, OSError) as exc:
+        except (UserError, InvalidParameterError, ValueError, TypeError, OSError, ArithmeticError) as exc:
             if args.traceback:
                 raise
             message = " ".join(str(exc).split()) or type(exc).__name__

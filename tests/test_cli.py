@@ -236,6 +236,8 @@ USER_ERRORS = [
     (["penalty", "--U", "{d}/U.npy", "--V", "{d}/V.npy", "--X", "{d}/X.npy", "--Y", "{d}/Y.npy", "--n-in", "3"],
      "--n-in applies to the built-in random problem, not to files"),
     (["penalty", "--samples-as-rows"], "--samples-as-rows applies to files only"),
+    (["verify", "--correlation", "1e300", "--no-progress"], "--correlation 1e+300 makes the random problem's inputs"),
+    (["train", "--lr", "1e308", "--epochs", "3", "--no-progress"], "training diverged"),
     (["minimize", "--X", "{d}/X.npy", "--Y", "{d}/U.npy"], "Y"),
     (["minimize", "--save", "{d}/missing/m.npz"], "does not exist or is not writable"),
     (["minimize", "--save", "{d}/m.txt"], "must name a .npz file"),
