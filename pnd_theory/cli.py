@@ -536,9 +536,6 @@ def _cmd_figures(args):
 
 
 def _build_parser():
-    from .gradient_noise import gradient_noise
-    from .minimizers import global_minimizer
-    from .training import train
     parser = _Parser(prog="pnd-theory", description="Closed-form theory of noise regularizers in linear networks.",
                      epilog="Exit codes: 0 success, 1 verify disagreed, 2 bad arguments or input (one line), "
                             "141 output pipe closed.")
