@@ -95,6 +95,8 @@ def test_npz_by_name_and_csv_with_samples_as_rows_read_the_same_problem(problem_
 
 
 @pytest.mark.parametrize("argv, keys", [
+    (["verify", "--n-in", "1", "--width", "2", "--n-out", "1", "--samples", "200", "--no-progress"],
+     {"problem", "samples", "rows", "agreeing", "total"}),
     (["derive", "--strategy", "dropblock", "--block-size", "2", "--n-in", "2", "--width", "2", "--n-out", "1"],
      {"strategy", "n_in", "width", "n_out", "compact", "latex", "rates", "strengths"}),
     (["penalty"], {"strategy", "source", "shapes", "plain_loss", "penalty", "expected_loss"}),
