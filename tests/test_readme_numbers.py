@@ -3,8 +3,8 @@
 ``CLAIMS`` is the declared table: a README snippet with ``{}`` where the number goes, the file
 that holds the number (a figure's JSON, a benchmark's JSON under ``benchmarks/results/``), the
 key path to it, and the format the README prints it with.  A key path is a tuple of keys and
-list indexes; ``"*"`` takes every item of a list or dict, and a last element ``min``, ``max``
-or ``maxabs`` reduces them.  Regenerating a figure or rerunning a benchmark and forgetting the
+list indexes; ``"*"`` takes every item of a list or dict, a dict takes the items of a list whose
+fields match it, and a last element ``min``, ``max`` or ``maxabs`` reduces them.  Regenerating a figure or rerunning a benchmark and forgetting the
 README fails here.
 """
 
@@ -75,11 +75,14 @@ CLAIMS = [
     ("x to {}x |", BP, ("ratio_max",), F2),
     ("width 4 (target < 10 s) | {} s", BS, ("derive_seconds_min",), F2),
     ("s to {} s |", BS, ("derive_seconds_max",), F2),
-    ("exact layer {}x", BPN, ("rows", 1, "ratio_to_linear_dropout"), F2),
-    ("Gaussian fast path {}x", BPN, ("rows", 5, "ratio_to_linear_dropout"), F2),
-    ("naive full-mask path {}x", BPN, ("rows", 6, "ratio_to_linear_dropout"), F2),
-    ("peak extra memory {} MiB (exact)", BPN, ("rows", 1, "peak_extra_mib"), "{:.1f}"),
-    ("vs {} MiB (naive)", BPN, ("rows", 6, "peak_extra_mib"), "{:.1f}"),
+    ("costs {}x to", "benchmarks/results/deep.json", ("cases", "*", "penalty_over_forward", "min"), "{:.1f}"),
+    ("to {}x one forward product `W_4 W_3 W_2 W_1 X`", "benchmarks/results/deep.json",
+     ("cases", "*", "penalty_over_forward", "max"), "{:.1f}"),
+    ("exact layer {}x", BPN, ("rows", {"case": "pnd-exact-drop"}, "ratio_to_linear_dropout"), F2),
+    ("Gaussian fast path {}x", BPN, ("rows", {"case": "pnd-gaussian-local"}, "ratio_to_linear_dropout"), F2),
+    ("naive full-mask path {}x", BPN, ("rows", {"case": "naive-drop"}, "ratio_to_linear_dropout"), F2),
+    ("peak extra memory {} MiB (exact)", BPN, ("rows", {"case": "pnd-exact-drop"}, "peak_extra_mib"), "{:.1f}"),
+    ("vs {} MiB (naive)", BPN, ("rows", {"case": "naive-drop"}, "peak_extra_mib"), "{:.1f}"),
 ]
 
 
@@ -94,6 +97,8 @@ def lookup(data, path):
         for v in values:
             if key == "*":
                 step.extend(v.values() if isinstance(v, dict) else v)
+            elif isinstance(key, dict):  # the items of a list whose fields match
+                step.extend(item for item in v if all(item.get(k) == want for k, want in key.items()))
             elif isinstance(key, slice):
                 step.extend(v[key])
             else:
