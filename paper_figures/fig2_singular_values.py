@@ -115,7 +115,8 @@ def compute(quick=False, device=None, store=None, client=None):
         "least_squares": global_minimizer(pt.Dropout(0.0), X, Y, WIDTH).singular_values,
         "runs": [],
     }
-    spec = {"task": f"{__name__}:train_run", "grid": {"p": list(P_DROPS), "block_size": list(BLOCK_SIZES)},
+    spec = {"task": "paper_figures.fig2_singular_values:train_run",
+            "grid": {"p": list(P_DROPS), "block_size": list(BLOCK_SIZES)},
             "options": {"epochs": epochs, "device": None if device is None else str(device)}}
     client = client if client is not None else ("serial" if quick else None)
     table = pt.sweep(spec, client=client, store=store, progress=not quick)

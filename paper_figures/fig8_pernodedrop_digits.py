@@ -13,13 +13,14 @@ its hidden layer :math:`h = \mathrm{ReLU}(W x + b)`:
 * **PerNodeDrop, stir "gaussian"**: the same with :math:`M_{ji} \sim N(1, p/(1-p))`.
 
 Why Dropout on the inputs and not on the hidden units: PerNodeDrop, in the hidden layer's
-linear map, masks each *incoming* signal :math:`x_i` separately at every receiving node.  Dropout on the inputs is the same mask law seen from one node: each
-pre-activation :math:`z_j` has the same conditional mean :math:`(Wx)_j + b_j` and the same
-conditional variance :math:`\lambda \sum_i W_{ji}^2 x_i^2` (:math:`\lambda = p/(1-p)`) under
-both.  The two differ only in the correlation *across* receiving nodes (one shared
-:math:`m_i` against independent :math:`M_{ji}`), which is exactly PerNodeDrop's claim to
-difference.  Dropout on the hidden units would instead change the variance itself
-(:math:`\lambda h_j^2`) and so compare two different noise levels at equal ``p``.
+linear map, masks each *incoming* signal :math:`x_i` separately at every receiving node.
+Dropout on the inputs is the same mask law seen from one node: each pre-activation
+:math:`z_j` has the same conditional mean :math:`(Wx)_j + b_j` and the same conditional
+variance :math:`\lambda \sum_i W_{ji}^2 x_i^2` (:math:`\lambda = p/(1-p)`) under both.
+The two differ only in the correlation *across* receiving nodes (one shared :math:`m_i`
+against independent :math:`M_{ji}`), which is exactly PerNodeDrop's claim to difference.
+Dropout on the hidden units would instead change the variance itself (:math:`\lambda h_j^2`)
+and so compare two different noise levels at equal ``p``.
 
 ``p = 0`` is the plain network for all three (every module is then the plain layer, with no
 sampling), so it is trained once per seed and shared by the three curves.  Each point is the
@@ -108,7 +109,7 @@ def _make(out_dir, quick, device, client=None):
     data = load_digits(n_train=N_TRAIN, seed=SPLIT_SEED, device=device)
     grid = [{"method": ["plain"], "p": [0.0], "seed": list(cfg["seeds"])},
             {"method": list(METHODS), "p": [p for p in cfg["p"] if p > 0], "seed": list(cfg["seeds"])}]
-    spec = {"task": f"{__name__}:train_run", "grid": grid,
+    spec = {"task": "paper_figures.fig8_pernodedrop_digits:train_run", "grid": grid,
             "options": {"epochs": cfg["epochs"], "device": None if device is None else str(device)}}
     client = client if client is not None else ("serial" if quick else None)
     table = pt.sweep(spec, client=client, progress=not quick)

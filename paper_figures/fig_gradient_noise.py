@@ -80,7 +80,7 @@ def _monte_carlo_points(plan, device, store, client, progress):
     in the order of ``plan`` (B -> (batches, draws))."""
     grid = [{"kind": list(KINDS), "layer": ["output", "input"], "batch_size": [B], "batches": [batches],
              "draws": [draws]} for B, (batches, draws) in plan.items()]
-    spec = {"task": f"{__name__}:monte_carlo_trace", "grid": grid,
+    spec = {"task": "paper_figures.fig_gradient_noise:monte_carlo_trace", "grid": grid,
             "options": {"device": None if device is None else str(device)}}
     table = pt.sweep(spec, client=client, store=store, progress=progress)
     failed = table[table.status == "failed"]

@@ -649,8 +649,9 @@ def plot(df, x, y, hue="strategy", over="seed", ax=None, **errorbar):
     grid = [c for c in df.attrs.get("grid", ()) if c not in (x, hue, over) and c in ok.columns]
     for column in grid:
         if ok[column].nunique(dropna=True) > 1:
-            raise InvalidParameterError(f"column {column!r} holds several values {sorted(ok[column].dropna().unique())}; "
-                                        f"select one before plotting (e.g. df[df[{column!r}] == ...])")
+            values = sorted(ok[column].dropna().unique())
+            raise InvalidParameterError(f"column {column!r} holds several values {values}; select one before "
+                                        f"plotting (e.g. df[df[{column!r}] == ...])")
     if ax is None:
         _, ax = plt.subplots()
     groups = [(None, ok)] if hue is None else list(ok.groupby(hue, sort=False, dropna=False))
