@@ -67,6 +67,7 @@ CLAIMS = [
     ("and {}x (input layer) the exact layer's gradient noise", GN, ("local_reparameterization", "input", "ratio_local_to_exact"), F2),
     # the tour and the command-line excerpts (benchmarks/readme_examples.py)
     ("ends {} above the optimum", EX, ("tour", "relative_gap"), PCT),
+    ("above the optimum ({} steps)", EX, ("tour", "steps"), "{}"),
     ("objective  L + Theta = {}", EX, ("minimize", "json", "objective"), "{:.12g}"),
     ("penalty    Theta     = {}", EX, ("minimize", "json", "penalty"), "{:.12g}"),
     ("{} of {} strategies agree", EX, ("verify", "json", "agreeing"), "{}"),
