@@ -30,19 +30,29 @@ from ._validation import InvalidParameterError, as_arrays, as_problem, check_fac
 from .strategies import check_strategy
 
 
-def _hidden_term(xp, cov, U, V, SV, a, s):
-    r""":math:`\sum_{jk} C_{jk} (u_j^\top u_k)(v_j^\top S v_k)`, using the structure of ``C``."""
+def _hidden_term(xp, cov, U, V, SV, a, s, gradient=False):
+    r""":math:`H = \sum_{jk} C_{jk} (u_j^\top u_k)(v_j^\top S v_k)`, using the structure of ``C``;
+    with ``gradient`` (numpy), also :math:`(\partial H/\partial U, \partial H/\partial V)`:
+    :math:`2 U (C \circ V^\top S V)` and :math:`2 S V (C \circ U^\top U)`, blockwise."""
     values = _as(xp, cov.values, U)
     if cov.kind == "diagonal":
-        return (values * a * s).sum()
+        value = (values * a * s).sum()
+        return (value, 2 * U * (values * s), 2 * SV * (values * a)) if gradient else value
     if cov.kind == "block":
         b = cov.block_size
         G = values.shape[0]
         Ub, Vb, SVb = U.reshape(U.shape[0], G, b), V.reshape(V.shape[0], G, b), SV.reshape(SV.shape[0], G, b)
         gram_u = xp.einsum("ogj,ogk->gjk", Ub, Ub)
         gram_v = xp.einsum("igj,igk->gjk", Vb, SVb)
-        return xp.einsum("gjk,gjk,g->", gram_u, gram_v, values)
-    return ((U.T @ U) * values * (V.T @ SV)).sum()
+        value = xp.einsum("gjk,gjk,g->", gram_u, gram_v, values)
+        if not gradient:
+            return value
+        dU = 2 * xp.einsum("ogj,gjk,g->ogk", Ub, gram_v, values).reshape(U.shape)
+        dV = 2 * xp.einsum("igj,gjk,g->igk", SVb, gram_u, values).reshape(V.shape)
+        return value, dU, dV
+    UU, VSV = U.T @ U, V.T @ SV
+    value = (UU * values * VSV).sum()
+    return (value, 2 * U @ (values * VSV), 2 * SV @ (values * UU)) if gradient else value
 
 
 def _as(xp, arr, ref):
@@ -81,41 +91,59 @@ def penalty_of_law(law, U, V, S=None):
     return float(value) if xp is np else value
 
 
-def _penalty_normalized(xp, law, U, V, S):
+def _penalty_normalized(xp, law, U, V, S, gradient=False):
+    """The penalty of the module docstring (``S`` None for the identity); with ``gradient``
+    (numpy only), the value and its gradients with respect to ``U`` and ``V``, from the same
+    terms."""
     SV = V if S is None else S @ V
     a = (U * U).sum(0)
     s = (V * SV).sum(0)  # v_j^T S v_j for every unit
     total = (a * 0).sum()
+    dU = np.zeros_like(U) if gradient else None
+    dV = np.zeros_like(V) if gradient else None
     diag_c = 0.0
     if law.hidden is not None:
         cov = law.hidden.hidden_covariance()
-        total = total + _hidden_term(xp, cov, U, V, SV, a, s)
+        term = _hidden_term(xp, cov, U, V, SV, a, s, gradient)
+        if gradient:
+            term, hU, hV = term
+            dU, dV = dU + hU, dV + hV
+        total = total + term
         diag_c = _as(xp, cov.diagonal(), U)
     gU = 0.0
     gV = 0.0
+    sig_u = sig_v = diag_s = None
     if law.output is not None:
-        gU = (_as(xp, law.output.entry_variances(), U) * U * U).sum(0)
+        sig_u = _as(xp, law.output.entry_variances(), U)
+        gU = (sig_u * U * U).sum(0)
     if law.input is not None:
         diag_s = xp.ones(V.shape[0], dtype=V.dtype) if xp is np else V.new_ones(V.shape[0])
         if S is not None:
             diag_s = xp.diagonal(S)
-        gV = (_as(xp, law.input.entry_variances(), V) * diag_s[:, None] * V * V).sum(0)
+        sig_v = _as(xp, law.input.entry_variances(), V)
+        gV = (sig_v * diag_s[:, None] * V * V).sum(0)
     weights = gU * s + a * gV + gU * gV
     if not (isinstance(weights, float) and weights == 0.0):
-        total = total + ((1 + diag_c) * weights).sum()
-    return total
+        e = 1 + diag_c
+        total = total + (e * weights).sum()
+        if gradient:
+            # d/dU: g^U through sigma_U, a through ||u_j||^2; d/dV: s through S V, g^V through sigma_V
+            if sig_u is not None:
+                dU = dU + 2 * sig_u * U * (e * (s + gV))
+                dV = dV + 2 * SV * (e * gU)
+            if sig_v is not None:
+                dU = dU + 2 * U * (e * gV)
+                dV = dV + 2 * sig_v * diag_s[:, None] * V * (e * (a + gU))
+    return (total, dU, dV) if gradient else total
 
 
 def penalty_and_gradient(law, U, V, S=None):
     r""":math:`R(U, V)` of a law with its gradients :math:`(\partial R / \partial U,
-    \partial R / \partial V)`, by autograd through :func:`penalty_of_law` (float64 numpy in and
-    out): the value and gradient that the numerical minimizations use."""
-    Ut = torch.tensor(U, dtype=torch.float64, requires_grad=True)
-    Vt = torch.tensor(V, dtype=torch.float64, requires_grad=True)
-    St = None if S is None else torch.as_tensor(S, dtype=torch.float64)
-    value = penalty_of_law(law, Ut, Vt, St)
-    gU, gV = torch.autograd.grad(value, (Ut, Vt))
-    return float(value.detach()), gU.numpy(), gV.numpy()
+    \partial R / \partial V)` (float64 numpy in and out), from the same terms as the value: the
+    value and gradient that the numerical minimizations use.  For torch inputs use
+    :func:`penalty_of_law` and autograd; the tests hold the two gradients equal."""
+    value, dU, dV = _penalty_normalized(np, law, U, V, S, gradient=True)
+    return float(value), dU, dV
 
 
 def expected_penalty(strategy, U, V, second_moment=None):

@@ -107,3 +107,25 @@ def test_bad_inputs_name_the_problem(rng):
         pt.expected_loss(s, U, V, X[:-1], Y)
     with pytest.raises(ValueError, match="block_size must divide"):
         pt.expected_penalty(pt.DropBlock(0.5, 3), U, V)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES + [
+    pt.WeightNoise((pt.Gaussian(0.3), pt.Uniform(0.5, 1.5)), "both"),
+    pt.UnitNoise([pt.Bernoulli(0.1), pt.DiscreteLaw([0.0, 2.0], [0.5, 0.5]), pt.Gaussian(0.2), pt.Bernoulli(0.5)]),
+], ids=repr)
+def test_numpy_gradient_equals_autograd_of_the_torch_backend(strategy):
+    """The value and gradient used by the numeric minimizations against torch autograd through
+    the backend-preserving closed form (both from the one law-driven penalty)."""
+    from pnd_theory.penalty import penalty_and_gradient, penalty_of_law
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(3, 7)) + 0.7 * rng.normal(size=(3, 1))
+    S = X @ X.T / 7
+    U, V = rng.normal(size=(2, 4)), rng.normal(size=(3, 4))
+    law = strategy.law(3, 4, 2)
+    value, gU, gV = penalty_and_gradient(law, U, V, S)
+    Ut, Vt = torch.tensor(U, requires_grad=True), torch.tensor(V, requires_grad=True)
+    penalty_of_law(law, Ut, Vt, torch.tensor(S)).backward()
+    np.testing.assert_allclose(value, pt.expected_penalty(strategy, U, V, S), rtol=1e-13)
+    np.testing.assert_allclose(gU, Ut.grad.numpy(), rtol=1e-12, atol=1e-13 * np.abs(gU).max())
+    np.testing.assert_allclose(gV, Vt.grad.numpy(), rtol=1e-12, atol=1e-13 * np.abs(gV).max())
