@@ -442,7 +442,7 @@ def _cmd_induced(args):
 def _cmd_minimize(args):
     strategy = _strategy(args)
     save = _check_save(args)
-    arrays, source = _problem(args, ("X", "Y"), ("n_in", "n_out", "n_samples", "correlation"))
+    arrays, source = _problem(args, ("X", "Y"), ("n_in", "n_out", "n_samples", "correlation", "seed"))
     X, Y = arrays["X"], arrays["Y"]
     width = _value(args, "width")
     result = global_minimizer(strategy, X, Y, width, method=args.method)

@@ -238,6 +238,7 @@ USER_ERRORS = [
     (["penalty", "--U", "{d}/U.npy", "--V", "{d}/V.npy", "--X", "{d}/X.npy", "--Y", "{d}/Y.npy", "--n-in", "3"],
      "--n-in applies to the built-in random problem, not to files"),
     (["penalty", "--samples-as-rows"], "--samples-as-rows applies to files only"),
+    (["minimize", "--X", "{d}/X.npy", "--Y", "{d}/Y.npy", "--seed", "3"], "--seed applies to the built-in random problem"),
     (["verify", "--correlation", "1e300", "--no-progress"], "--correlation 1e+300 makes the random problem's inputs"),
     (["train", "--lr", "1e308", "--epochs", "3", "--no-progress"], "training diverged"),
     (["minimize", "--X", "{d}/X.npy", "--Y", "{d}/U.npy"], "Y"),
