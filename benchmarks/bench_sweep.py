@@ -74,6 +74,7 @@ def main():
         "speedup_total": serial_s / cluster_s,
         "speedup_sweep_only": serial_s / sweep_s,
         "mean_cell_seconds_serial": float(serial.seconds.mean()),
+        "mean_cell_seconds_cluster": float(parallel.seconds.mean()),
         "identical_tables": True,
     }
     out = Path(args.out)
