@@ -642,6 +642,8 @@ def plot(df, x, y, hue="strategy", over="seed", ax=None, **errorbar):
     """
     import matplotlib.pyplot as plt  # plotting is optional: pyplot only when a plot is asked for
 
+    if not isinstance(df, pd.DataFrame):
+        raise invalid("df", "a pandas DataFrame from pnd_theory.sweep", df)
     for name in (x, y) + ((hue,) if hue is not None else ()):
         if name not in df.columns:
             raise invalid(f"column {name!r}", f"one of {', '.join(map(str, df.columns))}", name)

@@ -242,6 +242,10 @@ def test_plot_means_and_standard_errors_over_seeds(spec_file):
     df = sweep(spec_file, client="serial", progress=False)
     with pytest.raises(pt.InvalidParameterError, match="width"):
         pt.sweep_plot(df, x="p", y="objective")
+    with pytest.raises(pt.InvalidParameterError, match="column 'lr'"):
+        pt.sweep_plot(df[df.width == 8], x="lr", y="objective")
+    with pytest.raises(pt.InvalidParameterError, match="DataFrame"):
+        pt.sweep_plot([1, 2], x="p", y="objective")
     ax = pt.sweep_plot(df[df.width == 8], x="p", y="objective", hue="strategy")
     lines = {t.get_text(): None for t in ax.get_legend().get_texts()}
     assert set(lines) == {"dropout", "dropblock"}
@@ -298,3 +302,26 @@ def test_a_result_that_is_not_json_is_a_failed_cell(tmp_path):
     df = sweep({"task": returns_an_object, "grid": {"value": [1]}, "record": ["value"]}, client="serial",
                store=tmp_path, progress=False)
     assert df.status[0] == "failed" and "JSON" in df.error[0]
+
+
+def test_restart_mid_sweep_loses_no_finished_cell(tmp_path, client):
+    import threading
+    import time
+
+    spec = {"task": slow_square, "grid": {"value": list(range(10))}, "options": {"pause": 1.5}}
+    store = tmp_path / "store"
+    before = set(client.run(os.getpid).values())
+    out = {}
+    run = threading.Thread(target=lambda: out.update(df=sweep(spec, client=client, store=store, progress=False)))
+    run.start()
+    deadline = time.monotonic() + 120
+    while len(list(store.glob("*.json"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    finished = {f.name: f.read_text() for f in store.glob("*.json")}
+    client.restart()
+    run.join(timeout=180)
+    df = out["df"]
+    assert list(df.status) == ["done"] * 10 and list(df.square) == [v * v for v in range(10)]
+    assert any(pid not in before for pid in df.pid), "no cell ran after the restart"
+    assert {name: (store / name).read_text() for name in finished} == finished  # kept as they were
+    assert len(list(store.glob("*.json"))) == 10
