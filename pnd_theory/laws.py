@@ -130,24 +130,36 @@ class IndependentMask(ComponentLaw):
     """Mask entries that are copies of independent scalar variables.
 
     Entry ``e`` of the component equals variable ``groups[e]``; variable ``g`` follows
-    ``laws[g]`` (a :class:`ScalarLaw`); ``symbols[g]`` names its parameter in symbolic
-    derivations (two variables with different laws never share a name).
+    ``distinct_laws[law_index[g]]`` (a :class:`ScalarLaw`), so that a million weights of one law
+    hold one law object.  ``symbol_names`` names the laws' parameters in symbolic derivations:
+    one name for every variable, or a tuple with one name per variable (two variables with
+    different laws never share a name).  Build it with :func:`independent_mask`.
     """
 
-    laws: tuple
+    distinct_laws: tuple
+    law_index: np.ndarray
     groups: np.ndarray
-    symbols: tuple
+    symbol_names: object
 
     def __post_init__(self):
-        for g, law in enumerate(self.laws):
-            check_scalar_law(f"laws[{g}]", law)
-        if len(self.symbols) != len(self.laws):
-            raise InvalidParameterError(f"symbols must name every variable; got {len(self.symbols)} names "
-                                        f"for {len(self.laws)} variables")
-        for name in set(self.symbols):
-            same = {self.laws[g] for g, s in enumerate(self.symbols) if s == name}
-            if len(same) > 1 and name is not None:
-                raise InvalidParameterError(f"symbols must differ for different laws; got {name!r} for {sorted(map(repr, same))}")
+        for i, law in enumerate(self.distinct_laws):
+            check_scalar_law(f"laws[{i}]", law)
+        if isinstance(self.symbol_names, str):
+            if len(self.distinct_laws) > 1:
+                raise InvalidParameterError(
+                    f"symbols must differ for different laws; got one name {self.symbol_names!r} for "
+                    f"{len(self.distinct_laws)} laws")
+            return
+        if len(self.symbol_names) != len(self.law_index):
+            raise InvalidParameterError(f"symbols must name every variable; got {len(self.symbol_names)} names "
+                                        f"for {len(self.law_index)} variables")
+        by_name = {}
+        for g, name in enumerate(self.symbol_names):
+            by_name.setdefault(name, set()).add(int(self.law_index[g]))
+        for name, which in by_name.items():
+            if len(which) > 1:
+                shown = sorted(repr(self.distinct_laws[i]) for i in which)
+                raise InvalidParameterError(f"symbols must differ for different laws; got {name!r} for {shown}")
 
     @property
     def shape(self):
@@ -155,11 +167,21 @@ class IndependentMask(ComponentLaw):
 
     @property
     def n_variables(self) -> int:
-        return len(self.laws)
+        return len(self.law_index)
 
     @property
-    def variable_laws(self):
-        return self.laws
+    def laws(self) -> tuple:
+        """The law of every variable (a tuple as long as the variables: for small components)."""
+        return tuple(self.distinct_laws[i] for i in self.law_index)
+
+    variable_laws = laws
+
+    @property
+    def symbols(self) -> tuple:
+        """The parameter's name of every variable."""
+        if isinstance(self.symbol_names, str):
+            return (self.symbol_names,) * self.n_variables
+        return tuple(self.symbol_names)
 
     @property
     def independent_entries(self) -> bool:
@@ -170,13 +192,11 @@ class IndependentMask(ComponentLaw):
     @property
     def single_law(self):
         """The one law of every variable, or None when the variables follow different laws."""
-        first = self.laws[0]
-        return first if all(law == first for law in self.laws) else None
+        return self.distinct_laws[0] if len(self.distinct_laws) == 1 else None
 
     def variances(self) -> np.ndarray:
         """Variance of every variable."""
-        cache = {law: law.variance for law in set(self.laws)}
-        return np.array([cache[law] for law in self.laws], dtype=np.float64)
+        return np.array([law.variance for law in self.distinct_laws], dtype=np.float64)[self.law_index]
 
     def entry_variances(self) -> np.ndarray:
         if not self.independent_entries:
@@ -202,7 +222,7 @@ class IndependentMask(ComponentLaw):
             counts[g] = counts.get(g, 0) + 1
         result = 1
         for g, k in counts.items():
-            law = self.laws[g]
+            law = self.distinct_laws[self.law_index[g]]
             if symbol_of is None:
                 result = result * law.moment(k)
             else:
@@ -210,9 +230,9 @@ class IndependentMask(ComponentLaw):
         return result
 
     def support(self, order):
-        cache = {law: law.support(order) for law in set(self.laws)}
-        values = [np.asarray(cache[law][0], dtype=np.float64) for law in self.laws]
-        probs = [np.asarray(cache[law][1], dtype=np.float64) for law in self.laws]
+        cache = [law.support(order) for law in self.distinct_laws]
+        values = [np.asarray(cache[i][0], dtype=np.float64) for i in self.law_index]
+        probs = [np.asarray(cache[i][1], dtype=np.float64) for i in self.law_index]
         return values, probs
 
     def entries(self, z):
@@ -228,14 +248,21 @@ class IndependentMask(ComponentLaw):
             z = single.sample(lead + (self.n_variables,), generator, device, dtype)
         else:
             by_class = {}
-            for g, law in enumerate(self.laws):
-                by_class.setdefault(type(law), []).append(g)
-            if len(by_class) == 1:
-                z = type(self.laws[0]).sample_many(self.laws, lead, generator, device, dtype)
+            for i, law in enumerate(self.distinct_laws):
+                by_class.setdefault(type(law), []).append(i)
+            groups = {cls: np.flatnonzero(np.isin(self.law_index, which)) for cls, which in by_class.items()}
+
+            def draw(cls, idx):
+                return cls.sample_many([self.distinct_laws[i] for i in self.law_index[idx]], lead, generator,
+                                       device, dtype)
+
+            if len(groups) == 1:
+                (cls, idx), = groups.items()
+                z = draw(cls, idx)
             else:
                 z = torch.empty(lead + (self.n_variables,), device=device, dtype=dtype)
-                for cls, idx in by_class.items():
-                    z[..., idx] = cls.sample_many([self.laws[g] for g in idx], lead, generator, device, dtype)
+                for cls, idx in groups.items():
+                    z[..., torch.as_tensor(idx, device=z.device)] = draw(cls, idx)
         if self.independent_entries:
             return z.reshape(lead + self.shape)
         return z[..., torch.as_tensor(self.groups, device=z.device)]
@@ -244,13 +271,18 @@ class IndependentMask(ComponentLaw):
 def independent_mask(laws, shape, symbols, groups=None) -> IndependentMask:
     """An :class:`IndependentMask` of the given shape.
 
-    ``laws``/``symbols``: one law and one name for all entries (independent entries), or, with
-    ``groups`` (entry -> variable), one per variable."""
+    ``laws``/``symbols``: one law and one name for all entries (independent entries, stored as
+    one law), or, with ``groups`` (entry -> variable), one law and one name per variable."""
     if groups is None:
+        check_scalar_law("law", laws)
         groups = np.arange(int(np.prod(shape))).reshape(shape)
-        laws = (laws,) * groups.size
-        symbols = (symbols,) * groups.size
-    return IndependentMask(tuple(laws), np.asarray(groups), tuple(symbols))
+        return IndependentMask((laws,), np.zeros(groups.size, dtype=np.int64), groups, str(symbols))
+    laws = tuple(laws)
+    for g, law in enumerate(laws):
+        check_scalar_law(f"laws[{g}]", law)
+    distinct = {}
+    index = np.array([distinct.setdefault(law, len(distinct)) for law in laws], dtype=np.int64)
+    return IndependentMask(tuple(distinct), index, np.asarray(groups), tuple(symbols))
 
 
 @dataclass(frozen=True, eq=False)

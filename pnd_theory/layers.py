@@ -32,7 +32,7 @@ Layers = namedtuple("Layers", "first hidden second")
 def _structure(name, comp, per_sample) -> Structure:
     if not isinstance(comp, IndependentMask):
         return Structure(name, None, type(comp).__name__, per_sample)
-    classes = {type(law) for law in comp.laws}
+    classes = {type(law) for law in comp.distinct_laws}
     law_class = classes.pop() if len(classes) == 1 else None
     if comp.independent_entries:
         arrangement = "one law" if comp.single_law is not None else "per-variable laws"

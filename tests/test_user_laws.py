@@ -12,7 +12,7 @@ import sympy
 import torch
 
 import pnd_theory as pt
-from pnd_theory.laws import IndependentMask
+from pnd_theory.laws import independent_mask
 
 from conftest import make_problem
 
@@ -48,7 +48,9 @@ def test_derive_keeps_two_different_rates_apart(rng):
 
 def test_an_unknown_kind_of_law_cannot_be_constructed():
     with pytest.raises(pt.InvalidParameterError, match="scalar law"):
-        IndependentMask(("student-t",), np.arange(1), ("p",))
+        independent_mask("student-t", (1,), "p")
+    with pytest.raises(pt.InvalidParameterError, match="scalar law"):
+        independent_mask(("student-t",), None, ("p",), groups=np.arange(1))
     with pytest.raises(pt.InvalidParameterError, match="scalar law"):
         pt.WeightNoise("laplace", "input")
     with pytest.raises(TypeError):

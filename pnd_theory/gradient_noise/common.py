@@ -55,8 +55,8 @@ def _central_moments(component):
     r"""Per-variable :math:`(\lambda, \kappa, \chi)`: variance, third central moment and fourth
     cumulant of :math:`m - 1`, from the raw moments of the variables' laws."""
     component.check_order(4, "the gradient covariance")
-    cache = {law: [law.moment(k) for k in (2, 3, 4)] for law in set(component.variable_laws)}
-    m2, m3, m4 = np.array([cache[law] for law in component.variable_laws], dtype=np.float64).T
+    table = np.array([[law.moment(k) for k in (2, 3, 4)] for law in component.distinct_laws], dtype=np.float64)
+    m2, m3, m4 = table[component.law_index].T
     lam = m2 - 1.0
     kappa = m3 - 3.0 * m2 + 2.0
     mu4 = m4 - 4.0 * m3 + 6.0 * m2 - 3.0
