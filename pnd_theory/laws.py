@@ -272,11 +272,15 @@ def independent_mask(laws, shape, symbols, groups=None) -> IndependentMask:
     """An :class:`IndependentMask` of the given shape.
 
     ``laws``/``symbols``: one law and one name for all entries (independent entries, stored as
-    one law), or, with ``groups`` (entry -> variable), one law and one name per variable."""
+    one law), or, with ``groups`` (entry -> variable), one law and one name for every variable
+    or one law and one name per variable."""
     if groups is None:
         check_scalar_law("law", laws)
         groups = np.arange(int(np.prod(shape))).reshape(shape)
         return IndependentMask((laws,), np.zeros(groups.size, dtype=np.int64), groups, str(symbols))
+    if isinstance(laws, ScalarLaw):  # one law for every variable, stored once
+        n = int(np.max(groups)) + 1 if np.size(groups) else 0
+        return IndependentMask((laws,), np.zeros(n, dtype=np.int64), np.asarray(groups), str(symbols))
     laws = tuple(laws)
     for g, law in enumerate(laws):
         check_scalar_law(f"laws[{g}]", law)

@@ -82,6 +82,10 @@ def penalty_of_law(law, U, V, S=None):
     if su == 0.0 or sv == 0.0 or ss == 0.0:
         value = (U * 0).sum() * (V * 0).sum()
         return float(value) if xp is np else value
+    if all(1e-30 <= x <= 1e30 for x in (su, sv, ss)):
+        # no intermediate of R can over- or underflow at these scales: no copies
+        value = _penalty_normalized(xp, law, U, V, S)
+        return float(value) if xp is np else value
     # the scale factors are plain floats: gradients flow through the normalized factors
     Un, Vn = U / su, V / sv
     Sn = None if S is None else S / ss

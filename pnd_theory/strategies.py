@@ -214,8 +214,7 @@ class UnitNoise(Strategy):
             laws = self.scalar_law
             symbols = tuple(f"p_{g + 1}" for g in range(n_blocks))
         else:
-            laws = (self.scalar_law,) * n_blocks
-            symbols = ("p",) * n_blocks
+            laws, symbols = self.scalar_law, "p"
         hidden = independent_mask(laws, None, symbols, groups=np.arange(width) // self.block_size)
         return MaskLaw(n_in, width, n_out, True, hidden=hidden)
 
