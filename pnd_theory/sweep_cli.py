@@ -1,12 +1,14 @@
 """The ``pnd-theory sweep`` subcommand: parse its options, run :func:`pnd_theory.sweep.sweep`, print.
 
-Kept apart from :mod:`pnd_theory.cli` so that the command line pays for pandas and Dask only
-when a sweep is asked for.
+Kept apart from :mod:`pnd_theory.cli`: the options, the run and the summary table of a sweep.
 """
 
 from __future__ import annotations
 
 import json
+
+from ._validation import InvalidParameterError
+from .sweep import sweep
 
 HELP = "run a grid of tasks from a TOML spec on Dask, resumable, and print the table"
 
@@ -42,11 +44,9 @@ def _summary(df):
 
 def run(args) -> int:
     """Run the sweep of ``args.spec``; exit 0 when every cell is done, 1 when some failed."""
-    from .sweep import sweep
-
     client = args.scheduler
     if args.workers is not None and args.scheduler is not None:
-        raise ValueError("--workers sizes the LocalCluster started without --scheduler; give one of the two")
+        raise InvalidParameterError("--workers sizes the LocalCluster started without --scheduler; give one of the two")
     df = sweep(args.spec, client=client, store=args.store, progress=not args.no_progress, workers=args.workers)
     failed = df[df.status == "failed"]
     if args.json:
