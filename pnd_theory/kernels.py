@@ -32,9 +32,11 @@ to ``2q``, the low 32 bits ``b`` to ``2q + 1``.
 
 Three implementations compute the same values: :func:`counter_masks` in plain torch (any
 device; the reference), the numba kernels of this module (CPU; ``fastmath`` off, a fixed
-summation order per output entry), and the Triton kernels of :mod:`pnd_theory.kernels_triton`
-(CUDA).  Bernoulli masks agree bit for bit; Gaussian ones to the rounding of ``log``,
-``cos`` and ``sin`` (the numba kernels use their own polynomials so that they vectorize).
+summation order per output entry, compiled on first use in each process), and the Triton
+kernels of :mod:`pnd_theory.kernels_triton` (CUDA).  Bernoulli masks agree bit for bit;
+Gaussian ones to the rounding of ``log``, ``cos`` and ``sin`` for float64 work (the numba
+kernels use their own polynomials so that they vectorize) and to float32 accuracy (errors
+below ``1e-6``) for float32 work.
 """
 from __future__ import annotations
 
@@ -166,7 +168,6 @@ if HAVE_NUMBA:
     _COS_C = tuple((-1.0) ** k / math.factorial(2 * k) for k in range(12))
     # shorter polynomials for float32 work: terms left out below 1e-9
     _LOG_C32, _SIN_C32, _COS_C32 = _LOG_C[:6], _SIN_C[:7], _COS_C[:8]
-    _JIT = dict(parallel=True, fastmath=False, cache=True, nogil=True)
 
     @njit(inline="always")
     def _mix(z):
@@ -236,96 +237,115 @@ if HAVE_NUMBA:
         return rho * c, rho * s
 
     @njit(inline="always")
-    def _pair(h, gaussian, precise, thr, scale, sigma):
-        if gaussian:
-            if precise:  # float64 work
-                z0, z1 = _box_muller64(h)
-            else:  # float32 work
-                z0, z1 = _box_muller32(h)
-            return 1.0 + sigma * z0, 1.0 + sigma * z1
+    def _pair_drop(h, thr, scale, sigma):
         zero = scale - scale  # of the type of scale: float32 work stays in float32
         m0 = scale if (h >> np.uint64(32)) >= thr else zero
         m1 = scale if (h & _LO) >= thr else zero
         return m0, m1
 
-    @njit(**_JIT)
-    def _forward(x, wt, key, gaussian, precise, thr, scale, sigma, positions, out):
-        rows, n_in = x.shape
-        n_out = wt.shape[1]
-        half = n_in // 2
-        pairs = np.uint64((n_in + 1) // 2)
-        step = pairs * _G  # from output j to j + 1
-        for r in prange(rows):
-            o = out[r]
-            for j in range(n_out):
-                o[j] = 0.0
-            s = np.uint64(r // positions)
-            for q in range(half):
-                base = key + (s * np.uint64(n_out) * pairs + np.uint64(q) + _ONE) * _G
-                x0 = x[r, 2 * q]
-                x1 = x[r, 2 * q + 1]
-                w0 = wt[2 * q]
-                w1 = wt[2 * q + 1]
-                for j in range(n_out):
-                    m0, m1 = _pair(_mix(base + np.uint64(j) * step), gaussian, precise, thr, scale, sigma)
-                    o[j] += w0[j] * m0 * x0
-                    o[j] += w1[j] * m1 * x1
-            if n_in % 2 == 1:
-                base = key + (s * np.uint64(n_out) * pairs + np.uint64(half) + _ONE) * _G
-                x0 = x[r, n_in - 1]
-                w0 = wt[n_in - 1]
-                for j in range(n_out):
-                    m0, m1 = _pair(_mix(base + np.uint64(j) * step), gaussian, precise, thr, scale, sigma)
-                    o[j] += w0[j] * m0 * x0
-        return out
+    @njit(inline="always")
+    def _pair_gauss32(h, thr, scale, sigma):
+        z0, z1 = _box_muller32(h)
+        return 1.0 + sigma * z0, 1.0 + sigma * z1
 
-    @njit(**_JIT)
-    def _grad_input(g, w, key, gaussian, precise, thr, scale, sigma, positions, out):
-        rows, n_out = g.shape
-        n_in = w.shape[1]
-        half = n_in // 2
-        pairs = np.uint64((n_in + 1) // 2)
-        for r in prange(rows):
-            o = out[r]
-            for i in range(n_in):
-                o[i] = 0.0
-            s = np.uint64(r // positions)
-            for j in range(n_out):
-                gj = g[r, j]
-                wj = w[j]
-                base = key + ((s * np.uint64(n_out) + np.uint64(j)) * pairs + _ONE) * _G
-                for q in range(half):
-                    m0, m1 = _pair(_mix(base + np.uint64(q) * _G), gaussian, precise, thr, scale, sigma)
-                    o[2 * q] += gj * m0 * wj[2 * q]
-                    o[2 * q + 1] += gj * m1 * wj[2 * q + 1]
-                if n_in % 2 == 1:
-                    m0, m1 = _pair(_mix(base + np.uint64(half) * _G), gaussian, precise, thr, scale, sigma)
-                    o[n_in - 1] += gj * m0 * wj[n_in - 1]
-        return out
+    @njit(inline="always")
+    def _pair_gauss64(h, thr, scale, sigma):
+        z0, z1 = _box_muller64(h)
+        return 1.0 + sigma * z0, 1.0 + sigma * z1
 
-    @njit(**_JIT)
-    def _grad_weight(g, x, key, gaussian, precise, thr, scale, sigma, positions, out):
-        rows, n_out = g.shape
-        n_in = x.shape[1]
-        half = n_in // 2
-        pairs = np.uint64((n_in + 1) // 2)
-        for j in prange(n_out):
-            o = out[j]
-            for i in range(n_in):
-                o[i] = 0.0
-            for r in range(rows):
+    def _make_kernels(_pair):
+        """The three kernels for one kind of mask value.
+
+        One compiled loop per kind: with the kind a run-time flag the compiler kept the branch
+        inside the inner loop and the Bernoulli kernels ran about 2.5 times slower.  Kernels
+        made here are compiled on first use in each process (about a second each): numba
+        cannot cache closures.
+        """
+
+        @njit(parallel=True, fastmath=False, nogil=True)
+        def _forward(x, wt, key, thr, scale, sigma, positions, out):
+            rows, n_in = x.shape
+            n_out = wt.shape[1]
+            half = n_in // 2
+            pairs = np.uint64((n_in + 1) // 2)
+            step = pairs * _G  # from output j to j + 1
+            for r in prange(rows):
+                o = out[r]
+                for j in range(n_out):
+                    o[j] = 0.0
                 s = np.uint64(r // positions)
-                gj = g[r, j]
-                xr = x[r]
-                base = key + ((s * np.uint64(n_out) + np.uint64(j)) * pairs + _ONE) * _G
                 for q in range(half):
-                    m0, m1 = _pair(_mix(base + np.uint64(q) * _G), gaussian, precise, thr, scale, sigma)
-                    o[2 * q] += gj * m0 * xr[2 * q]
-                    o[2 * q + 1] += gj * m1 * xr[2 * q + 1]
+                    base = key + (s * np.uint64(n_out) * pairs + np.uint64(q) + _ONE) * _G
+                    x0 = x[r, 2 * q]
+                    x1 = x[r, 2 * q + 1]
+                    w0 = wt[2 * q]
+                    w1 = wt[2 * q + 1]
+                    for j in range(n_out):
+                        m0, m1 = _pair(_mix(base + np.uint64(j) * step), thr, scale, sigma)
+                        o[j] += w0[j] * m0 * x0
+                        o[j] += w1[j] * m1 * x1
                 if n_in % 2 == 1:
-                    m0, m1 = _pair(_mix(base + np.uint64(half) * _G), gaussian, precise, thr, scale, sigma)
-                    o[n_in - 1] += gj * m0 * xr[n_in - 1]
-        return out
+                    base = key + (s * np.uint64(n_out) * pairs + np.uint64(half) + _ONE) * _G
+                    x0 = x[r, n_in - 1]
+                    w0 = wt[n_in - 1]
+                    for j in range(n_out):
+                        m0, m1 = _pair(_mix(base + np.uint64(j) * step), thr, scale, sigma)
+                        o[j] += w0[j] * m0 * x0
+            return out
+
+        @njit(parallel=True, fastmath=False, nogil=True)
+        def _grad_input(g, w, key, thr, scale, sigma, positions, out):
+            rows, n_out = g.shape
+            n_in = w.shape[1]
+            half = n_in // 2
+            pairs = np.uint64((n_in + 1) // 2)
+            for r in prange(rows):
+                o = out[r]
+                for i in range(n_in):
+                    o[i] = 0.0
+                s = np.uint64(r // positions)
+                for j in range(n_out):
+                    gj = g[r, j]
+                    wj = w[j]
+                    base = key + ((s * np.uint64(n_out) + np.uint64(j)) * pairs + _ONE) * _G
+                    for q in range(half):
+                        m0, m1 = _pair(_mix(base + np.uint64(q) * _G), thr, scale, sigma)
+                        o[2 * q] += gj * m0 * wj[2 * q]
+                        o[2 * q + 1] += gj * m1 * wj[2 * q + 1]
+                    if n_in % 2 == 1:
+                        m0, m1 = _pair(_mix(base + np.uint64(half) * _G), thr, scale, sigma)
+                        o[n_in - 1] += gj * m0 * wj[n_in - 1]
+            return out
+
+        @njit(parallel=True, fastmath=False, nogil=True)
+        def _grad_weight(g, x, key, thr, scale, sigma, positions, out):
+            rows, n_out = g.shape
+            n_in = x.shape[1]
+            half = n_in // 2
+            pairs = np.uint64((n_in + 1) // 2)
+            for j in prange(n_out):
+                o = out[j]
+                for i in range(n_in):
+                    o[i] = 0.0
+                for r in range(rows):
+                    s = np.uint64(r // positions)
+                    gj = g[r, j]
+                    xr = x[r]
+                    base = key + ((s * np.uint64(n_out) + np.uint64(j)) * pairs + _ONE) * _G
+                    for q in range(half):
+                        m0, m1 = _pair(_mix(base + np.uint64(q) * _G), thr, scale, sigma)
+                        o[2 * q] += gj * m0 * xr[2 * q]
+                        o[2 * q + 1] += gj * m1 * xr[2 * q + 1]
+                    if n_in % 2 == 1:
+                        m0, m1 = _pair(_mix(base + np.uint64(half) * _G), thr, scale, sigma)
+                        o[n_in - 1] += gj * m0 * xr[n_in - 1]
+            return out
+
+        return _forward, _grad_input, _grad_weight
+
+    #: kernels by kind of mask: Bernoulli, Gaussian for float32 work, Gaussian for float64 work
+    KERNELS = {"drop": _make_kernels(_pair_drop), "gauss32": _make_kernels(_pair_gauss32),
+               "gauss64": _make_kernels(_pair_gauss64)}
 
 
 def _numpy_float(t: Tensor) -> np.ndarray:
@@ -335,34 +355,35 @@ def _numpy_float(t: Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
-def _call(kernel, a: Tensor, b: Tensor, out_shape, seed: int, p: float, gaussian: bool, positions: int,
+def _call(which: int, a: Tensor, b: Tensor, out_shape, seed: int, p: float, gaussian: bool, positions: int,
           result_dtype) -> Tensor:
+    """Run kernel ``which`` (0 forward, 1 input gradient, 2 weight gradient) for the mask kind."""
     an, bn = _numpy_float(a), _numpy_float(b)
     work = np.promote_types(an.dtype, bn.dtype)
     an, bn = an.astype(work, copy=False), bn.astype(work, copy=False)
     out = np.empty(out_shape, dtype=work)
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-    scalar = work.type
-    kernel(an, bn, np.uint64(seed_key(seed)), bool(gaussian), bool(work == np.float64), np.uint64(drop_threshold(p)),
-           scalar(1.0 / (1.0 - p)), math.sqrt(p / (1.0 - p)), int(positions), out)
+    kind = "drop" if not gaussian else ("gauss64" if work == np.float64 else "gauss32")
+    KERNELS[kind][which](an, bn, np.uint64(seed_key(seed)), np.uint64(drop_threshold(p)), work.type(1.0 / (1.0 - p)),
+                         math.sqrt(p / (1.0 - p)), int(positions), out)
     return torch.from_numpy(out).to(result_dtype)
 
 
 def masked_linear_cpu(x: Tensor, weight: Tensor, seed: int, p: float, gaussian: bool, positions: int = 1):
     r""":math:`z_r = (W \circ M_{s(r)}) x_r` for ``x`` of shape ``(rows, in)`` (numba, CPU)."""
-    return _call(_forward, x, weight.t(), (x.shape[0], weight.shape[0]), seed, p, gaussian, positions,
+    return _call(0, x, weight.t(), (x.shape[0], weight.shape[0]), seed, p, gaussian, positions,
                  torch.promote_types(x.dtype, weight.dtype))
 
 
 def masked_linear_grad_input_cpu(grad: Tensor, weight: Tensor, seed: int, p: float, gaussian: bool,
                                  positions: int = 1):
     r""":math:`(W \circ M_{s(r)})^\top g_r` for ``grad`` of shape ``(rows, out)`` (numba, CPU)."""
-    return _call(_grad_input, grad, weight, (grad.shape[0], weight.shape[1]), seed, p, gaussian, positions,
+    return _call(1, grad, weight, (grad.shape[0], weight.shape[1]), seed, p, gaussian, positions,
                  torch.promote_types(grad.dtype, weight.dtype))
 
 
 def masked_linear_grad_weight_cpu(grad: Tensor, x: Tensor, seed: int, p: float, gaussian: bool,
                                   positions: int = 1):
     r""":math:`\sum_r M_{s(r)} \circ (g_r x_r^\top)`, shape ``(out, in)`` (numba, CPU)."""
-    return _call(_grad_weight, grad, x, (grad.shape[1], x.shape[1]), seed, p, gaussian, positions,
+    return _call(2, grad, x, (grad.shape[1], x.shape[1]), seed, p, gaussian, positions,
                  torch.promote_types(grad.dtype, x.dtype))
