@@ -33,7 +33,7 @@ def _joint_per_sample_enumeration(p, U, V, X, Y, layer):
 
 @pytest.mark.parametrize("layer", ["input", "output"])
 def test_per_sample_and_per_batch_dropconnect_share_the_expected_loss(layer, rng):
-    """F6: a mask per sample or one per mini-batch gives the same expected loss."""
+    """A mask per sample or one per mini-batch gives the same expected loss."""
     U, V, X, Y = make_problem(rng, n_in=2, width=2, n_out=2, n_samples=2)
     p = 0.35
     joint = _joint_per_sample_enumeration(p, U, V, X, Y, layer)

@@ -85,7 +85,7 @@ def test_objective_training_ends_on_the_closed_form_optimum(objective):
     # Final deterministic objective L + R of the last iterate within 1% of the closed-form
     # optimum, and never below it (it is the global minimum).  What is left after 1200 steps of
     # lr decaying to zero is SGD noise: measured 0.1-0.5% over seeds 0-3 (0.3-0.5% for
-    # DropConnect, whose mask is shared by the batch and does not average out, F6); 1% is twice
+    # DropConnect, whose mask is shared by the batch and does not average out); 1% is twice
     # the largest.
     for label, e in objective["data"]["strategies"].items():
         final, optimum = e["final_objective"], e["optimum"]
@@ -113,7 +113,7 @@ def test_singular_values_trained_match_closed_form(singular_values):
 
 
 def test_correlation_separates_dropout_and_input_pernodedrop(correlation):
-    # F4/F7: with S diagonal (rho = 0) the two induced regularizers coincide to rounding; with
+    # input-layer noise and Dropout: with S diagonal (rho = 0) the two induced regularizers coincide to rounding; with
     # correlated inputs they part.  Training lands on each strategy's own minimizer: trained
     # objective within 1% of it (SGD noise; measured < 0.1%) and never below it.
     data = correlation["data"]
@@ -136,7 +136,7 @@ def test_correlation_separates_dropout_and_input_pernodedrop(correlation):
 
 
 def test_equalization_spread_shrinks_with_noise_only(equalization):
-    # F7: the optimum has equal unit (Dropout) or block (DropBlock) contributions.  The balanced
+    # the optimum has equal unit (Dropout) or block (DropBlock) contributions.  The balanced
     # factors of the closed-form minimizer are equal to rounding; training with noise ends with
     # a spread below 5% (measured 0.007-0.022 over seeds 0-3: SGD noise as the step decays to
     # zero), at least 5 times below training without noise from the same start (measured

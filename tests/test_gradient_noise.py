@@ -1,4 +1,4 @@
-"""Gradient noise of the mini-batch gradient (THEORY.md, F6): closed form against exact
+"""Gradient noise of the mini-batch gradient (per-sample against shared masks): closed form against exact
 enumeration, against Monte Carlo over real autograd gradients (LinearNetwork and the torch
 layers), per-sample versus shared masks against the batch size, the local-reparameterization
 gap, the stationary spread of training, and bad inputs."""

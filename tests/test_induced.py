@@ -1,8 +1,8 @@
 """Induced regularizer Theta(A) and balanced factors: closed forms against direct minimization.
 
-The direct minimizations here are written independently of the library: the penalty is the
-textbook expression of THEORY.md (F2 to F5) in torch, its gradient comes from autograd, and
-every factorization of ``A`` is reached exactly as ``U = U0 G``, ``V = V0 G^{-T}`` with
+The direct minimizations here are independent of the closed forms: the penalty is the
+library's one closed form evaluated on torch tensors (itself checked against enumeration over
+masks), its gradient comes from autograd, and every factorization of ``A`` is reached exactly as ``U = U0 G``, ``V = V0 G^{-T}`` with
 ``U0 V0^T = A`` and an invertible mixing ``G`` (scipy L-BFGS, float64, several random starts).
 """
 
@@ -191,9 +191,9 @@ def test_balanced_factors_are_equalized():
     assert_allclose(blocks, np.full(3, blocks[0]), rtol=1e-10)
 
 
-# --------------------------------------------------------------------------- closed forms (F7)
+# --------------------------------------------------------------------------- closed forms of the induced regularizer
 
-def test_dropout_and_input_layer_formulas_of_F7():
+def test_dropout_and_input_layer_formulas_of_the_induced_regularizer():
     rng = np.random.default_rng(3)
     S = correlated_second_moment(rng, 4)
     A = random_matrix(rng, 3, 4, 3)

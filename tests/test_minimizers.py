@@ -1,8 +1,8 @@
 """Global minimizers: closed form and convex solver against descent on the factorized loss.
 
-The descent is independent of the library: the expected loss is the textbook expression of
-THEORY.md (plain loss plus the F2-F5 penalty, in torch), its gradient comes from autograd,
-and scipy's L-BFGS runs in float64 over (U, V) from several random starts.
+The descent is independent of the closed forms and the convex solver: the expected loss is the
+plain loss plus the library's closed-form penalty on torch tensors (itself checked against
+enumeration), its gradient comes from autograd, and scipy's L-BFGS runs in float64 over (U, V) from several random starts.
 """
 
 
@@ -184,7 +184,7 @@ def test_dropblock_below_the_rank_condition_but_certified():
     assert_allclose(pt.expected_loss(strategy, U, V, X, Y), result.objective, rtol=1e-11)
 
 
-def test_whitened_dropout_is_the_F8_threshold():
+def test_whitened_dropout_is_the_soft_threshold_of_the_global_minimizer():
     rng = np.random.default_rng(24)
     n_in, N = 4, 8
     X = np.sqrt(N) * np.linalg.qr(rng.normal(size=(N, n_in)))[0].T  # X X^T / N = I
@@ -196,7 +196,7 @@ def test_whitened_dropout_is_the_F8_threshold():
     rho = max(j for j in range(1, s.size + 1) if s[j - 1] > lam_ * s[:j].sum() / (d + lam_ * j))
     tau = lam_ / (d + lam_ * rho) * s[:rho].sum()
     assert_allclose(result.singular_values, np.maximum(s - tau, 0), atol=1e-13)
-    # input-layer noise is the same as Dropout on whitened data (F4)
+    # input-layer noise is the same as Dropout on whitened data (input-layer weight noise)
     same = global_minimizer(pt.PerNodeDrop(p, "input"), X, Y, d)
     assert same.method == "closed_form"
     assert_allclose(same.product, result.product, atol=1e-12)

@@ -34,7 +34,7 @@ def test_input_layer_differs_from_dropout_only_with_correlated_inputs(rng):
     assert abs(pt.expected_penalty(drop, U, V, S) - pt.expected_penalty(pnd, U, V, S)) > 1e-3
     D = np.diag(np.diag(S))
     np.testing.assert_allclose(pt.expected_penalty(drop, U, V, D), pt.expected_penalty(pnd, U, V, D), rtol=1e-12)
-    # output-layer weight noise equals Dropout for every S (F3)
+    # output-layer weight noise equals Dropout for every S (output-layer weight noise)
     np.testing.assert_allclose(pt.expected_penalty(pt.PerNodeDrop(0.4, "output"), U, V, S),
                                pt.expected_penalty(drop, U, V, S), rtol=1e-12)
 

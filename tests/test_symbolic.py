@@ -75,7 +75,7 @@ def test_compact_forms_come_out_of_the_moments():
         assert shape in compact.text
         assert "lambda" in compact.text
     both = derive(pt.PerNodeDrop(0.3, "both"), 3, 2, 2).compact()
-    # lam S-term and lam (1 + lam) D-term (F5), read back in terms of p
+    # lam S-term and lam (1 + lam) D-term (weight noise on both layers), read back in terms of p
     assert sympy.simplify(both.a[0] - p / (1 - p)) == 0
     assert sympy.simplify(both.b[0] - p / (1 - p) * (1 + p / (1 - p))) == 0
     assert str(lam) in both.text

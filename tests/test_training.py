@@ -3,7 +3,7 @@
 The network: the sampled forward pass has the mean network as its mean, the mini-batch loss
 has ``pt.expected_loss`` as its expectation (both within 5 standard errors), per-batch laws
 share one mask across the batch, evaluation is the mean network.  Training: with the width
-condition of THEORY.md F7, the end point is within 1% of ``global_minimizer(...).objective``
+condition of the induced regularizer met, the end point is within 1% of ``global_minimizer(...).objective``
 and within 2% on every non-negligible singular value, for Dropout, DropBlock, output-layer
 DropConnect (one mask per mini-batch) and input-layer PerNodeDrop with correlated inputs.
 """
@@ -227,7 +227,7 @@ LANDING_CASES = [
     # strategy, width, input correlation, epochs (full-batch steps)
     pytest.param(pt.Dropout(0.5), 4, 0.0, 4000, id="dropout"),
     pytest.param(pt.DropBlock(0.5, 2), 8, 0.0, 4000, id="dropblock-b2"),
-    # one mask per mini-batch: the mask noise does not average over the batch (F6), so more steps
+    # one mask per mini-batch: the mask noise does not average over the batch (per-sample against shared masks), so more steps
     pytest.param(pt.DropConnect(0.3, "output"), 8, 0.0, 8000, id="dropconnect-output"),
 ]
 
@@ -260,7 +260,7 @@ def test_training_lands_on_the_global_minimizer(strategy, width, correlation, ep
 
 def test_pernodedrop_lands_on_its_convex_solution_not_on_dropout():
     """Correlated inputs: input-layer PerNodeDrop penalizes ``A D^{1/2}``, Dropout ``A S^{1/2}``
-    (F4, F7).  The two optima differ by far more than the tolerance, and training with
+    (input-layer weight noise).  The two optima differ by far more than the tolerance, and training with
     PerNodeDrop masks lands on its own (convex, numerically solved) optimum."""
     global_minimizer = _minimizer()
     width = 8
