@@ -3,11 +3,14 @@
 For each strategy, time ``monte_carlo_loss(..., samples=T)`` and divide by ``T`` forward
 products ``U (V^T X)`` of the same sizes timed in the same run (the floor: a draw cannot cost
 less than evaluating the network once).  Ratios, not seconds, are what to compare across
-machines.  Run: ``python benchmarks/bench_montecarlo.py [--device cuda]``.
+machines.  Run: ``python benchmarks/bench_montecarlo.py [--device cuda]``; writes
+``benchmarks/results/montecarlo_DEVICE.json``.
 """
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,7 +40,11 @@ def main():
     parser.add_argument("--n-samples", type=int, default=256)
     parser.add_argument("--draws", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    parser.add_argument("--json", default=None, help="where to write the results")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     U, V, X, Y = pt.random_problem(args.n_in, args.width, args.n_out, args.n_samples, seed=0)
     dev = torch.device(args.device)
     Ut, Vt, Xt = (torch.as_tensor(a, device=dev) for a in (U, V, X))
@@ -45,10 +52,18 @@ def main():
     print(f"device {dev}, n_in={args.n_in} width={args.width} n_out={args.n_out} N={args.n_samples}, "
           f"{args.draws} draws; one forward U (V^T X): {forward * 1e6:.1f} us")
     print(f"{'strategy':<52} {'draws/s':>10} {'per draw / forward':>20}")
+    rows = {}
     for s in (pt.Dropout(0.5), pt.DropBlock(0.5, 4), pt.DropConnect(0.5, "output"),
-              pt.PerNodeDrop(0.5, "input"), pt.PerNodeDrop(0.5, "input", stir="gaussian")):
+              pt.PerNodeDrop(0.5, "input"), pt.PerNodeDrop(0.5, "input", stir="gaussian"),
+              pt.PerNodeDrop(0.5, "both"), pt.DropConnect(0.5, "both", per_sample=True)):
         t = median_time(lambda: pt.monte_carlo_loss(s, U, V, X, Y, samples=args.draws, device=dev), args.repeats)
         print(f"{repr(s)[:52]:<52} {args.draws / t:10.0f} {t / args.draws / forward:20.1f}")
+        rows[repr(s)] = {"draws_per_second": args.draws / t, "ratio_to_forward": t / args.draws / forward}
+    out = Path(args.json) if args.json else Path(__file__).parent / "results" / f"montecarlo_{dev.type}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"device": str(dev), "threads": torch.get_num_threads(), "n_in": args.n_in, "width": args.width, "n_out": args.n_out,
+                               "n_samples": args.n_samples, "draws": args.draws, "forward_seconds": forward,
+                               "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
