@@ -257,7 +257,7 @@ if HAVE_NUMBA:
         """The three kernels for one kind of mask value.
 
         One compiled loop per kind: with the kind a run-time flag the compiler kept the branch
-        inside the inner loop and the Bernoulli kernels ran about 2.5 times slower.  Kernels
+        inside the inner loop and the Bernoulli kernels ran about twice as slow.  Kernels
         made here are compiled on first use in each process (about a second each): numba
         cannot cache closures.
         """
