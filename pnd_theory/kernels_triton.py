@@ -141,6 +141,13 @@ if HAVE_TRITON:
         tl.store(out_ptr + offs_j[:, None] * n_in + i1[None, :], acc1, mask=jm[:, None] & (i1 < n_in)[None, :])
 
 
+def _work(*tensors):
+    """Contiguous copies in the working dtype: half and bfloat16 accumulate in float32."""
+    dt = tensors[0].dtype
+    work = torch.float32 if dt in (torch.float16, torch.bfloat16) else dt
+    return [t.to(work).contiguous() for t in tensors]
+
+
 def _scalars(seed, p, gaussian):
     return dict(key=seed_key(seed), thr=drop_threshold(p), scale=1.0 / (1.0 - p), sigma=math.sqrt(p / (1.0 - p)),
                 GAUSSIAN=bool(gaussian))
@@ -148,7 +155,8 @@ def _scalars(seed, p, gaussian):
 
 def masked_linear(x: Tensor, weight: Tensor, seed: int, p: float, gaussian: bool, positions: int = 1) -> Tensor:
     r""":math:`z_r = (W \circ M_{s(r)}) x_r`, ``x`` of shape ``(rows, in)`` (same dtype as ``weight``)."""
-    x, weight = x.contiguous(), weight.contiguous()
+    dtype = x.dtype
+    x, weight = _work(x, weight)
     rows, n_in = x.shape
     n_out = weight.shape[0]
     out = torch.empty((rows, n_out), device=x.device, dtype=x.dtype)
@@ -156,13 +164,14 @@ def masked_linear(x: Tensor, weight: Tensor, seed: int, p: float, gaussian: bool
         grid = (rows, triton.cdiv(n_out, BLOCK_O))
         _forward_kernel[grid](x, weight, out, n_in=n_in, n_out=n_out, positions=positions, BO=BLOCK_O,
                               BQ=BLOCK_Q, **_scalars(seed, p, gaussian))
-    return out
+    return out.to(dtype)
 
 
 def masked_linear_grad_input(grad: Tensor, weight: Tensor, seed: int, p: float, gaussian: bool,
                              positions: int = 1) -> Tensor:
     r""":math:`(W \circ M_{s(r)})^\top g_r`, ``grad`` of shape ``(rows, out)``."""
-    grad, weight = grad.contiguous(), weight.contiguous()
+    dtype = grad.dtype
+    grad, weight = _work(grad, weight)
     rows, n_out = grad.shape
     n_in = weight.shape[1]
     out = torch.empty((rows, n_in), device=grad.device, dtype=grad.dtype)
@@ -170,13 +179,14 @@ def masked_linear_grad_input(grad: Tensor, weight: Tensor, seed: int, p: float, 
         grid = (rows, triton.cdiv((n_in + 1) // 2, BLOCK_Q))
         _grad_input_kernel[grid](grad, weight, out, n_in=n_in, n_out=n_out, positions=positions, BO=BLOCK_O,
                                  BQ=BLOCK_Q, **_scalars(seed, p, gaussian))
-    return out
+    return out.to(dtype)
 
 
 def masked_linear_grad_weight(grad: Tensor, x: Tensor, seed: int, p: float, gaussian: bool,
                               positions: int = 1) -> Tensor:
     r""":math:`\sum_r M_{s(r)} \circ (g_r x_r^\top)`, shape ``(out, in)``."""
-    grad, x = grad.contiguous(), x.contiguous()
+    dtype = grad.dtype
+    grad, x = _work(grad, x)
     rows, n_out = grad.shape
     n_in = x.shape[1]
     out = torch.zeros((n_out, n_in), device=grad.device, dtype=grad.dtype)
@@ -184,4 +194,4 @@ def masked_linear_grad_weight(grad: Tensor, x: Tensor, seed: int, p: float, gaus
         grid = (triton.cdiv(n_out, BLOCK_O), triton.cdiv((n_in + 1) // 2, BLOCK_Q))
         _grad_weight_kernel[grid](grad, x, out, n_in=n_in, n_out=n_out, rows=rows, positions=positions,
                                   BO=BLOCK_O, BQ=BLOCK_Q, **_scalars(seed, p, gaussian))
-    return out
+    return out.to(dtype)
