@@ -54,7 +54,7 @@ except ImportError:  # pragma: no cover - the torch route below still works
     numba = None
 
 __all__ = ["GAMMA", "seed_key", "counter_outputs", "counter_masks", "drop_threshold", "HAVE_NUMBA", "masked_linear_cpu",
-           "masked_linear_grad_input_cpu", "masked_linear_grad_weight_cpu"]
+           "masked_linear_grad_input_cpu", "masked_linear_grad_weight_cpu", "masked_linear_backward_cpu"]
 
 HAVE_NUMBA = numba is not None
 
@@ -341,7 +341,47 @@ if HAVE_NUMBA:
                         o[n_in - 1] += gj * m0 * xr[n_in - 1]
             return out
 
-        return _forward, _grad_input, _grad_weight
+        @njit(parallel=True, fastmath=False, nogil=True)
+        def _backward(g, w, x, key, thr, scale, sigma, positions, gx, parts):
+            """Both gradients from one regeneration of the masks: ``gx``, and for each fixed block
+            of rows a partial weight gradient ``parts[block]`` (summed in block order after)."""
+            rows, n_out = g.shape
+            n_in = w.shape[1]
+            half = n_in // 2
+            pairs = np.uint64((n_in + 1) // 2)
+            blocks = parts.shape[0]
+            for blk in prange(blocks):
+                part = parts[blk]
+                for j in range(n_out):
+                    for i in range(n_in):
+                        part[j, i] = 0.0
+                for r in range(blk * rows // blocks, (blk + 1) * rows // blocks):
+                    o = gx[r]
+                    for i in range(n_in):
+                        o[i] = 0.0
+                    s = np.uint64(r // positions)
+                    xr = x[r]
+                    for j in range(n_out):
+                        gj = g[r, j]
+                        wj = w[j]
+                        pj = part[j]
+                        base = key + ((s * np.uint64(n_out) + np.uint64(j)) * pairs + _ONE) * _G
+                        for q in range(half):
+                            m0, m1 = _pair(_mix(base + np.uint64(q) * _G), thr, scale, sigma)
+                            a0 = gj * m0
+                            a1 = gj * m1
+                            o[2 * q] += a0 * wj[2 * q]
+                            o[2 * q + 1] += a1 * wj[2 * q + 1]
+                            pj[2 * q] += a0 * xr[2 * q]
+                            pj[2 * q + 1] += a1 * xr[2 * q + 1]
+                        if n_in % 2 == 1:
+                            m0, m1 = _pair(_mix(base + np.uint64(half) * _G), thr, scale, sigma)
+                            a0 = gj * m0
+                            o[n_in - 1] += a0 * wj[n_in - 1]
+                            pj[n_in - 1] += a0 * xr[n_in - 1]
+            return gx
+
+        return _forward, _grad_input, _grad_weight, _backward
 
     #: kernels by kind of mask: Bernoulli, Gaussian for float32 work, Gaussian for float64 work
     KERNELS = {"drop": _make_kernels(_pair_drop), "gauss32": _make_kernels(_pair_gauss32),
@@ -387,3 +427,40 @@ def masked_linear_grad_weight_cpu(grad: Tensor, x: Tensor, seed: int, p: float, 
     r""":math:`\sum_r M_{s(r)} \circ (g_r x_r^\top)`, shape ``(out, in)`` (numba, CPU)."""
     return _call(2, grad, x, (grad.shape[1], x.shape[1]), seed, p, gaussian, positions,
                  torch.promote_types(grad.dtype, x.dtype))
+
+
+#: row blocks of the one-pass backward, each with its own partial weight gradient (a fixed
+#: number, so that the order of summation does not depend on the number of threads)
+BACKWARD_BLOCKS = 4
+#: the one-pass backward is used while its partial weight gradients take at most this many bytes
+BACKWARD_MAX_BYTES = 2**26
+
+
+def masked_linear_backward_cpu(grad: Tensor, x: Tensor, weight: Tensor, seed: int, p: float, gaussian: bool,
+                               positions: int = 1):
+    r"""Both gradients from one regeneration of the masks (numba, CPU), or None when too large.
+
+    :math:`(W \circ M_{s(r)})^\top g_r` (bit for bit that of
+    :func:`masked_linear_grad_input_cpu`) and :math:`\sum_r M_{s(r)} \circ (g_r x_r^\top)`
+    (summed over ``min(BACKWARD_BLOCKS, rows)`` fixed blocks of rows, then over the blocks in
+    order).  Returns None when the partial weight gradients would exceed ``BACKWARD_MAX_BYTES``.
+    """
+    gn, xn, wn = _numpy_float(grad), _numpy_float(x), _numpy_float(weight)
+    work = np.promote_types(np.promote_types(gn.dtype, xn.dtype), wn.dtype)
+    rows, n_out = gn.shape
+    n_in = wn.shape[1]
+    blocks = max(1, min(BACKWARD_BLOCKS, rows))
+    if blocks * n_out * n_in * work.itemsize > BACKWARD_MAX_BYTES:
+        return None
+    gn, xn, wn = (a.astype(work, copy=False) for a in (gn, xn, wn))
+    gx = np.empty((rows, n_in), dtype=work)
+    parts = np.zeros((blocks, n_out, n_in), dtype=work)
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    kind = "drop" if not gaussian else ("gauss64" if work == np.float64 else "gauss32")
+    if rows:
+        KERNELS[kind][3](gn, wn, xn, np.uint64(seed_key(seed)), np.uint64(drop_threshold(p)),
+                         work.type(1.0 / (1.0 - p)), math.sqrt(p / (1.0 - p)), int(positions), gx, parts)
+    gw = parts[0]
+    for blk in range(1, blocks):
+        gw += parts[blk]
+    return torch.from_numpy(gx), torch.from_numpy(gw)

@@ -285,6 +285,23 @@ def _grad_weight_op(grad: Tensor, x: Tensor, seed: Tensor, p: float, gaussian: b
     return gw
 
 
+@torch.library.custom_op("pnd_theory::masked_linear_backward", mutates_args=())
+def _backward_op(grad: Tensor, x: Tensor, weight: Tensor, seed: Tensor, p: float, gaussian: bool,
+                 positions: int) -> tuple[Tensor, Tensor]:
+    if _route(grad.device) == "numba":
+        both = kernels.masked_linear_backward_cpu(grad, x, weight, int(seed), p, gaussian, positions)
+        if both is not None:
+            return both[0].to(_work_dtype(grad, weight)), both[1].to(_work_dtype(grad, x))
+    return (_grad_input_op(grad, weight, seed, p, gaussian, positions),
+            _grad_weight_op(grad, x, seed, p, gaussian, positions))
+
+
+@_backward_op.register_fake
+def _(grad, x, weight, seed, p, gaussian, positions):
+    return (grad.new_empty((grad.shape[0], weight.shape[1]), dtype=_work_dtype(grad, weight)),
+            grad.new_empty((grad.shape[1], x.shape[1]), dtype=_work_dtype(grad, x)))
+
+
 @_masked_linear_op.register_fake
 def _(x, weight, seed, p, gaussian, positions):
     return x.new_empty((x.shape[0], weight.shape[0]), dtype=_work_dtype(x, weight))
@@ -327,6 +344,10 @@ class _MaskedLinear(_MaskedProduct):
     @staticmethod
     def backward(ctx, g):  # noqa: D102
         x, weight, seed = ctx.saved_tensors
+        if ctx.needs_input_grad[0] and ctx.needs_input_grad[1] and not torch.is_grad_enabled():
+            # a first-order backward: both gradients from one regeneration of the masks
+            gx, gw = _backward_op(g, x, weight, seed, *ctx.options)
+            return gx.to(x.dtype), gw.to(weight.dtype), None, None, None, None
         gx = _GradInput.apply(g, weight, seed, *ctx.options).to(x.dtype) if ctx.needs_input_grad[0] else None
         gw = _GradWeight.apply(g, x, seed, *ctx.options).to(weight.dtype) if ctx.needs_input_grad[1] else None
         return gx, gw, None, None, None, None
@@ -362,18 +383,22 @@ def _vmap_rule(op):
     """Batching rule: one call per batch entry (each with its own seed when the seed is batched,
     as under ``vmap(..., randomness="different")``)."""
 
+    n = 4 if op is _backward_op else 3  # leading tensor arguments
+
     def rule(info, in_dims, *args):
-        tensors = args[:3]
+        tensors = args[:n]
         parts = []
         for b in range(info.batch_size):
-            sliced = [t if d is None else t.select(d, b) for t, d in zip(tensors, in_dims[:3])]
-            parts.append(op(*sliced, *args[3:]))
+            sliced = [t if d is None else t.select(d, b) for t, d in zip(tensors, in_dims[:n])]
+            parts.append(op(*sliced, *args[n:]))
+        if isinstance(parts[0], tuple):
+            return tuple(torch.stack(group) for group in zip(*parts)), (0,) * len(parts[0])
         return torch.stack(parts), 0
 
     op.register_vmap(rule)
 
 
-for _op in (_masked_linear_op, _grad_input_op, _grad_weight_op):
+for _op in (_masked_linear_op, _grad_input_op, _grad_weight_op, _backward_op):
     _vmap_rule(_op)
 
 

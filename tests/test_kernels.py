@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from scipy import stats
 from torch import nn
 
+import pnd_theory.kernels as kernels
 import pnd_theory.sampling as sampling
 from pnd_theory.kernels import GAMMA, HAVE_NUMBA, counter_masks, counter_outputs, seed_key
 from pnd_theory.nn import DropConnectLinear, PerNodeDropLinear, per_sample_masked_linear
@@ -195,6 +196,24 @@ def test_reproducible_under_manual_seed_and_independent_of_threads_and_route(sti
     monkeypatch.setattr(sampling, "CHUNK_ELEMENTS", 2 * 37 * 29)
     for a, b in zip(first, _step(layer, x, 5)):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="needs numba")
+@pytest.mark.parametrize("gaussian", [False, True], ids=["drop", "gaussian"])
+def test_one_pass_backward_equals_the_two_gradient_kernels(gaussian, monkeypatch):
+    torch.manual_seed(0)
+    g, x, W = torch.randn(9, 4, dtype=DT), torch.randn(9, 7, dtype=DT), torch.randn(4, 7, dtype=DT)
+    gx, gw = kernels.masked_linear_backward_cpu(g, x, W, 5, 0.3, gaussian, 2)
+    assert torch.equal(gx, kernels.masked_linear_grad_input_cpu(g, W, 5, 0.3, gaussian, 2))
+    torch.testing.assert_close(gw, kernels.masked_linear_grad_weight_cpu(g, x, 5, 0.3, gaussian, 2),
+                               rtol=1e-13, atol=1e-13)
+    monkeypatch.setattr(kernels, "BACKWARD_MAX_BYTES", 8)
+    assert kernels.masked_linear_backward_cpu(g, x, W, 5, 0.3, gaussian, 2) is None
+    # the layer then takes the two kernels, with the same gradients
+    xg, Wg = x.clone().requires_grad_(True), W.clone().requires_grad_(True)
+    sampling.masked_linear(xg, Wg, torch.tensor(5), 0.3, gaussian, 2).backward(g)
+    assert torch.equal(xg.grad, gx)
+    torch.testing.assert_close(Wg.grad, gw, rtol=1e-13, atol=1e-13)
 
 
 @pytest.mark.parametrize("stir", ["drop", "gaussian"])
