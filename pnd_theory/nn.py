@@ -133,7 +133,10 @@ def per_sample_masked_linear(
     Notes
     -----
     Gradients with respect to input, weight and bias are the exact gradients of
-    ``sum_k (W o M_k) x_k + b`` for the sampled masks; not twice differentiable.  Inside
+    ``sum_k (W o M_k) x_k + b`` for the sampled masks, to any order (the derivatives of the
+    forward and gradient products are each other, with the same masks).  Memory: besides the
+    output, a backward holds at most four partial ``(out, in)`` weight gradients (one pass
+    computes both gradients), never a ``(batch, out, in)`` tensor.  Inside
     ``torch.autocast`` the product runs in the autocast dtype, like :func:`torch.nn.functional.linear`.
     """
     if not isinstance(weight, Tensor) or weight.dim() != 2:
