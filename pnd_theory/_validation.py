@@ -13,6 +13,7 @@ import math
 import numbers
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 try:  # torch is a dependency, but keep the numeric core importable without it
     import torch
@@ -213,8 +214,10 @@ def check_second_moment(xp, S, n_in, name="second_moment"):
     eye = np.eye(n_in) if xp is np else torch.eye(n_in, dtype=S.dtype, device=S.device)
     shifted = (Sn + Sn.T) / 2 + (1e-10 * n_in) * eye
     if xp is np:
+        # one BLAS thread: a check of a few milliseconds, which threads on a busy machine make erratic
         try:
-            np.linalg.cholesky(shifted)
+            with threadpool_limits(1, user_api="blas"):
+                np.linalg.cholesky(shifted)
             return
         except np.linalg.LinAlgError:
             w = float(np.linalg.eigvalsh((Sn + Sn.T) / 2).min()) * scale
