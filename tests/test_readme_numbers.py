@@ -24,6 +24,7 @@ MC, WC, DEEP, DIG = "paper_figures/monte_carlo.json", "paper_figures/width_condi
 GN, EX = "paper_figures/gradient_noise.json", "benchmarks/results/readme_examples.json"
 BP, BS, BPN = "benchmarks/results/penalty.json", "benchmarks/results/symbolic.json", \
     "benchmarks/results/bench_pernodedrop_cpu.json"
+BMC = "benchmarks/results/montecarlo_cpu_1thread.json"
 
 PCT, PCT1, G1, G2, G3, F2, F4 = "{:.2%}", "{:.1%}", "{:.1g}", "{:.2g}", "{:.3g}", "{:.2f}", "{:.4f}"
 MASKED = ("Dropout", "PerNodeDrop")
@@ -84,6 +85,12 @@ CLAIMS = [
     ("naive full-mask path {}x", BPN, ("rows", {"case": "naive-drop"}, "ratio_to_linear_dropout"), F2),
     ("peak extra memory {} MiB (exact)", BPN, ("rows", {"case": "pnd-exact-drop"}, "peak_extra_mib"), "{:.1f}"),
     ("vs {} MiB (naive)", BPN, ("rows", {"case": "naive-drop"}, "peak_extra_mib"), "{:.1f}"),
+    ("| {}x (per-batch DropConnect)", BMC, ("rows", "DropConnect(p=0.5, layer='output', per_sample=False)",
+                                            "ratio_to_forward"), F2),
+    ("to {}x (Gaussian PerNodeDrop)", BMC, ("rows", "PerNodeDrop(p=0.5, layer='input', stir='gaussian')",
+                                           "ratio_to_forward"), "{:.1f}"),
+    ("; {}x input-layer PerNodeDrop", BMC, ("rows", "PerNodeDrop(p=0.5, layer='input', stir='drop')",
+                                          "ratio_to_forward"), "{:.1f}"),
 ]
 
 
@@ -142,6 +149,13 @@ def test_the_readme_verify_excerpt_is_real_output():
     block = README.split("`pnd-theory verify` (real output")[1].split("```")[1]
     lines = [line for line in block.strip().splitlines() if line.strip() != "..."]
     assert len(lines) >= 5 and all(line in printed for line in lines)
+
+
+def test_the_readme_user_law_excerpt_is_real_output():
+    printed = set((ROOT / "benchmarks" / "results" / "user_law.txt").read_text().splitlines())
+    block = README.split("A law of your own, sent through every route")[1].split("```")[3]
+    lines = [line for line in block.strip().splitlines() if line.strip()]
+    assert len(lines) >= 10 and all(line in printed for line in lines)
 
 
 def test_the_readme_names_no_private_notes_and_no_fact_labels():
