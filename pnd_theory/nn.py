@@ -50,6 +50,7 @@ __all__ = [
 
 from ._validation import (check_bool, check_choice, check_generator, check_positive_int,
                           check_probability, check_seed, invalid)
+from .laws import Bernoulli, Gaussian
 from .network import LinearNetwork
 from .ydrop import YDrop  # noqa: F401  (conductance-based per-unit dropout, public here as pnd_theory.nn.YDrop)
 from .sampling import (STIRS, draw_seed_tensor as _draw_seed_tensor, generator_for as _generator_for,
@@ -190,9 +191,14 @@ class _NoisyLinearBase(nn.Module):
         self.reset_parameters()
 
     @property
+    def scalar_law(self):
+        """The law of every mask entry (:class:`pnd_theory.Bernoulli` here)."""
+        return Bernoulli(self.p)
+
+    @property
     def lam(self) -> float:
-        """``p / (1 - p)``, the variance of every mask entry."""
-        return self.p / (1.0 - self.p)
+        """``p / (1 - p)``, the variance of every mask entry (read from :attr:`scalar_law`)."""
+        return self.scalar_law.variance
 
     def reset_parameters(self) -> None:
         """Same initialization as :meth:`torch.nn.Linear.reset_parameters` (global RNG)."""
@@ -331,6 +337,12 @@ class PerNodeDropLinear(_NoisyLinearBase):
             )
         return self.mask
 
+    @property
+    def scalar_law(self):
+        """The law of every mask entry: :class:`pnd_theory.Bernoulli` (``stir="drop"``) or
+        :class:`pnd_theory.Gaussian` (``stir="gaussian"``)."""
+        return Gaussian(self.p) if self.stir == "gaussian" else Bernoulli(self.p)
+
     def forward(self, input: Tensor) -> Tensor:  # noqa: D102
         x = self._check_forward_input(input)
         if self.fixed_mask:
@@ -444,9 +456,14 @@ class GaussianDropout(nn.Module):
         self.generator = check_generator(generator)
 
     @property
+    def scalar_law(self):
+        """The law of every mask entry, :class:`pnd_theory.Gaussian`."""
+        return Gaussian(self.p)
+
+    @property
     def lam(self) -> float:
-        """``p / (1 - p)``."""
-        return self.p / (1.0 - self.p)
+        """``p / (1 - p)``, read from :attr:`scalar_law`."""
+        return self.scalar_law.variance
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: D102
         x = _check_input("input", input)
@@ -488,9 +505,14 @@ class BlockDropout(nn.Module):
         self.generator = check_generator(generator)
 
     @property
+    def scalar_law(self):
+        """The law of every block's mask, :class:`pnd_theory.Bernoulli`."""
+        return Bernoulli(self.p)
+
+    @property
     def lam(self) -> float:
-        """``p / (1 - p)``."""
-        return self.p / (1.0 - self.p)
+        """``p / (1 - p)``, read from :attr:`scalar_law`."""
+        return self.scalar_law.variance
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: D102
         x = _check_input("input", input)
@@ -550,9 +572,14 @@ class NodeDropout(nn.Module):
         return self.p.numel()
 
     @property
+    def scalar_law(self) -> tuple:
+        """The law of every unit's mask, one :class:`pnd_theory.Bernoulli` per unit."""
+        return tuple(Bernoulli(float(q)) for q in self.p.detach().cpu())
+
+    @property
     def lam(self) -> Tensor:
-        """Per-unit mask variances ``p_u / (1 - p_u)``."""
-        return self.p / (1.0 - self.p)
+        """Per-unit mask variances ``p_u / (1 - p_u)``, read from :attr:`scalar_law`."""
+        return self.p.new_tensor([law.variance for law in self.scalar_law])
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: D102
         x = _check_input("input", input)

@@ -75,3 +75,23 @@ def test_bad_arguments():
         pt.check_strategy(pt.Dropout(0.3), routes=("teleport",))
     with pytest.raises(pt.InvalidParameterError, match="samples"):
         pt.check_strategy(pt.Dropout(0.3), samples=0)
+
+
+@pytest.mark.parametrize("strategy", [s for s in STRATEGIES if not isinstance(s, pt.HiddenNoise)], ids=repr)
+def test_the_torch_layers_of_a_law_carry_that_law(strategy):
+    """The layer table realises each component with a module whose own scalar law is the
+    component's: the layers do not re-derive a law from their parameters."""
+    from pnd_theory.layers import layers_for
+
+    law = strategy.law(3, 4, 2)
+    layers = layers_for(law)
+    for name, module in (("input", layers.first), ("hidden", layers.hidden), ("output", layers.second)):
+        comp = law.components.get(name)
+        if comp is None:
+            assert not hasattr(module, "scalar_law")
+            continue
+        carried = module.scalar_law
+        expected = comp.single_law if comp.single_law is not None else tuple(comp.distinct_laws[i] for i in comp.law_index)
+        assert carried == expected
+        variances = comp.variances()
+        np.testing.assert_allclose(np.asarray(module.lam, dtype=float), variances[0] if comp.single_law else variances)
