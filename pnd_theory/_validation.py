@@ -124,6 +124,16 @@ def check_dtype(dtype, name: str = "dtype"):
     return dtype
 
 
+def check_monte_carlo(samples, max_elements, seed, dtype, progress, device):
+    """The arguments every Monte Carlo estimate takes: at least 2 draws (for a standard error),
+    a positive chunk bound, a seed, a real floating dtype, a progress flag and a present device."""
+    samples = check_positive_int("samples", samples)
+    if samples < 2:
+        raise InvalidParameterError(f"samples must be at least 2 to give a standard error; got {samples}")
+    return (samples, check_positive_int("max_elements", max_elements), check_seed(seed), check_dtype(dtype),
+            check_bool("progress", progress), resolve_device(device))
+
+
 def check_generator(generator, name: str = "generator"):
     if generator is not None and not isinstance(generator, torch.Generator):
         raise invalid(name, "None or a torch.Generator", generator)

@@ -360,8 +360,23 @@ class CovarianceMask(ComponentLaw):
         return 1 + z @ L.T
 
 
+class ComponentsMixin:
+    """What a law made of independent components answers from them (``self.components``)."""
+
+    @property
+    def max_moment_order(self):
+        """Highest moment order fixed by every component (None: all orders)."""
+        orders = [c.max_moment_order for c in self.components.values() if c.max_moment_order is not None]
+        return min(orders) if orders else None
+
+    def check_order(self, order: int, route: str):
+        """Refuse, naming the route, when a component does not fix moments up to ``order``."""
+        for c in self.components.values():
+            c.check_order(order, route)
+
+
 @dataclass(frozen=True, eq=False)
-class MaskLaw:
+class MaskLaw(ComponentsMixin):
     """The law of all masks of a network of given sizes.
 
     ``hidden``, ``output`` and ``input`` are component laws or ``None`` (identically 1).
@@ -385,15 +400,6 @@ class MaskLaw:
     def n_variables(self) -> int:
         return sum(c.n_variables for c in self.components.values())
 
-    @property
-    def max_moment_order(self):
-        """Highest moment order fixed by every component (None: all orders)."""
-        orders = [c.max_moment_order for c in self.components.values() if c.max_moment_order is not None]
-        return min(orders) if orders else None
-
-    def check_order(self, order: int, route: str):
-        for c in self.components.values():
-            c.check_order(order, route)
 
     def sample(self, n_draws: int, n_samples: int, generator=None, device=None, dtype=None) -> dict:
         """Masks for ``n_draws`` independent draws over a data set of ``n_samples`` samples.
@@ -430,4 +436,4 @@ class MaskLaw:
 
 __all__ = ["ScalarLaw", "Bernoulli", "Gaussian", "DiscreteLaw", "Uniform", "moment_matched_support",
            "ComponentLaw", "IndependentMask", "CovarianceMask", "HiddenCovariance", "MaskLaw", "COMPONENTS",
-           "independent_mask", "check_scalar_law", "LAW_RTOL"]
+           "independent_mask", "check_scalar_law", "LAW_RTOL", "ComponentsMixin"]

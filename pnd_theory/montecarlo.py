@@ -19,8 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._validation import (InvalidParameterError, as_problem, check_bool, check_dtype, check_positive_int, check_seed,
-                          resolve_device)
+from ._validation import as_problem, check_monte_carlo
 from .laws import Bernoulli, Gaussian
 from .sampling import draw_seed_tensor, masked_linear
 from .strategies import check_strategy
@@ -62,14 +61,8 @@ def monte_carlo_loss(strategy, U, V, X, Y, samples, seed=0, device=None, dtype=t
         The estimate and its standard error.
     """
     check_strategy(strategy)
-    samples = check_positive_int("samples", samples)
-    if samples < 2:
-        raise InvalidParameterError(f"samples must be at least 2 to give a standard error; got {samples}")
-    max_elements = check_positive_int("max_elements", max_elements)
-    seed = check_seed(seed)
-    dtype = check_dtype(dtype)
-    progress = check_bool("progress", progress)
-    device = resolve_device(device)
+    samples, max_elements, seed, dtype, progress, device = check_monte_carlo(
+        samples, max_elements, seed, dtype, progress, device)
     _, *arrays = as_problem(U, V, X, Y)
     U, V, X, Y = (torch.as_tensor(a, dtype=dtype, device=device) for a in arrays)
     law = strategy.law(V.shape[0], V.shape[1], U.shape[0])

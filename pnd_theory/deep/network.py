@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .._validation import InvalidParameterError, as_arrays, check_data, check_positive_int, invalid
-from ..laws import ScalarLaw, independent_mask
+from ..laws import ComponentsMixin, ScalarLaw, independent_mask
 from ..strategies import Strategy
 
 #: the two ways a weight mask is drawn: per sample (PerNodeDrop) or once per batch (DropConnect)
@@ -35,7 +35,7 @@ WEIGHT_MODES = ("per_sample", "shared")
 
 
 @dataclass(frozen=True, eq=False)
-class DeepLaw:
+class DeepLaw(ComponentsMixin):
     """The law of every mask of a deep linear network with layer sizes ``sizes = (n_0, ..., n_L)``.
 
     ``hidden[l - 1]`` is the component law of hidden layer ``l`` (or None) and
@@ -77,14 +77,6 @@ class DeepLaw:
         kind, l = name.split("_")
         return (self.weights_per_sample if kind == "W" else self.hidden_per_sample)[int(l) - 1]
 
-    @property
-    def max_moment_order(self):
-        orders = [c.max_moment_order for c in self.components.values() if c.max_moment_order is not None]
-        return min(orders) if orders else None
-
-    def check_order(self, order: int, route: str):
-        for c in self.components.values():
-            c.check_order(order, route)
 
     def sample(self, n_draws: int, n_samples: int, generator=None, device=None, dtype=None) -> dict:
         """Masks of ``n_draws`` independent draws over ``n_samples`` samples: each of shape

@@ -19,8 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._validation import (InvalidParameterError, check_bool, check_dtype, check_positive_int, check_seed,
-                           resolve_device)
+from .._validation import check_monte_carlo, check_positive_int
 from ..exact import LOSS_ORDER, MAX_CONFIGURATIONS, enumerate_masks
 from .network import as_float64_cpu, check_problem, deep_law
 
@@ -100,14 +99,8 @@ def monte_carlo_loss(weights, X, Y, samples, hidden=None, weight_noise=None, see
     (float, float)
         The estimate and its standard error.
     """
-    samples = check_positive_int("samples", samples)
-    if samples < 2:
-        raise InvalidParameterError(f"samples must be at least 2 to give a standard error; got {samples}")
-    max_elements = check_positive_int("max_elements", max_elements)
-    seed = check_seed(seed)
-    dtype = check_dtype(dtype)
-    progress = check_bool("progress", progress)
-    device = resolve_device(device)
+    samples, max_elements, seed, dtype, progress, device = check_monte_carlo(
+        samples, max_elements, seed, dtype, progress, device)
     _, Ws, X, Y, sizes = check_problem(weights, X, Y)
     law = deep_law(sizes, hidden, weight_noise)
     Ws = [W.to(device=device, dtype=dtype) for W in as_float64_cpu(Ws)]
