@@ -128,7 +128,7 @@ def compute(quick=False, device=None, store=None, client=None):
         "local_reparameterization": {},
     }
     for layer in ("output", "input"):
-        per_sample, per_batch = pt.PerNodeDrop(P_DROP, layer), pt.DropConnect(P_DROP, layer)
+        per_sample = pt.PerNodeDrop(P_DROP, layer)  # its per-batch twin is read by the batch-size law
         theory = gradient_noise_vs_batch_size(per_sample, U, V, X, Y, lines_B)
         at = gradient_noise_vs_batch_size(per_sample, U, V, X, Y, list(REPORT_B))
         entry = {

@@ -106,10 +106,9 @@ def _within(value, reference, se):
 
 
 def _sizes(strategy, width):
+    """The given width, or 4 where the strategy accepts it, else its smallest width."""
     if width is None:
-        width = max(strategy.min_width, 4 if strategy.min_width <= 4 else strategy.min_width)
-        if width % max(strategy.min_width, 1):
-            width = strategy.min_width
+        width = 4 if 4 % strategy.min_width == 0 else strategy.min_width
     return width
 
 

@@ -1,6 +1,5 @@
 """Monte Carlo with real sampled masks lands within a few standard errors of the exact value."""
 
-import numpy as np
 import pytest
 import torch
 
