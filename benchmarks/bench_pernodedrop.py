@@ -8,6 +8,9 @@ probability ``--p``):
 * ``pnd-exact-drop`` / ``pnd-exact-gaussian``: :class:`PerNodeDropLinear`, one mask
   per sample and connection, computed inside the fused kernels (numba on CPU, Triton on
   CUDA) from a counter-based generator, never stored;
+* ``pnd-exact-gaussian-conditional``: the same law with ``gaussian_draw="conditional"``:
+  forward draws each output's noise directly, backward the rest of the masks given it (one
+  pass over the masks instead of two);
 * ``chunked-drop`` / ``chunked-gaussian``: the previous exact path, kept here as a
   baseline: masks drawn with ``torch.rand`` chunk by chunk (``--max-mask-elements``) and
   regenerated in backward;
@@ -171,9 +174,26 @@ class NaiveMaterializedDrop(nn.Module):
         return torch.bmm(self.weight * m, x.unsqueeze(-1)).squeeze(-1) + self.bias
 
 
-CASES = ["linear+dropout", "pnd-exact-drop", "pnd-exact-gaussian", "chunked-drop", "chunked-gaussian",
-         "pnd-gaussian-local", "naive-drop"]
-MEMORY_CASES = ["linear+dropout", "pnd-exact-drop", "pnd-exact-gaussian", "chunked-drop"]
+CASES = ["linear+dropout", "pnd-exact-drop", "pnd-exact-gaussian", "pnd-exact-gaussian-conditional", "chunked-drop",
+         "chunked-gaussian", "pnd-gaussian-local", "naive-drop"]
+MEMORY_CASES = ["linear+dropout", "pnd-exact-drop", "pnd-exact-gaussian", "pnd-exact-gaussian-conditional",
+                "chunked-drop"]
+
+
+def cpu_name():
+    """The CPU's model name and the instruction-set target the compiled kernels use."""
+    model = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), model)
+    except OSError:
+        pass
+    try:
+        import llvmlite.binding as llvm
+
+        return f"{model} (LLVM target {llvm.get_host_cpu_name()})"
+    except ImportError:
+        return model
 
 
 def build(case, d, p, mme, device, dtype):
@@ -183,6 +203,8 @@ def build(case, d, p, mme, device, dtype):
         return PerNodeDropLinear(d, d, p=p, stir=case.rsplit("-", 1)[1], device=device, dtype=dtype)
     if case in ("chunked-drop", "chunked-gaussian"):
         return ChunkedPerSampleLinear(d, d, p, case.rsplit("-", 1)[1], mme, device=device, dtype=dtype)
+    if case == "pnd-exact-gaussian-conditional":
+        return PerNodeDropLinear(d, d, p=p, stir="gaussian", gaussian_draw="conditional", device=device, dtype=dtype)
     if case == "pnd-gaussian-local":
         return PerNodeDropLinear(d, d, p=p, stir="gaussian", local_reparameterization=True,
                                  device=device, dtype=dtype)
@@ -312,7 +334,7 @@ def main(argv=None):
         cases.insert(0, "linear+dropout")
     on_cuda = torch.device(args.device).type == "cuda"
     d, b = args.features, args.batch
-    header = {"device": args.device, "device_name": torch.cuda.get_device_name() if on_cuda else platform.processor(),
+    header = {"device": args.device, "device_name": torch.cuda.get_device_name() if on_cuda else cpu_name(),
               "torch": torch.__version__, "threads": torch.get_num_threads(), "batch": b, "features": d,
               "p": args.p, "dtype": args.dtype, "repeats": args.repeats, "max_mask_elements": args.max_mask_elements}
     print("  ".join(f"{k}={v}" for k, v in header.items()))
@@ -345,6 +367,9 @@ def main(argv=None):
     if "pnd-exact-gaussian" in times:
         r = times["pnd-exact-gaussian"] / t_ref
         targets["exact gaussian <= 20x Linear+Dropout"] = (r, r <= 20)
+    if "pnd-exact-gaussian-conditional" in times:
+        r = times["pnd-exact-gaussian-conditional"] / t_ref
+        targets["exact gaussian (conditional draw) <= 20x Linear+Dropout"] = (r, r <= 20)
     for key, (mib, _) in memory.items():
         if key.startswith("pnd-exact"):
             targets[f"extra memory {key} < 64 MiB"] = (mib, mib < 64)

@@ -35,8 +35,13 @@ device; the reference), the numba kernels of this module (CPU; ``fastmath`` off,
 summation order per output entry, compiled on first use in each process), and the Triton
 kernels of :mod:`pnd_theory.kernels_triton` (CUDA).  Bernoulli masks agree bit for bit;
 Gaussian ones to the rounding of ``log``, ``cos`` and ``sin`` for float64 work (the numba
-kernels use their own polynomials so that they vectorize) and to float32 accuracy (errors
-below ``1e-6``) for float32 work.
+kernels use their own polynomials so that they vectorize) and to float32 accuracy for float32
+work, which the numba kernels do in float32 operations only (normals within ``7e-7`` of the
+float64 values, measured over four million outputs and the edge cases of ``a`` and ``b``).
+
+The conditional Gaussian map (:func:`conditional_gaussian_cpu`,
+:func:`masked_linear_backward_conditional_cpu`) draws one more normal per output and row,
+:func:`counter_normals`, from a stream of its own; see :func:`pnd_theory.sampling.masked_linear`.
 """
 from __future__ import annotations
 
@@ -48,13 +53,16 @@ from torch import Tensor
 
 try:
     import numba
-    from numba import njit, prange
+    from llvmlite import ir as _llvm_ir
+    from numba import njit, prange, types as _nb_types
     from numba.cpython.unsafe.numbers import leading_zeros
+    from numba.extending import intrinsic
 except ImportError:  # pragma: no cover - the torch route below still works
     numba = None
 
 __all__ = ["GAMMA", "seed_key", "counter_outputs", "counter_masks", "drop_threshold", "HAVE_NUMBA", "masked_linear_cpu",
-           "masked_linear_grad_input_cpu", "masked_linear_grad_weight_cpu", "masked_linear_backward_cpu"]
+           "masked_linear_grad_input_cpu", "masked_linear_grad_weight_cpu", "masked_linear_backward_cpu",
+           "masked_linear_backward_conditional_cpu", "conditional_gaussian_cpu", "counter_normals"]
 
 HAVE_NUMBA = numba is not None
 
@@ -135,19 +143,32 @@ def counter_masks(seed: int, samples, n_out: int, n_in: int, p: float, gaussian:
         Of the result.
     """
     h = counter_outputs(seed, samples, n_out, n_in, device)
-    a = _shr(h, 32)
-    b = h & 0xFFFFFFFF
     if gaussian:
-        u = (a.double() + 1.0) * 2.0**-32
-        theta = b.double() * (2.0 * math.pi * 2.0**-32)
-        rho = torch.sqrt(-2.0 * torch.log(u))
-        sigma = math.sqrt(p / (1.0 - p))
-        m = torch.stack((1.0 + sigma * rho * torch.cos(theta), 1.0 + sigma * rho * torch.sin(theta)), -1)
+        m = 1.0 + math.sqrt(p / (1.0 - p)) * _box_muller_torch(h)
     else:
         t = drop_threshold(p)
-        scale = 1.0 / (1.0 - p)
-        m = torch.stack((a >= t, b >= t), -1).double() * scale
+        m = torch.stack((_shr(h, 32) >= t, (h & 0xFFFFFFFF) >= t), -1).double() * (1.0 / (1.0 - p))
     return m.reshape(h.shape[0], n_out, -1)[..., :n_in].to(dtype)
+
+
+def _box_muller_torch(h: Tensor) -> Tensor:
+    """The two normals of each 64-bit output (last axis of size 2), in float64."""
+    u = (_shr(h, 32).double() + 1.0) * 2.0**-32
+    theta = (h & 0xFFFFFFFF).double() * (2.0 * math.pi * 2.0**-32)
+    rho = torch.sqrt(-2.0 * torch.log(u))
+    return torch.stack((rho * torch.cos(theta), rho * torch.sin(theta)), -1)
+
+
+def counter_normals(seed: int, rows: int, n_out: int, device=None, dtype=torch.float64) -> Tensor:
+    r"""Standard normals :math:`n_{r,j}`, shape ``(rows, n_out)``, of the stream of ``seed + GAMMA``.
+
+    The same generator and Box-Muller step as the Gaussian masks, on a stream of its own
+    (key ``mix(seed + 2 GAMMA)``, where the masks of ``seed`` use ``mix(seed + GAMMA)``): output
+    ``c = r * ceil(n_out / 2) + q`` gives :math:`n_{r,2q}` and :math:`n_{r,2q+1}`.  They are the
+    forward draws of the conditional Gaussian map (:func:`pnd_theory.sampling.masked_linear`).
+    """
+    h = counter_outputs(int(seed) + GAMMA, torch.arange(rows), 1, n_out, device)
+    return _box_muller_torch(h).reshape(rows, -1)[:, :n_out].to(dtype)
 
 
 # ----------------------------------------------------------------------------
@@ -166,8 +187,6 @@ if HAVE_NUMBA:
     # Taylor coefficients of sin and cos on [0, pi/2): the terms left out are below 3e-16
     _SIN_C = tuple((-1.0) ** k / math.factorial(2 * k + 1) for k in range(11))
     _COS_C = tuple((-1.0) ** k / math.factorial(2 * k) for k in range(12))
-    # shorter polynomials for float32 work: terms left out below 1e-9
-    _LOG_C32, _SIN_C32, _COS_C32 = _LOG_C[:6], _SIN_C[:7], _COS_C[:8]
 
     @njit(inline="always")
     def _mix(z):
@@ -225,15 +244,70 @@ if HAVE_NUMBA:
         c, s = _cos_sin(h & _LO, _SIN_C, _COS_C)
         return rho * c, rho * s
 
+    @intrinsic
+    def _f32_bits(typingctx, x):
+        """The bit pattern of a float32 as a uint32 (a free reinterpretation)."""
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], _llvm_ir.IntType(32))
+        return _nb_types.uint32(_nb_types.float32), codegen
+
+    @intrinsic
+    def _bits_f32(typingctx, x):
+        """The float32 of a uint32 bit pattern."""
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], _llvm_ir.FloatType())
+        return _nb_types.float32(_nb_types.uint32), codegen
+
+    _F = np.float32
+    _F_ONE, _F_TWO, _F_M2 = _F(1.0), _F(2.0), _F(-2.0)
+    _F_LN2 = _F(_LN2)
+    _F_2P16 = _F(65536.0)
+    _F_OCTANT = _F(0.25 * math.pi * 2.0**-29)
+    # ln m = 2 t (1 + t^2/3 + ...): five terms leave out below 3e-10 for |t| < 0.172
+    _LOG_F = tuple(_F(1.0 / (2 * k + 1)) for k in range(5))
+    # sin and cos on [0, pi/4]: the terms left out are below 2e-9 and 3e-8
+    _SIN_F = tuple(_F((-1.0) ** k / math.factorial(2 * k + 1)) for k in range(5))
+    _COS_F = tuple(_F((-1.0) ** k / math.factorial(2 * k)) for k in range(5))
+
     @njit(inline="always")
     def _box_muller32(h):
-        """The same to float32 accuracy: shorter series, float32 division and square root
-        (the slow vector instructions; their float32 forms take half the time or less)."""
-        m, e = _log_u_parts(h >> np.uint64(32))
-        t = np.float64(np.float32(m - 1.0) / np.float32(m + 1.0))
-        log_u = _atanh_series(t, _LOG_C32) + np.float64(e - 32) * _LN2
-        rho = np.float64(np.sqrt(np.float32(-2.0 * log_u)))
-        c, s = _cos_sin(h & _LO, _SIN_C32, _COS_C32)
+        """Two N(0, 1) values to float32 accuracy, in float32 operations only (twice the vector
+        width of float64), with no division by zero check and no branch, so that the loops
+        around it vectorize.
+
+        ``ln u``: ``v = a + 1 = 2^e (1 + f)`` with ``e`` the nearest power (``|f| <= 0.42``);
+        ``f = (v - 2^e) 2^-e`` is formed from an exact integer difference, so ``ln u`` keeps
+        its relative accuracy near ``u = 1`` (where ``rho`` is small).  ``cos`` and ``sin`` of
+        ``2 pi b 2^-32``: octant from the top three bits, polynomials on ``[0, pi/4]``.
+        """
+        v = np.int64(h >> np.uint64(32)) + np.int64(1)  # in [1, 2^32]
+        approx = _F(np.int32(v >> np.int64(16))) * _F_2P16 + _F(np.int32(v & np.int64(0xFFFF)))
+        bits = _f32_bits(approx)
+        up = np.int32((bits & np.uint32(0x7FFFFF)) > np.uint32(0x3504F3))  # mantissa above sqrt 2
+        e = np.int32(bits >> np.uint32(23)) - np.int32(127) + up
+        f = _F(np.int32(v - (np.int64(1) << np.int64(e)))) * _bits_f32(np.uint32(127 - e) << np.uint32(23))
+        t = f / (_F_TWO + f)
+        t2 = t * t
+        acc = (((_LOG_F[4] * t2 + _LOG_F[3]) * t2 + _LOG_F[2]) * t2 + _LOG_F[1]) * t2 + _LOG_F[0]
+        log_u = _F_TWO * t * acc + _F(e - np.int32(32)) * _F_LN2
+        rho = np.sqrt(_F_M2 * log_u)
+        b = np.uint32(h & _LO)
+        octant = b >> np.uint32(29)
+        low = b & np.uint32(0x1FFFFFFF)
+        odd = octant & np.uint32(1)
+        y = _F(np.int32(low + odd * (np.uint32(0x20000000) - low - low))) * _F_OCTANT  # in [0, pi/4]
+        y2 = y * y
+        sn = ((((_SIN_F[4] * y2 + _SIN_F[3]) * y2 + _SIN_F[2]) * y2 + _SIN_F[1]) * y2 + _SIN_F[0]) * y
+        cs = (((_COS_F[4] * y2 + _COS_F[3]) * y2 + _COS_F[2]) * y2 + _COS_F[1]) * y2 + _COS_F[0]
+        # angle = k pi/2 + phi, k = octant // 2; phi = y (even octant) or pi/2 - y (odd)
+        cphi = sn if odd == np.uint32(1) else cs
+        sphi = cs if odd == np.uint32(1) else sn
+        k = octant >> np.uint32(1)
+        swap = (k & np.uint32(1)) == np.uint32(1)
+        c = sphi if swap else cphi
+        s = cphi if swap else sphi
+        c = -c if (k == np.uint32(1) or k == np.uint32(2)) else c
+        s = -s if k >= np.uint32(2) else s
         return rho * c, rho * s
 
     @njit(inline="always")
@@ -246,7 +320,7 @@ if HAVE_NUMBA:
     @njit(inline="always")
     def _pair_gauss32(h, thr, scale, sigma):
         z0, z1 = _box_muller32(h)
-        return 1.0 + sigma * z0, 1.0 + sigma * z1
+        return _F_ONE + sigma * z0, _F_ONE + sigma * z1
 
     @njit(inline="always")
     def _pair_gauss64(h, thr, scale, sigma):
@@ -262,7 +336,7 @@ if HAVE_NUMBA:
         cannot cache closures.
         """
 
-        @njit(parallel=True, fastmath=False, nogil=True)
+        @njit(parallel=True, fastmath=False, nogil=True, error_model="numpy")
         def _forward(x, wt, key, thr, scale, sigma, positions, out):
             rows, n_in = x.shape
             n_out = wt.shape[1]
@@ -293,7 +367,7 @@ if HAVE_NUMBA:
                         o[j] += w0[j] * m0 * x0
             return out
 
-        @njit(parallel=True, fastmath=False, nogil=True)
+        @njit(parallel=True, fastmath=False, nogil=True, error_model="numpy")
         def _grad_input(g, w, key, thr, scale, sigma, positions, out):
             rows, n_out = g.shape
             n_in = w.shape[1]
@@ -317,7 +391,7 @@ if HAVE_NUMBA:
                         o[n_in - 1] += gj * m0 * wj[n_in - 1]
             return out
 
-        @njit(parallel=True, fastmath=False, nogil=True)
+        @njit(parallel=True, fastmath=False, nogil=True, error_model="numpy")
         def _grad_weight(g, x, key, thr, scale, sigma, positions, out):
             rows, n_out = g.shape
             n_in = x.shape[1]
@@ -341,7 +415,7 @@ if HAVE_NUMBA:
                         o[n_in - 1] += gj * m0 * xr[n_in - 1]
             return out
 
-        @njit(parallel=True, fastmath=False, nogil=True)
+        @njit(parallel=True, fastmath=False, nogil=True, error_model="numpy")
         def _backward(g, w, x, key, thr, scale, sigma, positions, gx, parts):
             """Both gradients from one regeneration of the masks: ``gx``, and for each fixed block
             of rows a partial weight gradient ``parts[block]`` (summed in block order after)."""
@@ -387,6 +461,100 @@ if HAVE_NUMBA:
     KERNELS = {"drop": _make_kernels(_pair_drop), "gauss32": _make_kernels(_pair_gauss32),
                "gauss64": _make_kernels(_pair_gauss64)}
 
+    @njit(parallel=True, fastmath=False, nogil=True, error_model="numpy")
+    def _conditional_forward(x, wt, sn, out):
+        """``out[r, j] = W_j . x_r + sn[r, j] * sqrt(sum_i W_ji^2 x_ri^2)``, the forward of the
+        conditional Gaussian map (``sn = sigma n``), in a fixed order of summation."""
+        rows, n_in = x.shape
+        n_out = wt.shape[1]
+        for r in prange(rows):
+            o = out[r]
+            v2 = np.zeros(n_out, dtype=out.dtype)
+            for j in range(n_out):
+                o[j] = 0.0
+            for i in range(n_in):
+                xi = x[r, i]
+                wi = wt[i]
+                for j in range(n_out):
+                    t = wi[j] * xi
+                    o[j] += t
+                    v2[j] += t * t
+            for j in range(n_out):
+                o[j] += sn[r, j] * np.sqrt(v2[j])
+        return out
+
+    def _make_conditional_backward(_box_muller):
+        """The one-pass backward of the conditional Gaussian map (see
+        :func:`masked_linear_backward_conditional_cpu`) for one float width."""
+
+        # reassociation only: the sums over inputs vectorize; their order of summation then
+        # depends on the vector width the compiler picks, never on threads or chunking
+        @njit(parallel=True, fastmath={"reassoc"}, nogil=True, error_model="numpy")
+        def _backward(g, w, x, key, sigma, sn, gx, parts):
+            rows, n_out = g.shape
+            n_in = w.shape[1]
+            half = n_in // 2
+            pairs = np.uint64((n_in + 1) // 2)
+            blocks = parts.shape[0]
+            for blk in prange(blocks):
+                part = parts[blk]
+                for j in range(n_out):
+                    for i in range(n_in):
+                        part[j, i] = 0.0
+                for r in range(blk * rows // blocks, (blk + 1) * rows // blocks):
+                    o = gx[r]
+                    for i in range(n_in):
+                        o[i] = 0.0
+                    xr = x[r]
+                    for j in range(n_out):
+                        gj = g[r, j]
+                        wj = w[j]
+                        pj = part[j]
+                        sd = gj - gj  # zero of the work type: sigma v . xi
+                        v2 = gj - gj  # |v|^2
+                        base = key + ((np.uint64(r) * np.uint64(n_out) + np.uint64(j)) * pairs + _ONE) * _G
+                        for q in range(half):
+                            z0, z1 = _box_muller(_mix(base + np.uint64(q) * _G))
+                            e0 = sigma * z0
+                            e1 = sigma * z1
+                            a0 = gj + gj * e0
+                            a1 = gj + gj * e1
+                            w0 = wj[2 * q]
+                            w1 = wj[2 * q + 1]
+                            x0 = xr[2 * q]
+                            x1 = xr[2 * q + 1]
+                            o[2 * q] += a0 * w0
+                            o[2 * q + 1] += a1 * w1
+                            pj[2 * q] += a0 * x0
+                            pj[2 * q + 1] += a1 * x1
+                            v0 = w0 * x0
+                            v1 = w1 * x1
+                            sd += v0 * e0 + v1 * e1
+                            v2 += v0 * v0 + v1 * v1
+                        if n_in % 2 == 1:
+                            z0, z1 = _box_muller(_mix(base + np.uint64(half) * _G))
+                            e0 = sigma * z0
+                            a0 = gj + gj * e0
+                            o[n_in - 1] += a0 * wj[n_in - 1]
+                            pj[n_in - 1] += a0 * xr[n_in - 1]
+                            v0 = wj[n_in - 1] * xr[n_in - 1]
+                            sd += v0 * e0
+                            v2 += v0 * v0
+                        if v2 > 0.0:
+                            # the part of the masks along v: sigma c v, c = (n |v| - v . xi) / |v|^2
+                            gc = gj * ((sn[r, j] * np.sqrt(v2) - sd) / v2)
+                            for i in range(n_in):
+                                t = gc * wj[i] * xr[i]
+                                o[i] += t * wj[i]
+                                pj[i] += t * xr[i]
+            return gx
+
+        return _backward
+
+    #: the conditional Gaussian backward by float width
+    CONDITIONAL_BACKWARD = {np.dtype(np.float32): _make_conditional_backward(_box_muller32),
+                            np.dtype(np.float64): _make_conditional_backward(_box_muller64)}
+
 
 def _numpy_float(t: Tensor) -> np.ndarray:
     """A contiguous float32/float64 numpy view (half and bfloat16 work in float32)."""
@@ -405,7 +573,7 @@ def _call(which: int, a: Tensor, b: Tensor, out_shape, seed: int, p: float, gaus
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
     kind = "drop" if not gaussian else ("gauss64" if work == np.float64 else "gauss32")
     KERNELS[kind][which](an, bn, np.uint64(seed_key(seed)), np.uint64(drop_threshold(p)), work.type(1.0 / (1.0 - p)),
-                         math.sqrt(p / (1.0 - p)), int(positions), out)
+                         work.type(math.sqrt(p / (1.0 - p))), int(positions), out)
     return torch.from_numpy(out).to(result_dtype)
 
 
@@ -459,7 +627,55 @@ def masked_linear_backward_cpu(grad: Tensor, x: Tensor, weight: Tensor, seed: in
     kind = "drop" if not gaussian else ("gauss64" if work == np.float64 else "gauss32")
     if rows:
         KERNELS[kind][3](gn, wn, xn, np.uint64(seed_key(seed)), np.uint64(drop_threshold(p)),
-                         work.type(1.0 / (1.0 - p)), math.sqrt(p / (1.0 - p)), int(positions), gx, parts)
+                         work.type(1.0 / (1.0 - p)), work.type(math.sqrt(p / (1.0 - p))), int(positions), gx, parts)
+    gw = parts[0]
+    for blk in range(1, blocks):
+        gw += parts[blk]
+    return torch.from_numpy(gx), torch.from_numpy(gw)
+
+
+def conditional_gaussian_cpu(x: Tensor, weight: Tensor, seed: int, p: float) -> Tensor:
+    r"""Forward of the conditional Gaussian map (numba, CPU):
+    :math:`z_{rj} = W_j \cdot x_r + \sigma n_{rj} \sqrt{\sum_i W_{ji}^2 x_{ri}^2}` with the
+    normals of :func:`counter_normals`."""
+    xn, wn = _numpy_float(x), _numpy_float(weight)
+    work = np.promote_types(xn.dtype, wn.dtype)
+    xn, wtn = xn.astype(work, copy=False), np.ascontiguousarray(wn.T, dtype=work)
+    sn = (math.sqrt(p / (1.0 - p)) * counter_normals(seed, xn.shape[0], wn.shape[0])).numpy().astype(work)
+    out = np.empty((xn.shape[0], wn.shape[0]), dtype=work)
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    if xn.shape[0]:
+        _conditional_forward(xn, wtn, sn, out)
+    return torch.from_numpy(out)
+
+
+def masked_linear_backward_conditional_cpu(grad: Tensor, x: Tensor, weight: Tensor, seed: int, p: float):
+    r"""Both gradients of the conditional Gaussian map in one pass over its masks (numba, CPU),
+    or None when the partial weight gradients would exceed ``BACKWARD_MAX_BYTES``.
+
+    For each row ``r`` and output ``j`` the pass computes, from the masks ``1 + sigma xi`` of
+    ``seed`` (those of :func:`counter_masks`), the products with ``g`` and the sums
+    :math:`\sigma v_{rj} \cdot \xi_{rj}` and :math:`\lVert v_{rj} \rVert^2`; then it adds the
+    part of the masks along :math:`v_{rj} = W_j \circ x_r`,
+    :math:`\sigma c_{rj} v_{rj}` with
+    :math:`\sigma c_{rj} = (\sigma n_{rj} \lVert v_{rj} \rVert - \sigma v_{rj} \cdot \xi_{rj})
+    / \lVert v_{rj} \rVert^2` (see :func:`pnd_theory.sampling.masked_linear`).
+    """
+    gn, xn, wn = _numpy_float(grad), _numpy_float(x), _numpy_float(weight)
+    work = np.promote_types(np.promote_types(gn.dtype, xn.dtype), wn.dtype)
+    rows, n_out = gn.shape
+    n_in = wn.shape[1]
+    blocks = max(1, min(BACKWARD_BLOCKS, rows))
+    if blocks * n_out * n_in * work.itemsize > BACKWARD_MAX_BYTES:
+        return None
+    gn, xn, wn = (a.astype(work, copy=False) for a in (gn, xn, wn))
+    sigma = math.sqrt(p / (1.0 - p))
+    sn = (sigma * counter_normals(seed, rows, n_out)).numpy().astype(work)
+    gx = np.empty((rows, n_in), dtype=work)
+    parts = np.zeros((blocks, n_out, n_in), dtype=work)
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    if rows:
+        CONDITIONAL_BACKWARD[work](gn, wn, xn, np.uint64(seed_key(seed)), work.type(sigma), sn, gx, parts)
     gw = parts[0]
     for blk in range(1, blocks):
         gw += parts[blk]

@@ -116,7 +116,10 @@ def fused_weight_noise(law):
 
 
 def _fused_monte_carlo(plan, U, V, X, Y, samples, generator, max_elements, progress, strategy):
-    r"""Each draw: :math:`f = (U \circ M^U_{t,k}) (V \circ M^V_{t,k})^\top x_k` by fused products."""
+    r"""Each draw: :math:`f = (U \circ M^U_{t,k}) (V \circ M^V_{t,k})^\top x_k` by fused products.
+
+    Gaussian masks are drawn conditionally (``masked_linear(..., conditional=True)``): the loss
+    depends on the outputs only, whose law is then exact at the cost of two matrix products."""
     n_in, d = V.shape
     n_out, n_samples = U.shape[0], X.shape[1]
     per_draw = n_samples * (n_in + d + n_out)
@@ -128,11 +131,11 @@ def _fused_monte_carlo(plan, U, V, X, Y, samples, generator, max_elements, progr
         t = min(chunk, samples - start)
         x = rows.repeat(t, 1)  # row t * N + k: sample k of draw t, its own masks
         if "input" in plan:
-            h = masked_linear(x, Vt, draw_seed_tensor(generator), *plan["input"])
+            h = masked_linear(x, Vt, draw_seed_tensor(generator), *plan["input"], conditional=True)
         else:
             h = x @ V
         if "output" in plan:
-            f = masked_linear(h, U, draw_seed_tensor(generator), *plan["output"])
+            f = masked_linear(h, U, draw_seed_tensor(generator), *plan["output"], conditional=True)
         else:
             f = h @ U.T
         residual = f.reshape(t, n_samples, n_out) - targets

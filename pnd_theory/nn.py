@@ -58,6 +58,8 @@ from .sampling import (STIRS, draw_seed_tensor as _draw_seed_tensor, generator_f
 
 #: how the positions of a ``(batch, ..., in)`` input share masks
 MASK_PER = ("position", "sample")
+#: Ways of drawing Gaussian masks on the exact path (see :func:`per_sample_masked_linear`).
+GAUSSIAN_DRAWS = ("masks", "conditional")
 
 
 def _check_input(name: str, x, in_features: Optional[int] = None) -> Tensor:
@@ -91,6 +93,7 @@ def per_sample_masked_linear(
     mask_per: str = "position",
     generator: Optional[torch.Generator] = None,
     seed: Optional[int] = None,
+    gaussian_draw: str = "masks",
 ) -> Tensor:
     r"""``z_k = (W \circ M_k) x_k + b``, an independent mask ``M_k`` for every sample ``k``.
 
@@ -125,6 +128,16 @@ def per_sample_masked_linear(
         (no ``.item()``), so the call traces under ``torch.compile``.
     seed : int, optional
         Use this seed directly (nothing is drawn from any RNG).
+    gaussian_draw : {"masks", "conditional"}
+        How Gaussian masks are drawn (``stir="gaussian"`` only).  ``"masks"``: every mask value
+        from the counters, in forward and again in backward; at a fixed seed the map is a
+        fixed-mask linear map of ``(x, W)``.  ``"conditional"``: forward draws each output's
+        noise :math:`\sigma n_{kj} \lVert W_j \circ x_k \rVert` directly (two matrix products)
+        and backward draws the rest of the masks given it, in one pass: outputs, masks and
+        gradients have exactly the same law (the gradients are those of the sampled masks) for
+        about half the work, but the masks then depend on ``W`` and ``x`` too, so finite
+        differences at a fixed seed do not reproduce the gradients.  Not with
+        ``mask_per="sample"`` on sequences.
 
     Returns
     -------
@@ -147,6 +160,10 @@ def per_sample_masked_linear(
     stir = check_choice("stir", stir, STIRS)
     mask_per = check_choice("mask_per", mask_per, MASK_PER)
     generator = check_generator(generator)
+    gaussian_draw = check_choice("gaussian_draw", gaussian_draw, GAUSSIAN_DRAWS)
+    if gaussian_draw == "conditional" and stir != "gaussian":
+        raise invalid("gaussian_draw", "'masks' with stir='drop' (only Gaussian masks are drawn "
+                      "conditionally)", gaussian_draw)
     if p == 0.0:
         return F.linear(input, weight, bias)
     out_f, in_f = weight.shape
@@ -156,6 +173,9 @@ def per_sample_masked_linear(
     positions = 1
     if mask_per == "sample" and input.dim() >= 3:
         positions = int(np.prod(input.shape[1:-1]))
+        if gaussian_draw == "conditional" and positions > 1:
+            raise invalid("gaussian_draw", "'masks' with mask_per='sample' on a sequence (the "
+                          "conditional draw needs one mask per row)", gaussian_draw)
     if seed is None:
         seed_t = _draw_seed_tensor(generator)
     else:
@@ -163,7 +183,8 @@ def per_sample_masked_linear(
         if seed >= 2**63:
             raise invalid("seed", "an integer in [0, 2**63)", seed)
         seed_t = torch.tensor(seed, dtype=torch.int64)
-    z = _masked_linear(x2, weight.to(dt), seed_t, p, stir == "gaussian", max(positions, 1))
+    z = _masked_linear(x2, weight.to(dt), seed_t, p, stir == "gaussian", max(positions, 1),
+                       conditional=gaussian_draw == "conditional")
     if bias is not None:
         z = z + bias.to(dt)
     return z.reshape(*lead, out_f)
@@ -273,6 +294,13 @@ class PerNodeDropLinear(_NoisyLinearBase):
         example is the whole ``batch`` entry, so ``"sample"`` is the paper's per-sample mask,
         while ``"position"`` treats every position as an example of its own.  For ``(in,)``
         and ``(batch, in)`` inputs both are the same.
+    gaussian_draw : {"masks", "conditional"}
+        How the exact path draws Gaussian masks (see :func:`per_sample_masked_linear`):
+        ``"masks"`` (default) computes every mask value from the counters in forward and again
+        in backward; ``"conditional"`` draws each output's noise directly in forward and the
+        rest of the masks given it in backward: the same law of outputs and gradients (unlike
+        ``local_reparameterization``) for about half the work, but at a fixed seed the masks
+        depend on ``W`` and ``x``.
     device, dtype
         Factory arguments of the parameters.
     generator : torch.Generator, optional
@@ -301,8 +329,16 @@ class PerNodeDropLinear(_NoisyLinearBase):
         device=None,
         dtype=None,
         generator: Optional[torch.Generator] = None,
+        gaussian_draw: str = "masks",
     ) -> None:
         stir = check_choice("stir", stir, STIRS)
+        gaussian_draw = check_choice("gaussian_draw", gaussian_draw, GAUSSIAN_DRAWS)
+        if gaussian_draw == "conditional" and stir != "gaussian":
+            raise invalid("gaussian_draw", "'masks' with stir='drop' (only Gaussian masks are drawn "
+                          "conditionally)", gaussian_draw)
+        if gaussian_draw == "conditional" and mask_per == "sample":
+            raise invalid("gaussian_draw", "'masks' with mask_per='sample' (the conditional draw needs "
+                          "one mask per row)", gaussian_draw)
         fixed_mask = check_bool("fixed_mask", fixed_mask)
         local_reparameterization = check_bool("local_reparameterization", local_reparameterization)
         mask_per = check_choice("mask_per", mask_per, MASK_PER)
@@ -317,6 +353,7 @@ class PerNodeDropLinear(_NoisyLinearBase):
         self.fixed_mask = fixed_mask
         self.local_reparameterization = local_reparameterization
         self.mask_per = mask_per
+        self.gaussian_draw = gaussian_draw
         self.register_buffer("mask", None)
         if fixed_mask:
             self.mask = torch.empty_like(self.weight, requires_grad=False)
@@ -359,13 +396,15 @@ class PerNodeDropLinear(_NoisyLinearBase):
                                  device=x.device, dtype=s.dtype, centered=True)
             return mean + std * noise
         return per_sample_masked_linear(x, self.weight, self.bias, self.p, self.stir,
-                                        mask_per=self.mask_per, generator=self.generator)
+                                        mask_per=self.mask_per, generator=self.generator,
+                                        gaussian_draw=self.gaussian_draw)
 
     def extra_repr(self) -> str:  # noqa: D102
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, p={self.p}, "
             f"stir={self.stir!r}, bias={self.bias is not None}, fixed_mask={self.fixed_mask}, "
             f"local_reparameterization={self.local_reparameterization}, mask_per={self.mask_per!r}"
+            + (f", gaussian_draw={self.gaussian_draw!r}" if self.gaussian_draw != "masks" else "")
         )
 
 

@@ -379,11 +379,9 @@ class _GradWeight(_MaskedProduct):
         return dg, dx, None, None, None, None
 
 
-def _vmap_rule(op):
+def _vmap_rule(op, n):
     """Batching rule: one call per batch entry (each with its own seed when the seed is batched,
-    as under ``vmap(..., randomness="different")``)."""
-
-    n = 4 if op is _backward_op else 3  # leading tensor arguments
+    as under ``vmap(..., randomness="different")``); ``n`` leading arguments are tensors."""
 
     def rule(info, in_dims, *args):
         tensors = args[:n]
@@ -398,12 +396,140 @@ def _vmap_rule(op):
     op.register_vmap(rule)
 
 
-for _op in (_masked_linear_op, _grad_input_op, _grad_weight_op, _backward_op):
-    _vmap_rule(_op)
+# ----------------------------------------------------------------------------
+# the conditional Gaussian map: the forward from one normal per output, the masks in backward
+# ----------------------------------------------------------------------------
+@torch.library.custom_op("pnd_theory::counter_normals", mutates_args=())
+def _counter_normals_op(seed: Tensor, like: Tensor, n_out: int) -> Tensor:
+    return kernels.counter_normals(int(seed), like.shape[0], n_out, device=like.device, dtype=like.dtype)
+
+
+@_counter_normals_op.register_fake
+def _(seed, like, n_out):
+    return like.new_empty((like.shape[0], n_out))
+
+
+def _sigma_c(x: Tensor, weight: Tensor, seed: Tensor, p: float, sd: Tensor) -> Tensor:
+    r""":math:`\sigma c_{rj} = (\sigma n_{rj} \lVert v_{rj} \rVert - sd_{rj}) / \lVert v_{rj} \rVert^2`
+    (0 where :math:`v_{rj} = 0`), from :math:`sd_{rj} = \sigma v_{rj} \cdot \xi_{rj}` (torch)."""
+    v2 = torch.nn.functional.linear(x * x, weight * weight)
+    zero = v2 == 0
+    sc = torch.sqrt(v2).mul_(_counter_normals_op(seed, x, weight.shape[0])).mul_(math.sqrt(p / (1.0 - p)))
+    return sc.sub_(sd).div_(v2.clamp_min_(torch.finfo(v2.dtype).tiny)).masked_fill_(zero, 0.0)
+
+
+@torch.library.custom_op("pnd_theory::conditional_gaussian", mutates_args=())
+def _conditional_op(x: Tensor, weight: Tensor, seed: Tensor, p: float) -> Tensor:
+    if _route(x.device) == "numba":
+        return kernels.conditional_gaussian_cpu(x, weight, int(seed), p).to(_work_dtype(x, weight))
+    spread = torch.nn.functional.linear(x * x, weight * weight).sqrt_()
+    z = torch.nn.functional.linear(x, weight)
+    return z.addcmul_(_counter_normals_op(seed, x, weight.shape[0]), spread, value=math.sqrt(p / (1.0 - p)))
+
+
+@_conditional_op.register_fake
+def _(x, weight, seed, p):
+    return x.new_empty((x.shape[0], weight.shape[0]), dtype=_work_dtype(x, weight))
+
+
+@torch.library.custom_op("pnd_theory::conditional_gaussian_backward", mutates_args=())
+def _conditional_backward_op(grad: Tensor, x: Tensor, weight: Tensor, seed: Tensor,
+                             p: float) -> tuple[Tensor, Tensor]:
+    dt = _work_dtype(grad, x, weight)
+    if _route(grad.device) == "numba":
+        both = kernels.masked_linear_backward_conditional_cpu(grad, x, weight, int(seed), p)
+        if both is not None:
+            return both[0].to(dt), both[1].to(dt)
+    x, weight, grad = x.to(dt), weight.to(dt), grad.to(dt)
+    gx, gw = _backward_op(grad, x, weight, seed, p, True, 1)
+    sd = _masked_linear_op(x, weight, seed, p, True, 1) - torch.nn.functional.linear(x, weight)
+    gc = grad * _sigma_c(x, weight, seed, p, sd)
+    return gx.to(dt).addcmul_(x, gc @ (weight * weight)), gw.to(dt).addcmul_(weight, gc.t() @ (x * x))
+
+
+@_conditional_backward_op.register_fake
+def _(grad, x, weight, seed, p):
+    dt = _work_dtype(grad, x, weight)
+    return (grad.new_empty((grad.shape[0], weight.shape[1]), dtype=dt),
+            grad.new_empty(tuple(weight.shape), dtype=dt))
+
+
+for _op, _n in ((_masked_linear_op, 3), (_grad_input_op, 3), (_grad_weight_op, 3), (_backward_op, 4),
+                (_counter_normals_op, 2), (_conditional_op, 3), (_conditional_backward_op, 4)):
+    _vmap_rule(_op, _n)
+
+
+class _ConditionalGaussian(torch.autograd.Function):
+    r"""The exact Gaussian map with one mask per row, drawn in two steps.
+
+    With :math:`v_r = W \circ x_r` (row ``j``: :math:`v_{rj} = W_j \circ x_r`) and
+    :math:`\sigma = \sqrt{p / (1 - p)}`, the masks are :math:`M_{rj} = 1 + \sigma \zeta_{rj}`,
+
+    .. math::
+
+        \zeta_{rj} = \xi_{rj} + v_{rj}\, c_{rj}, \qquad
+        c_{rj} = \frac{n_{rj} \lVert v_{rj} \rVert - v_{rj} \cdot \xi_{rj}}{\lVert v_{rj} \rVert^2}
+
+    (:math:`c_{rj} = 0` when :math:`v_{rj} = 0`), with :math:`n_{rj}` and the vectors
+    :math:`\xi_{rj}` i.i.d. standard normals from the counters (:func:`kernels.counter_normals`,
+    the Gaussian masks of :func:`kernels.counter_masks`).  The component of
+    :math:`\zeta_{rj}` along :math:`v_{rj}` is :math:`n_{rj}` and the rest is the projection
+    of :math:`\xi_{rj}` orthogonal to it, independent of :math:`n_{rj}`: so :math:`\zeta_{rj}`
+    is exactly :math:`N(0, I)`, whatever :math:`W` and :math:`x`, and the masks have the law of
+    independent Gaussian masks.  Forward needs only :math:`v_{rj} \cdot \zeta_{rj} = n_{rj}
+    \lVert v_{rj} \rVert`:
+
+    .. math::
+
+        z_{rj} = W_j \cdot x_r + \sigma\, n_{rj} \sqrt{\textstyle\sum_i W_{ji}^2 x_{ri}^2},
+
+    two products and no mask.  Backward computes the products with the masks
+    :math:`1 + \sigma \xi` and :math:`v_{rj} \cdot \xi_{rj}` in one pass over them, and adds
+    the part along :math:`v` by two products:
+    :math:`g^x_r \mathrel{+}= x_r \circ \big((g_r \circ \sigma c_r)^\top (W \circ W)\big)`,
+    :math:`g^W \mathrel{+}= W \circ \big(\sum_r (g_r \circ \sigma c_r)(x_r \circ x_r)^\top\big)`.
+    In those terms :math:`v` and :math:`c` are constants (parts of the masks), so derivatives of
+    any order are those of the map with the masks held fixed.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, weight, seed, p):  # noqa: D102
+        return _conditional_op(x, weight, seed, p)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # noqa: D102
+        x, weight, seed, p = inputs
+        ctx.save_for_backward(x, weight, seed)
+        ctx.p = p
+
+    @staticmethod
+    def backward(ctx, g):  # noqa: D102
+        x, weight, seed = ctx.saved_tensors
+        p = ctx.p
+        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if not torch.is_grad_enabled():
+            # first order: one pass over the masks, even when one gradient is needed
+            gx, gw = _conditional_backward_op(g, x, weight, seed, p)
+            return (gx.to(x.dtype) if need_x else None), (gw.to(weight.dtype) if need_w else None), None, None
+        # higher order: the products with 1 + sigma xi are differentiable operators of their own,
+        # and the part along v is written with v and c held constant
+        xc, wc = x.detach(), weight.detach()
+        with torch.no_grad():
+            sd = _masked_linear_op(xc, wc, seed, p, True, 1) - torch.nn.functional.linear(xc, wc)
+            sc = _sigma_c(xc, wc, seed, p, sd)
+        gc = g * sc
+        gx = gw = None
+        if need_x:
+            gx = (_GradInput.apply(g, weight, seed, p, True, 1) + xc * (gc @ (weight * wc))).to(x.dtype)
+        if need_w:
+            gw = (_GradWeight.apply(g, x, seed, p, True, 1) + wc * (gc.transpose(-2, -1) @ (x * xc))).to(weight.dtype)
+        return gx, gw, None, None
 
 
 def masked_linear(x: Tensor, weight: Tensor, seed: Tensor, p: float, gaussian: bool = False,
-                  positions: int = 1) -> Tensor:
+                  positions: int = 1, conditional: bool = False) -> Tensor:
     r"""``z_r = (W \circ M_{s(r)}) x_r`` with ``s(r) = r // positions``: the exact per-sample map.
 
     Every mask value :math:`M_{s,j,i}` is a function of ``(seed, s, j, i)`` (the counter-based
@@ -412,6 +538,16 @@ def masked_linear(x: Tensor, weight: Tensor, seed: Tensor, p: float, gaussian: b
     Forward, input gradient and weight gradient compute the masks on the fly (numba on CPU,
     Triton on CUDA, a chunked torch route elsewhere), so nothing of size ``rows x out x in`` is
     stored and the result depends on neither chunking nor thread count.
+
+    With ``gaussian=True`` and ``conditional=True`` (one mask per row: ``positions = 1``) the
+    Gaussian masks are drawn in two steps instead (see :class:`_ConditionalGaussian`): the
+    forward draws each output's noise :math:`\sigma n_{rj} \lVert W_j \circ x_r \rVert`
+    directly (two products, no mask), and backward draws the rest of the masks given it, in
+    one pass.  The masks, outputs and gradients have exactly the law of the masks above (and
+    the gradients are those of the sampled masks), for about half the work; but the masks
+    depend on ``W`` and ``x`` as well as on the seed, so at a fixed seed the output is not a
+    fixed-mask function of ``(x, W)``: finite differences at a fixed seed do not reproduce the
+    returned gradients.
 
     Parameters
     ----------
@@ -427,10 +563,17 @@ def masked_linear(x: Tensor, weight: Tensor, seed: Tensor, p: float, gaussian: b
         Gaussian instead of Bernoulli masks.
     positions : int
         Consecutive rows that share one mask (the positions of one sample of a sequence).
+    conditional : bool
+        Draw Gaussian masks conditionally (needs ``positions = 1``; no effect on Bernoulli masks).
 
     Returns
     -------
     Tensor
         Shape ``(rows, out)``, in the promoted dtype of ``x`` and ``weight``.
     """
+    if gaussian and conditional:
+        if int(positions) != 1:
+            raise ValueError(f"conditional Gaussian masks need positions=1 (one mask per row); got {positions}")
+        dt = _work_dtype(x, weight)
+        return _ConditionalGaussian.apply(x.to(dt), weight.to(dt), seed, float(p))
     return _MaskedLinear.apply(x, weight, seed, float(p), bool(gaussian), int(positions))

@@ -130,13 +130,13 @@ def test_bernoulli_keep_fraction_at_extreme_p(p):
 # ----------------------------------------------------------------------------
 # laws of the layer's outputs and gradients against their closed forms
 # ----------------------------------------------------------------------------
-@pytest.mark.parametrize("stir", ["drop", "gaussian"])
-def test_output_and_gradient_laws_of_the_fused_layer(stir):
+@pytest.mark.parametrize("stir,draw", [("drop", "masks"), ("gaussian", "masks"), ("gaussian", "conditional")])
+def test_output_and_gradient_laws_of_the_fused_layer(stir, draw):
     n, in_f, out_f, p = 4000, 48, 40, 0.4
     lam = p / (1 - p)
     for seed in SEEDS:
         torch.manual_seed(seed % 1000)
-        layer = PerNodeDropLinear(in_f, out_f, p=p, stir=stir, dtype=DT)
+        layer = PerNodeDropLinear(in_f, out_f, p=p, stir=stir, dtype=DT, gaussian_draw=draw)
         W, b = layer.weight.detach(), layer.bias.detach()
         x = torch.randn(in_f, dtype=DT)
         g = torch.randn(out_f, dtype=DT)
@@ -155,12 +155,75 @@ def test_output_and_gradient_laws_of_the_fused_layer(stir):
         for i in range(0, in_f, 7):
             assert_within(gx[:, i].mean(), gmean[i], se_mean(gx[:, i]), f"input-gradient mean {i}")
             assert_within(gx[:, i].var(ddof=1), gvar[i], se_var(gx[:, i]), f"input-gradient variance {i}")
+        # joint law of output and gradient (same masks): Cov(g . z, gx_i) = lam x_i sum_j g_j^2 W_ji^2
+        gz = zn @ g.numpy()
+        cov = (lam * x * ((g**2) @ (W**2))).numpy()
+        for i in range(0, in_f, 5):
+            prod = (gz - gz.mean()) * (gx[:, i] - gx[:, i].mean())
+            assert_within(prod.mean(), cov[i], se_mean(prod), f"output / input-gradient covariance {i}")
         # weight gradient: (g x^T) o sum_k M_k; standardized entries are i.i.d. mean 0, variance 1
         gW = layer.weight.grad
         std = ((gW - n * torch.outer(g, x)) / torch.sqrt(n * lam * torch.outer(g**2, x**2))).numpy().ravel()
         assert_within(std.mean(), 0.0, 1 / math.sqrt(std.size), "standardized weight gradient mean")
         assert_within(std.var(), 1.0, math.sqrt(2 / std.size), "standardized weight gradient variance")
         torch.testing.assert_close(layer.bias.grad, n * g)
+
+
+# ----------------------------------------------------------------------------
+# the conditional Gaussian draw against masks built from its definition
+# ----------------------------------------------------------------------------
+def conditional_reference_masks(seed, x, W, p):
+    """``1 + sigma (xi + v c)`` from the reference masks and normals, in float64 torch."""
+    sigma = math.sqrt(p / (1 - p))
+    (R, n_in), n_out = x.shape, W.shape[0]
+    xi = (counter_masks(seed, torch.arange(R), n_out, n_in, p, True) - 1) / sigma
+    n = kernels.counter_normals(seed, R, n_out)
+    v = W[None] * x[:, None, :]
+    v2 = (v * v).sum(-1)
+    c = torch.where(v2 > 0, (n * v2.sqrt() - (v * xi).sum(-1)) / v2, torch.zeros_like(v2))
+    return 1 + sigma * (xi + v * c[..., None])
+
+
+@pytest.mark.parametrize("route", ["numba", "torch"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+def test_conditional_gaussian_products_are_those_of_its_masks(route, dtype, monkeypatch):
+    if route == "numba" and not HAVE_NUMBA:
+        pytest.skip("needs numba")
+    monkeypatch.setattr(sampling, "_route", lambda device: route)
+    torch.manual_seed(0)
+    R, n_out, n_in, p, seed = 9, 6, 11, 0.3, 41
+    x, W, g = torch.randn(R, n_in, dtype=dtype), torch.randn(n_out, n_in, dtype=dtype), torch.randn(R, n_out, dtype=dtype)
+    x[3] = 0.0  # a row with v = 0 for every output: c = 0
+    W[2, 5] = 0.0
+    M = conditional_reference_masks(seed, x.double(), W.double(), p)
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-5, atol=2e-5)
+    xg, Wg = x.clone().requires_grad_(True), W.clone().requires_grad_(True)
+    z = sampling.masked_linear(xg, Wg, torch.tensor(seed), p, True, 1, conditional=True)
+    z.backward(g)
+    torch.testing.assert_close(z.double(), torch.einsum("roi,oi,ri->ro", M, W.double(), x.double()), **tol)
+    torch.testing.assert_close(xg.grad.double(), torch.einsum("roi,oi,ro->ri", M, W.double(), g.double()), **tol)
+    torch.testing.assert_close(Wg.grad.double(), torch.einsum("roi,ri,ro->oi", M, x.double(), g.double()), **tol)
+    # one gradient only (the first-order pass still gives it), and second order with the masks fixed
+    xo = x.clone().requires_grad_(True)
+    sampling.masked_linear(xo, W, torch.tensor(seed), p, True, 1, conditional=True).backward(g)
+    torch.testing.assert_close(xo.grad, xg.grad, rtol=1e-12 if dtype == torch.float64 else 1e-5, atol=1e-6)
+    xs, Ws = x.clone().requires_grad_(True), W.clone().requires_grad_(True)
+    zs = sampling.masked_linear(xs, Ws, torch.tensor(seed), p, True, 1, conditional=True)
+    gx, = torch.autograd.grad((zs * g).sum(), xs, create_graph=True)
+    h = torch.randn(R, n_in, dtype=dtype)
+    gW2, = torch.autograd.grad((gx * h).sum(), Ws)
+    torch.testing.assert_close(gW2.double(), torch.einsum("roi,ro,ri->oi", M, g.double(), h.double()), **tol)
+
+
+def test_conditional_gaussian_draw_refuses_what_it_cannot_do():
+    with pytest.raises(ValueError, match="gaussian_draw"):
+        PerNodeDropLinear(4, 3, stir="drop", gaussian_draw="conditional")
+    with pytest.raises(ValueError, match="gaussian_draw"):
+        PerNodeDropLinear(4, 3, stir="gaussian", mask_per="sample", gaussian_draw="conditional")
+    with pytest.raises(ValueError, match="gaussian_draw"):
+        PerNodeDropLinear(4, 3, stir="gaussian", gaussian_draw="later")
+    with pytest.raises(ValueError, match="positions"):
+        sampling.masked_linear(torch.ones(4, 3), torch.ones(2, 3), torch.tensor(1), 0.3, True, 2, conditional=True)
 
 
 # ----------------------------------------------------------------------------
@@ -175,10 +238,10 @@ def _step(layer, x, seed):
     return z.detach(), x.grad, layer.weight.grad
 
 
-@pytest.mark.parametrize("stir", ["drop", "gaussian"])
-def test_reproducible_under_manual_seed_and_independent_of_threads_and_route(stir, monkeypatch):
+@pytest.mark.parametrize("stir,draw", [("drop", "masks"), ("gaussian", "masks"), ("gaussian", "conditional")])
+def test_reproducible_under_manual_seed_and_independent_of_threads_and_route(stir, draw, monkeypatch):
     torch.manual_seed(0)
-    layer = PerNodeDropLinear(37, 29, p=0.3, stir=stir, dtype=DT)
+    layer = PerNodeDropLinear(37, 29, p=0.3, stir=stir, dtype=DT, gaussian_draw=draw)
     x = torch.randn(23, 37, dtype=DT)
     first = _step(layer, x, 5)
     assert all(torch.equal(a, b) for a, b in zip(first, _step(layer, x, 5)))
@@ -281,12 +344,13 @@ def mixed_model(kind):
     torch.manual_seed(0)
     noisy = {"pnd": lambda: PerNodeDropLinear(8, 6, p=0.3),
              "pnd-gauss": lambda: PerNodeDropLinear(8, 6, p=0.3, stir="gaussian"),
+             "pnd-gauss-cond": lambda: PerNodeDropLinear(8, 6, p=0.3, stir="gaussian", gaussian_draw="conditional"),
              "dropconnect": lambda: DropConnectLinear(8, 6, p=0.3),
              "dropconnect-per-sample": lambda: DropConnectLinear(8, 6, p=0.3, per_sample=True)}[kind]
     return nn.Sequential(nn.Linear(5, 8), nn.ReLU(), noisy(), nn.ReLU(), nn.Linear(6, 2)).train()
 
 
-KINDS = ["pnd", "pnd-gauss", "dropconnect", "dropconnect-per-sample"]
+KINDS = ["pnd", "pnd-gauss", "pnd-gauss-cond", "dropconnect", "dropconnect-per-sample"]
 
 
 def loss_and_grads(model, x, seed):
@@ -301,7 +365,9 @@ def test_compile_fullgraph_in_training_mode():
     """fullgraph=True fails on any graph break, e.g. a ``.item()`` when drawing the seed."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), PerNodeDropLinear(8, 6, p=0.3), nn.ReLU(),
-                          DropConnectLinear(6, 6, p=0.3, per_sample=True), DropConnectLinear(6, 2, p=0.3)).train()
+                          DropConnectLinear(6, 6, p=0.3, per_sample=True),
+                          PerNodeDropLinear(6, 6, p=0.3, stir="gaussian", gaussian_draw="conditional"),
+                          DropConnectLinear(6, 2, p=0.3)).train()
     x = torch.randn(7, 5)
     eager = loss_and_grads(model, x, 11)
     compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
