@@ -348,7 +348,29 @@ if HAVE_NUMBA:
                 for j in range(n_out):
                     o[j] = 0.0
                 s = np.uint64(r // positions)
-                for q in range(half):
+                # two pairs of inputs per sweep over the outputs: two independent hash chains
+                # in flight (the same values and order of summation as one pair at a time)
+                for q2 in range(half // 2):
+                    q = 2 * q2
+                    base = key + (s * np.uint64(n_out) * pairs + np.uint64(q) + _ONE) * _G
+                    x0 = x[r, 2 * q]
+                    x1 = x[r, 2 * q + 1]
+                    x2 = x[r, 2 * q + 2]
+                    x3 = x[r, 2 * q + 3]
+                    w0 = wt[2 * q]
+                    w1 = wt[2 * q + 1]
+                    w2 = wt[2 * q + 2]
+                    w3 = wt[2 * q + 3]
+                    for j in range(n_out):
+                        c = base + np.uint64(j) * step
+                        m0, m1 = _pair(_mix(c), thr, scale, sigma)
+                        m2, m3 = _pair(_mix(c + _G), thr, scale, sigma)
+                        o[j] += w0[j] * m0 * x0
+                        o[j] += w1[j] * m1 * x1
+                        o[j] += w2[j] * m2 * x2
+                        o[j] += w3[j] * m3 * x3
+                if half % 2 == 1:
+                    q = half - 1
                     base = key + (s * np.uint64(n_out) * pairs + np.uint64(q) + _ONE) * _G
                     x0 = x[r, 2 * q]
                     x1 = x[r, 2 * q + 1]
