@@ -85,12 +85,19 @@ CLAIMS = [
     ("naive full-mask path {}x", BPN, ("rows", {"case": "naive-drop"}, "ratio_to_linear_dropout"), F2),
     ("peak extra memory {} MiB (exact)", BPN, ("rows", {"case": "pnd-exact-drop"}, "peak_extra_mib"), "{:.1f}"),
     ("vs {} MiB (naive)", BPN, ("rows", {"case": "naive-drop"}, "peak_extra_mib"), "{:.1f}"),
+    ("exact Gaussian {}x with", BPN, ("rows", {"case": "pnd-exact-gaussian"}, "ratio_to_linear_dropout"), F2),
+    ("and {}x with `gaussian_draw=\"conditional\"`", BPN,
+     ("rows", {"case": "pnd-exact-gaussian-conditional"}, "ratio_to_linear_dropout"), F2),
+    ("(chunked path {}x)", BPN, ("rows", {"case": "chunked-drop"}, "ratio_to_linear_dropout"), F2),
+    ("and {} MiB (chunked)", BPN, ("rows", {"case": "chunked-drop"}, "peak_extra_mib"), "{:.1f}"),
     ("| {}x (per-batch DropConnect)", BMC, ("rows", "DropConnect(p=0.5, layer='output', per_sample=False)",
                                             "ratio_to_forward"), F2),
-    ("to {}x (Gaussian PerNodeDrop)", BMC, ("rows", "PerNodeDrop(p=0.5, layer='input', stir='gaussian')",
-                                           "ratio_to_forward"), "{:.1f}"),
+    ("to {}x (per-sample DropConnect on both layers)", BMC, ("rows", "DropConnect(p=0.5, layer='both', per_sample=True)",
+                                                             "ratio_to_forward"), "{:.1f}"),
     ("; {}x input-layer PerNodeDrop", BMC, ("rows", "PerNodeDrop(p=0.5, layer='input', stir='drop')",
                                           "ratio_to_forward"), "{:.1f}"),
+    (", {}x with Gaussian masks (target 10x)", BMC, ("rows", "PerNodeDrop(p=0.5, layer='input', stir='gaussian')",
+                                                    "ratio_to_forward"), "{:.1f}"),
 ]
 
 
