@@ -585,6 +585,11 @@ def _numpy_float(t: Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
+def _match_threads():
+    """Run the numba kernels on as many threads as torch uses (at most numba's pool)."""
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+
+
 def _call(which: int, a: Tensor, b: Tensor, out_shape, seed: int, p: float, gaussian: bool, positions: int,
           result_dtype) -> Tensor:
     """Run kernel ``which`` (0 forward, 1 input gradient, 2 weight gradient) for the mask kind."""
@@ -592,7 +597,7 @@ def _call(which: int, a: Tensor, b: Tensor, out_shape, seed: int, p: float, gaus
     work = np.promote_types(an.dtype, bn.dtype)
     an, bn = an.astype(work, copy=False), bn.astype(work, copy=False)
     out = np.empty(out_shape, dtype=work)
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    _match_threads()
     kind = "drop" if not gaussian else ("gauss64" if work == np.float64 else "gauss32")
     KERNELS[kind][which](an, bn, np.uint64(seed_key(seed)), np.uint64(drop_threshold(p)), work.type(1.0 / (1.0 - p)),
                          work.type(math.sqrt(p / (1.0 - p))), int(positions), out)
@@ -626,14 +631,12 @@ BACKWARD_BLOCKS = 4
 BACKWARD_MAX_BYTES = 2**26
 
 
-def masked_linear_backward_cpu(grad: Tensor, x: Tensor, weight: Tensor, seed: int, p: float, gaussian: bool,
-                               positions: int = 1):
-    r"""Both gradients from one regeneration of the masks (numba, CPU), or None when too large.
+def _one_pass_backward(grad: Tensor, x: Tensor, weight: Tensor, launch):
+    """Buffers, launch and block sum shared by the one-pass backward kernels.
 
-    :math:`(W \circ M_{s(r)})^\top g_r` (bit for bit that of
-    :func:`masked_linear_grad_input_cpu`) and :math:`\sum_r M_{s(r)} \circ (g_r x_r^\top)`
-    (summed over ``min(BACKWARD_BLOCKS, rows)`` fixed blocks of rows, then over the blocks in
-    order).  Returns None when the partial weight gradients would exceed ``BACKWARD_MAX_BYTES``.
+    ``launch(g, w, x, work, gx, parts)`` runs the kernel on float arrays of the work type;
+    the kernel zeroes ``gx`` and each ``parts[block]`` itself.  Returns ``(gx, gw)``, or None
+    when the partial weight gradients would exceed ``BACKWARD_MAX_BYTES``.
     """
     gn, xn, wn = _numpy_float(grad), _numpy_float(x), _numpy_float(weight)
     work = np.promote_types(np.promote_types(gn.dtype, xn.dtype), wn.dtype)
@@ -644,16 +647,31 @@ def masked_linear_backward_cpu(grad: Tensor, x: Tensor, weight: Tensor, seed: in
         return None
     gn, xn, wn = (a.astype(work, copy=False) for a in (gn, xn, wn))
     gx = np.empty((rows, n_in), dtype=work)
-    parts = np.zeros((blocks, n_out, n_in), dtype=work)
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-    kind = "drop" if not gaussian else ("gauss64" if work == np.float64 else "gauss32")
+    parts = np.empty((blocks, n_out, n_in), dtype=work)
+    _match_threads()
     if rows:
-        KERNELS[kind][3](gn, wn, xn, np.uint64(seed_key(seed)), np.uint64(drop_threshold(p)),
-                         work.type(1.0 / (1.0 - p)), work.type(math.sqrt(p / (1.0 - p))), int(positions), gx, parts)
+        launch(gn, wn, xn, work, gx, parts)
     gw = parts[0]
     for blk in range(1, blocks):
         gw += parts[blk]
     return torch.from_numpy(gx), torch.from_numpy(gw)
+
+
+def masked_linear_backward_cpu(grad: Tensor, x: Tensor, weight: Tensor, seed: int, p: float, gaussian: bool,
+                               positions: int = 1):
+    r"""Both gradients from one regeneration of the masks (numba, CPU), or None when too large.
+
+    :math:`(W \circ M_{s(r)})^\top g_r` (bit for bit that of
+    :func:`masked_linear_grad_input_cpu`) and :math:`\sum_r M_{s(r)} \circ (g_r x_r^\top)`
+    (summed over ``min(BACKWARD_BLOCKS, rows)`` fixed blocks of rows, then over the blocks in
+    order).  Returns None when the partial weight gradients would exceed ``BACKWARD_MAX_BYTES``.
+    """
+    def launch(gn, wn, xn, work, gx, parts):
+        kind = "drop" if not gaussian else ("gauss64" if work == np.float64 else "gauss32")
+        KERNELS[kind][3](gn, wn, xn, np.uint64(seed_key(seed)), np.uint64(drop_threshold(p)),
+                         work.type(1.0 / (1.0 - p)), work.type(math.sqrt(p / (1.0 - p))), int(positions), gx, parts)
+
+    return _one_pass_backward(grad, x, weight, launch)
 
 
 def conditional_gaussian_cpu(x: Tensor, weight: Tensor, seed: int, p: float) -> Tensor:
@@ -665,7 +683,7 @@ def conditional_gaussian_cpu(x: Tensor, weight: Tensor, seed: int, p: float) -> 
     xn, wtn = xn.astype(work, copy=False), np.ascontiguousarray(wn.T, dtype=work)
     sn = (math.sqrt(p / (1.0 - p)) * counter_normals(seed, xn.shape[0], wn.shape[0])).numpy().astype(work)
     out = np.empty((xn.shape[0], wn.shape[0]), dtype=work)
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    _match_threads()
     if xn.shape[0]:
         _conditional_forward(xn, wtn, sn, out)
     return torch.from_numpy(out)
@@ -683,22 +701,10 @@ def masked_linear_backward_conditional_cpu(grad: Tensor, x: Tensor, weight: Tens
     :math:`\sigma c_{rj} = (\sigma n_{rj} \lVert v_{rj} \rVert - \sigma v_{rj} \cdot \xi_{rj})
     / \lVert v_{rj} \rVert^2` (see :func:`pnd_theory.sampling.masked_linear`).
     """
-    gn, xn, wn = _numpy_float(grad), _numpy_float(x), _numpy_float(weight)
-    work = np.promote_types(np.promote_types(gn.dtype, xn.dtype), wn.dtype)
-    rows, n_out = gn.shape
-    n_in = wn.shape[1]
-    blocks = max(1, min(BACKWARD_BLOCKS, rows))
-    if blocks * n_out * n_in * work.itemsize > BACKWARD_MAX_BYTES:
-        return None
-    gn, xn, wn = (a.astype(work, copy=False) for a in (gn, xn, wn))
     sigma = math.sqrt(p / (1.0 - p))
-    sn = (sigma * counter_normals(seed, rows, n_out)).numpy().astype(work)
-    gx = np.empty((rows, n_in), dtype=work)
-    parts = np.zeros((blocks, n_out, n_in), dtype=work)
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-    if rows:
+
+    def launch(gn, wn, xn, work, gx, parts):
+        sn = (sigma * counter_normals(seed, gn.shape[0], gn.shape[1])).numpy().astype(work)
         CONDITIONAL_BACKWARD[work](gn, wn, xn, np.uint64(seed_key(seed)), work.type(sigma), sn, gx, parts)
-    gw = parts[0]
-    for blk in range(1, blocks):
-        gw += parts[blk]
-    return torch.from_numpy(gx), torch.from_numpy(gw)
+
+    return _one_pass_backward(grad, x, weight, launch)

@@ -409,9 +409,11 @@ def _(seed, like, n_out):
     return like.new_empty((like.shape[0], n_out))
 
 
-def _sigma_c(x: Tensor, weight: Tensor, seed: Tensor, p: float, sd: Tensor) -> Tensor:
+def _sigma_c(x: Tensor, weight: Tensor, seed: Tensor, p: float) -> Tensor:
     r""":math:`\sigma c_{rj} = (\sigma n_{rj} \lVert v_{rj} \rVert - sd_{rj}) / \lVert v_{rj} \rVert^2`
-    (0 where :math:`v_{rj} = 0`), from :math:`sd_{rj} = \sigma v_{rj} \cdot \xi_{rj}` (torch)."""
+    (0 where :math:`v_{rj} = 0`), with :math:`sd_{rj} = \sigma v_{rj} \cdot \xi_{rj}` from one
+    product with the masks ``1 + sigma xi`` (torch operators; no autograd)."""
+    sd = _masked_linear_op(x, weight, seed, p, True, 1) - torch.nn.functional.linear(x, weight)
     v2 = torch.nn.functional.linear(x * x, weight * weight)
     zero = v2 == 0
     sc = torch.sqrt(v2).mul_(_counter_normals_op(seed, x, weight.shape[0])).mul_(math.sqrt(p / (1.0 - p)))
@@ -442,8 +444,7 @@ def _conditional_backward_op(grad: Tensor, x: Tensor, weight: Tensor, seed: Tens
             return both[0].to(dt), both[1].to(dt)
     x, weight, grad = x.to(dt), weight.to(dt), grad.to(dt)
     gx, gw = _backward_op(grad, x, weight, seed, p, True, 1)
-    sd = _masked_linear_op(x, weight, seed, p, True, 1) - torch.nn.functional.linear(x, weight)
-    gc = grad * _sigma_c(x, weight, seed, p, sd)
+    gc = grad * _sigma_c(x, weight, seed, p)
     return gx.to(dt).addcmul_(x, gc @ (weight * weight)), gw.to(dt).addcmul_(weight, gc.t() @ (x * x))
 
 
@@ -517,8 +518,7 @@ class _ConditionalGaussian(torch.autograd.Function):
         # and the part along v is written with v and c held constant
         xc, wc = x.detach(), weight.detach()
         with torch.no_grad():
-            sd = _masked_linear_op(xc, wc, seed, p, True, 1) - torch.nn.functional.linear(xc, wc)
-            sc = _sigma_c(xc, wc, seed, p, sd)
+            sc = _sigma_c(xc, wc, seed, p)
         gc = g * sc
         gx = gw = None
         if need_x:

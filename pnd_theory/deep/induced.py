@@ -182,6 +182,19 @@ def _minimize_torch(fun, shapes, x0, max_iter):
     return sol, [t.detach() for t in split(sol.x)]
 
 
+def _minimize_from_starts(fun, shapes, starts, seed, max_iter):
+    """:func:`_minimize_torch` from ``starts`` random starts (entries ``N(0, 1 / fan-in)``, seeded
+    by ``seed``): ``(value, tensors)`` of every start, best first."""
+    rng = np.random.default_rng(seed)
+    results = []
+    for _ in range(starts):
+        x0 = np.concatenate([rng.normal(size=s).ravel() / np.sqrt(s[1]) for s in shapes])
+        sol, ts = _minimize_torch(fun, shapes, x0, max_iter)
+        results.append((float(sol.fun), ts))
+    results.sort(key=lambda r: r[0])
+    return results
+
+
 def induced_penalty(A, widths, hidden=None, weight_noise=None, second_moment=None, starts=8, seed=0,
                     max_iter=5000) -> InducedResult:
     r"""The induced regularizer :math:`\Theta(A) = \min\{R(W) : W_L \cdots W_1 = A\}`,
@@ -242,17 +255,11 @@ def induced_penalty(A, widths, hidden=None, weight_noise=None, second_moment=Non
         shapes = [(sizes[l + 1], sizes[l]) for l in range(1, L)] + [(sizes[1], sizes[0])]
     else:
         shapes = [(sizes[l + 1], sizes[l]) for l in range(0, L - 1)] + [(sizes[L], sizes[L - 1])]
-    rng = np.random.default_rng(seed)
 
     def fun(free):
         return penalty_of_deep_law(law, _completed(free, At, side), St)
 
-    results = []
-    for _ in range(starts):
-        x0 = np.concatenate([rng.normal(size=s).ravel() / np.sqrt(s[1]) for s in shapes])
-        sol, free = _minimize_torch(fun, shapes, x0, max_iter)
-        results.append((float(sol.fun), free))
-    results.sort(key=lambda r: r[0])
+    results = _minimize_from_starts(fun, shapes, starts, seed, max_iter)
     best = [W.numpy() for W in _completed(results[0][1], At, side)]
     per_layer = scale ** (1.0 / L)
     weights = [W * per_layer for W in best]
@@ -414,13 +421,7 @@ def global_minimizer(X, Y, widths, hidden=None, weight_noise=None, starts=8, see
         return (r * r).sum() / N + penalty_of_deep_law(law, Ws, St)
 
     shapes = [(sizes[l + 1], sizes[l]) for l in range(len(sizes) - 1)]
-    rng = np.random.default_rng(seed)
-    results = []
-    for _ in range(starts):
-        x0 = np.concatenate([rng.normal(size=s).ravel() / np.sqrt(s[1]) for s in shapes])
-        sol, Ws = _minimize_torch(fun, shapes, x0, max_iter)
-        results.append((float(sol.fun), Ws))
-    results.sort(key=lambda r: r[0])
+    results = _minimize_from_starts(fun, shapes, starts, seed, max_iter)
     per_layer = scale ** (1.0 / len(shapes))
     weights = [W.numpy() * per_layer for W in results[0][1]]
     values = np.array([v for v, _ in results]) * scale**2
