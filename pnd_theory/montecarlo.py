@@ -99,7 +99,8 @@ def fused_weight_noise(law):
 
     It applies to per-sample laws with no hidden component whose weight components each have
     independent entries following one :class:`~pnd_theory.laws.Bernoulli` or
-    :class:`~pnd_theory.laws.Gaussian` law with a numeric drop probability.
+    :class:`~pnd_theory.laws.Gaussian` law (the class itself, as for the torch layers: a subclass
+    keeps its own sampler) with a numeric drop probability.
     """
     comps = law.components
     if not law.per_sample or "hidden" in comps or not comps:
@@ -107,11 +108,12 @@ def fused_weight_noise(law):
     plan = {}
     for name, comp in comps.items():
         single = getattr(comp, "single_law", None)
-        if not isinstance(single, (Bernoulli, Gaussian)) or not getattr(comp, "independent_entries", False):
+        # the built-in laws themselves: a subclass may draw differently, and keeps its own sampler
+        if type(single) not in (Bernoulli, Gaussian) or not getattr(comp, "independent_entries", False):
             return None
         if not isinstance(single.p, (float, int, np.floating, np.integer)):
             return None
-        plan[name] = (float(single.p), isinstance(single, Gaussian))
+        plan[name] = (float(single.p), type(single) is Gaussian)
     return plan
 
 

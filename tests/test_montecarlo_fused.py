@@ -15,7 +15,14 @@ from pnd_theory.montecarlo import fused_weight_noise
 K = 5.0
 FUSED = [pt.PerNodeDrop(0.3, "input"), pt.PerNodeDrop(0.25, "both"), pt.PerNodeDrop(0.3, "output", stir="gaussian"),
          pt.PerNodeDrop(0.2, "both", stir="gaussian"), pt.DropConnect(0.2, "both", per_sample=True)]
-NOT_FUSED = [pt.Dropout(0.3), pt.DropConnect(0.3, "output"), pt.DropBlock(0.3, 2)]
+
+
+class _GaussianSubclass(pt.Gaussian):
+    """A user's subclass of a built-in law: it may draw differently, so it keeps its own sampler."""
+
+
+NOT_FUSED = [pt.Dropout(0.3), pt.DropConnect(0.3, "output"), pt.DropBlock(0.3, 2),
+             pt.WeightNoise(_GaussianSubclass(0.3), layer="input", per_sample=True)]
 
 
 @pytest.fixture
