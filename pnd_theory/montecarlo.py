@@ -10,7 +10,7 @@ mask per sample for per-sample laws, one mask shared by all samples otherwise.
 
 Per-sample weight noise whose every weight component is one Bernoulli or Gaussian law with
 independent entries (PerNodeDrop, per-sample DropConnect) never materializes its masks: each
-layer of each draw is the fused per-sample masked product of :mod:`pnd_theory.sampling`, the
+layer of each draw is the fused per-sample masked product of :mod:`pnd_theory.kernels`, the
 draws ``t`` and samples ``k`` being the rows of one call.
 """
 
@@ -21,7 +21,8 @@ import torch
 
 from ._validation import as_problem, check_monte_carlo
 from .laws import Bernoulli, Gaussian
-from .sampling import draw_seed_tensor, masked_linear
+from .kernels import masked_linear
+from .sampling import draw_seed_tensor
 from .strategies import check_strategy
 
 #: masks entries (and intermediate products) held at once by default

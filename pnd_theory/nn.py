@@ -19,11 +19,12 @@ modules then compute exactly the plain layer (no sampling, no scaling).
 
 All masks are drawn by the package's one sampler module, :mod:`pnd_theory.sampling`:
 :func:`~pnd_theory.sampling.sample_mask` for masks that exist as tensors, and the fused
-operator :func:`~pnd_theory.sampling.masked_linear` for the exact per-sample layers, whose
+operator :func:`~pnd_theory.kernels.ops.masked_linear` for the exact per-sample layers, whose
 masks are computed inside the products and never stored.  Bad arguments raise
 :class:`~pnd_theory._validation.InvalidParameterError` (a ``ValueError`` and a ``TypeError``).
 
-The layers stand on the sampler (:mod:`pnd_theory.sampling`); :class:`LinearNetwork` is
+The layers stand on the sampler (:mod:`pnd_theory.sampling`) and the kernels
+(:mod:`pnd_theory.kernels`); :class:`LinearNetwork` is
 re-exported here from :mod:`pnd_theory.network`.
 """
 from __future__ import annotations
@@ -53,8 +54,9 @@ from ._validation import (check_bool, check_choice, check_generator, check_posit
 from .laws import Bernoulli, Gaussian
 from .network import LinearNetwork
 from .ydrop import YDrop  # noqa: F401  (conductance-based per-unit dropout, public here as pnd_theory.nn.YDrop)
+from .kernels import masked_linear as _masked_linear
 from .sampling import (STIRS, draw_seed_tensor as _draw_seed_tensor, generator_for as _generator_for,
-                       masked_linear as _masked_linear, sample_mask as _sample_mask)
+                       sample_mask as _sample_mask)
 
 #: how the positions of a ``(batch, ..., in)`` input share masks
 MASK_PER = ("position", "sample")
@@ -100,8 +102,8 @@ def per_sample_masked_linear(
     The exact PerNodeDrop linear map, functional form (used by :class:`PerNodeDropLinear`
     and ``DropConnectLinear(per_sample=True)``).  Each mask value is computed from a
     counter-based generator keyed by ``(seed, sample, output, input)`` inside the products of
-    forward, input gradient and weight gradient (:func:`pnd_theory.sampling.masked_linear`;
-    the generator is SplitMix64, see :mod:`pnd_theory.kernels`): backward regenerates the
+    forward, input gradient and weight gradient (:func:`pnd_theory.kernels.ops.masked_linear`;
+    the generator is specified in :mod:`pnd_theory.kernels.counter`): backward regenerates the
     forward's masks, nothing of size ``batch x out x in`` is stored, and the result depends
     neither on chunking nor on the number of threads.
 
@@ -177,7 +179,16 @@ def per_sample_masked_linear(
             raise invalid("gaussian_draw", "'masks' with mask_per='sample' on a sequence (the "
                           "conditional draw needs one mask per row)", gaussian_draw)
     if seed is None:
-        seed_t = _draw_seed_tensor(generator)
+        try:
+            seed_t = _draw_seed_tensor(generator)
+        except RuntimeError as e:
+            if "randomness" not in str(e):
+                raise
+            raise RuntimeError(
+                "the exact per-sample layer draws a seed for its masks at each call: under torch.func.vmap "
+                "pass randomness='different' (a seed per batch entry; randomness='same' is refused, it would "
+                "give every entry the same masks), or pass seed=...; torch.func.jacfwd is not supported "
+                "(forward mode), use torch.func.jacrev") from e
     else:
         seed = check_seed(seed)
         if seed >= 2**63:
@@ -193,7 +204,17 @@ def per_sample_masked_linear(
 # ----------------------------------------------------------------------------
 # layers
 # ----------------------------------------------------------------------------
-class _NoisyLinearBase(nn.Module):
+class _NotScriptable:
+    """``torch.jit.script`` refuses these modules with a message naming what works."""
+
+    def __prepare_scriptable__(self):
+        raise RuntimeError(
+            f"torch.jit.script cannot compile {type(self).__name__}: its masks come from torch custom "
+            "operators and Python-side laws; use torch.compile (fullgraph=True works), torch.export, or "
+            "torch.jit.trace")
+
+
+class _NoisyLinearBase(_NotScriptable, nn.Module):
     """Weight ``(out, in)`` and bias ``(out,)`` initialized exactly like :class:`torch.nn.Linear`."""
 
     def __init__(self, in_features, out_features, p, bias, device, dtype, generator):
@@ -245,9 +266,11 @@ class PerNodeDropLinear(_NoisyLinearBase):
     (the rows of ``M_k`` are independent) and samples.
 
     The exact path computes every mask value inside the products of forward and backward
-    from a counter-based generator keyed by ``(seed, sample, output, input)`` (SplitMix64;
-    numba kernels on CPU, Triton on CUDA; see :func:`per_sample_masked_linear`): no mask is
-    stored, and the result does not depend on chunking or thread count.
+    from a counter-based generator keyed by ``(seed, sample, output, input)`` (numba kernels on
+    CPU, Triton on CUDA; see :func:`per_sample_masked_linear`): no mask is stored, and the
+    result does not depend on chunking or thread count.  The CPU kernels run on
+    ``torch.get_num_threads()`` threads and leave torch's and numba's thread counts as they
+    were; an empty batch gives an empty output and zero gradients.
 
     Parameters
     ----------
@@ -311,9 +334,14 @@ class PerNodeDropLinear(_NoisyLinearBase):
     Notes
     -----
     In eval mode (and for ``p = 0``) the layer is the plain ``F.linear``, without
-    noise or scaling, unless ``fixed_mask`` is set.  The exact path works under
-    ``torch.compile(fullgraph=True)``, ``torch.autocast``, ``torch.func.grad`` and
-    ``torch.func.vmap(..., randomness="different")``.
+    noise or scaling, unless ``fixed_mask`` is set.  The exact path is a set of torch
+    operators with registered autograd (``torch.library.opcheck`` passes on each): it works
+    under ``torch.compile(fullgraph=True)``, ``torch.export`` (the exported program
+    backpropagates), ``torch.autocast``, ``torch.jit.trace``, double backward,
+    ``torch.func.grad``, ``jacrev`` and ``torch.func.vmap(..., randomness="different")`` (a
+    seed per batch entry).  Refused, with a message naming what works:
+    ``vmap(..., randomness="same")`` (every entry would get the same masks), forward-mode
+    differentiation (``jacfwd``, ``jvp``) and ``torch.jit.script``.
     """
 
     def __init__(
@@ -473,7 +501,7 @@ class DropConnectLinear(_NoisyLinearBase):
 # ----------------------------------------------------------------------------
 # hidden-unit noise (last dimension of a (batch, ..., width) tensor)
 # ----------------------------------------------------------------------------
-class GaussianDropout(nn.Module):
+class GaussianDropout(_NotScriptable, nn.Module):
     r"""``h \circ m``, ``m ~ N(1, lam)`` i.i.d. per sample and unit, ``lam = p/(1-p)``.
 
     Gaussian dropout: same mean (1) and variance (``lam``) per unit as inverted
@@ -515,7 +543,7 @@ class GaussianDropout(nn.Module):
         return f"p={self.p}"
 
 
-class BlockDropout(nn.Module):
+class BlockDropout(_NotScriptable, nn.Module):
     r"""``h_{k,u} \cdot B_{k, \lfloor u / s \rfloor} / (1 - p)``: DropBlock over hidden units.
 
     The last dimension (``width`` units) is split into ``width / block_size``
@@ -570,7 +598,7 @@ class BlockDropout(nn.Module):
         return f"p={self.p}, block_size={self.block_size}"
 
 
-class NodeDropout(nn.Module):
+class NodeDropout(_NotScriptable, nn.Module):
     r"""``h_{k,u} \cdot B_{k,u} / (1 - p_u)``, ``B_{k,u} ~ Bernoulli(1 - p_u)``: a drop rate per unit.
 
     Dropout where hidden unit ``u`` has its own drop probability ``p_u``

@@ -23,7 +23,7 @@ import math
 import torch
 from torch import Tensor
 
-from .kernels import drop_threshold, seed_key
+from .counter import drop_threshold, seed_key
 
 try:
     import triton
