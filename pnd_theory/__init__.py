@@ -5,74 +5,125 @@ a noise strategy is the plain loss plus a closed-form penalty.  This package der
 penalty symbolically, evaluates it numerically, and checks it against exact enumeration,
 Monte Carlo and training of real torch models.
 
-The torch layers live in :mod:`pnd_theory.nn` (import it explicitly).
-"""
+The torch layers live in :mod:`pnd_theory.nn`, deep linear networks in :mod:`pnd_theory.deep`.
 
-from ._validation import InvalidParameterError
-from .laws import Bernoulli, DiscreteLaw, Gaussian, MaskLaw, ScalarLaw, Uniform
-from .strategies import (
-    DropBlock,
-    DropConnect,
-    Dropout,
-    GaussianDropout,
-    HiddenNoise,
-    NodeDropout,
-    PerNodeDrop,
-    Strategy,
-    UnitNoise,
-    WeightNoise,
-    drop_probability,
-    noise_strength,
-    strategy_from_name,
-)
-from .network import LinearNetwork
-from .layers import layers_for
-from .penalty import expected_loss, expected_penalty, plain_loss, second_moment
-from .exact import exact_expected_loss
-from .montecarlo import monte_carlo_loss
-from .symbolic import Derivation, derive
-from .problems import random_problem
-from .factorizations import unit_contributions
-from .induced import balanced_factors, induced_penalty
-from .minimizers import MinimizerResult, global_minimizer
-from .training import TrainingResult, train
-from .gradient_noise import (gradient_noise, gradient_noise_vs_batch_size, mask_sharing_pair, monte_carlo_gradient_noise,
-                             monte_carlo_gradient_noise_vs_batch_size)
-from .stationary import stationary_spread
-from . import deep
-from .conformance import ConformanceReport, check_strategy
-from .sweep import plot as sweep_plot, sweep
-from .ydrop import conductance, unit_importance, ydrop_rates
-from .ydrop_fixed_point import YDropFixedPoint, YDropTraining, train_ydrop, ydrop_fixed_point, ydrop_map
-from .implicit import NoiseModeSpread, noise_mode_spread
-from .sparsity import SparsityMonitor, activation_sparsity
-from .norms import (
-    dual_k_support_norm,
-    dual_spectral_k_support_norm,
-    k_support_norm,
-    prox_squared_k_support,
-    prox_squared_k_support_vector,
-    spectral_k_support_norm,
-)
+The package is laid out in wings by role: ``laws`` (scalar laws, mask laws, strategies),
+``kernels`` (the fused per-sample map, internal), ``routes`` (closed form, symbolic,
+enumeration, Monte Carlo, the conformance harness), ``regularizers`` (induced regularizers,
+norms, minimizers), ``gradient_covariance`` (the gradient noise of the masks), ``nn`` (torch
+layers), ``studies`` (training and what happens along it), ``deep`` and ``apps`` (command
+line, explorer).  Names are loaded on first use: ``import pnd_theory`` loads none of sympy,
+pandas, Dask, matplotlib, scipy or numba.
+"""
+import importlib
 
 __version__ = "0.1.0"
 
+#: public name -> (module, attribute), imported on first access
+_PUBLIC = {
+    "InvalidParameterError": ("_validation", "InvalidParameterError"),
+    "Bernoulli": ("laws.scalar", "Bernoulli"),
+    "DiscreteLaw": ("laws.scalar", "DiscreteLaw"),
+    "Gaussian": ("laws.scalar", "Gaussian"),
+    "MaskLaw": ("laws.masks", "MaskLaw"),
+    "ScalarLaw": ("laws.scalar", "ScalarLaw"),
+    "Uniform": ("laws.scalar", "Uniform"),
+    "DropBlock": ("laws.strategies", "DropBlock"),
+    "DropConnect": ("laws.strategies", "DropConnect"),
+    "Dropout": ("laws.strategies", "Dropout"),
+    "GaussianDropout": ("laws.strategies", "GaussianDropout"),
+    "HiddenNoise": ("laws.strategies", "HiddenNoise"),
+    "NodeDropout": ("laws.strategies", "NodeDropout"),
+    "PerNodeDrop": ("laws.strategies", "PerNodeDrop"),
+    "Strategy": ("laws.strategies", "Strategy"),
+    "UnitNoise": ("laws.strategies", "UnitNoise"),
+    "WeightNoise": ("laws.strategies", "WeightNoise"),
+    "drop_probability": ("laws.strategies", "drop_probability"),
+    "noise_strength": ("laws.strategies", "noise_strength"),
+    "strategy_from_name": ("laws.strategies", "strategy_from_name"),
+    "STRATEGY_NAMES": ("laws.strategies", "STRATEGY_NAMES"),
+    "verify": ("routes.verification", "verify"),
+    "default_strategies": ("routes.verification", "default_strategies"),
+    "LinearNetwork": ("nn.network", "LinearNetwork"),
+    "layers_for": ("nn.table", "layers_for"),
+    "expected_loss": ("routes.penalty", "expected_loss"),
+    "expected_penalty": ("routes.penalty", "expected_penalty"),
+    "plain_loss": ("routes.penalty", "plain_loss"),
+    "second_moment": ("routes.penalty", "second_moment"),
+    "exact_expected_loss": ("routes.exact", "exact_expected_loss"),
+    "monte_carlo_loss": ("routes.montecarlo", "monte_carlo_loss"),
+    "Derivation": ("routes.symbolic", "Derivation"),
+    "derive": ("routes.symbolic", "derive"),
+    "random_problem": ("problems", "random_problem"),
+    "unit_contributions": ("regularizers._factorizations", "unit_contributions"),
+    "balanced_factors": ("regularizers.induced", "balanced_factors"),
+    "induced_penalty": ("regularizers.induced", "induced_penalty"),
+    "MinimizerResult": ("regularizers.minimizers", "MinimizerResult"),
+    "global_minimizer": ("regularizers.minimizers", "global_minimizer"),
+    "TrainingResult": ("studies.training", "TrainingResult"),
+    "train": ("studies.training", "train"),
+    "gradient_noise": ("gradient_covariance", "gradient_noise"),
+    "gradient_noise_vs_batch_size": ("gradient_covariance", "gradient_noise_vs_batch_size"),
+    "mask_sharing_pair": ("gradient_covariance", "mask_sharing_pair"),
+    "monte_carlo_gradient_noise": ("gradient_covariance", "monte_carlo_gradient_noise"),
+    "monte_carlo_gradient_noise_vs_batch_size": ("gradient_covariance", "monte_carlo_gradient_noise_vs_batch_size"),
+    "stationary_spread": ("studies.stationary", "stationary_spread"),
+    "ConformanceReport": ("routes.conformance", "ConformanceReport"),
+    "check_strategy": ("routes.conformance", "check_strategy"),
+    "sweep_plot": ("studies.sweeps", "plot"),
+    "sweep": ("studies.sweeps", "sweep"),
+    "conductance": ("nn.ydrop", "conductance"),
+    "unit_importance": ("nn.ydrop", "unit_importance"),
+    "ydrop_rates": ("nn.ydrop", "ydrop_rates"),
+    "YDropFixedPoint": ("studies.ydrop_fixed_point", "YDropFixedPoint"),
+    "YDropTraining": ("studies.ydrop_fixed_point", "YDropTraining"),
+    "train_ydrop": ("studies.ydrop_fixed_point", "train_ydrop"),
+    "ydrop_fixed_point": ("studies.ydrop_fixed_point", "ydrop_fixed_point"),
+    "ydrop_map": ("studies.ydrop_fixed_point", "ydrop_map"),
+    "NoiseModeSpread": ("studies.implicit", "NoiseModeSpread"),
+    "noise_mode_spread": ("studies.implicit", "noise_mode_spread"),
+    "SparsityMonitor": ("studies.sparsity", "SparsityMonitor"),
+    "activation_sparsity": ("studies.sparsity", "activation_sparsity"),
+    "dual_k_support_norm": ("regularizers.norms", "dual_k_support_norm"),
+    "dual_spectral_k_support_norm": ("regularizers.norms", "dual_spectral_k_support_norm"),
+    "k_support_norm": ("regularizers.norms", "k_support_norm"),
+    "prox_squared_k_support": ("regularizers.norms", "prox_squared_k_support"),
+    "prox_squared_k_support_vector": ("regularizers.norms", "prox_squared_k_support_vector"),
+    "spectral_k_support_norm": ("regularizers.norms", "spectral_k_support_norm"),
+}
+_SUBPACKAGES = ("deep", "nn")
+
 __all__ = [
-    "InvalidParameterError", "ScalarLaw", "Bernoulli", "Gaussian", "DiscreteLaw", "Uniform", "UnitNoise",
-    "WeightNoise", "LinearNetwork", "layers_for",
-    "DropBlock", "DropConnect", "Dropout", "GaussianDropout", "HiddenNoise", "MaskLaw",
-    "NodeDropout", "PerNodeDrop", "Strategy", "strategy_from_name",
-    "expected_loss", "expected_penalty", "plain_loss", "second_moment",
-    "exact_expected_loss", "monte_carlo_loss", "Derivation", "derive", "random_problem",
-    "induced_penalty", "balanced_factors", "unit_contributions", "noise_strength", "drop_probability", "global_minimizer", "MinimizerResult",
-    "train", "TrainingResult", "gradient_noise", "gradient_noise_vs_batch_size", "mask_sharing_pair",
-    "monte_carlo_gradient_noise", "monte_carlo_gradient_noise_vs_batch_size", "stationary_spread",
-    "check_strategy", "ConformanceReport",
-    "sweep", "sweep_plot",
-    "conductance", "unit_importance", "ydrop_rates", "ydrop_map", "ydrop_fixed_point", "YDropFixedPoint",
-    "train_ydrop", "YDropTraining",
-    "noise_mode_spread", "NoiseModeSpread",
-    "activation_sparsity", "SparsityMonitor",
+    "InvalidParameterError", "ScalarLaw", "Bernoulli", "Gaussian", "DiscreteLaw", "Uniform",
+    "UnitNoise", "WeightNoise", "LinearNetwork", "layers_for", "DropBlock", "DropConnect",
+    "Dropout", "GaussianDropout", "HiddenNoise", "MaskLaw", "NodeDropout", "PerNodeDrop",
+    "Strategy", "strategy_from_name", "STRATEGY_NAMES", "verify", "default_strategies",
+    "expected_loss", "expected_penalty", "plain_loss", "second_moment", "exact_expected_loss",
+    "monte_carlo_loss", "Derivation", "derive", "random_problem", "induced_penalty",
+    "balanced_factors", "unit_contributions", "noise_strength", "drop_probability",
+    "global_minimizer", "MinimizerResult", "train", "TrainingResult", "gradient_noise",
+    "gradient_noise_vs_batch_size", "mask_sharing_pair", "monte_carlo_gradient_noise",
+    "monte_carlo_gradient_noise_vs_batch_size", "stationary_spread", "check_strategy",
+    "ConformanceReport", "sweep", "sweep_plot", "conductance", "unit_importance", "ydrop_rates",
+    "ydrop_map", "ydrop_fixed_point", "YDropFixedPoint", "train_ydrop", "YDropTraining",
+    "noise_mode_spread", "NoiseModeSpread", "activation_sparsity", "SparsityMonitor",
     "k_support_norm", "dual_k_support_norm", "prox_squared_k_support_vector",
-    "spectral_k_support_norm", "dual_spectral_k_support_norm", "prox_squared_k_support",
+    "spectral_k_support_norm", "dual_spectral_k_support_norm", "prox_squared_k_support", "deep",
+    "nn",
 ]
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        module, attribute = _PUBLIC[name]
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
+    elif name in _SUBPACKAGES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import pnd_theory as pt
-from pnd_theory import cli
-from pnd_theory.cli import main
-from pnd_theory.verification import default_strategies, verify
+from pnd_theory.apps import cli
+from pnd_theory.apps.cli import main
+from pnd_theory.routes.verification import default_strategies, verify
 
 
 def run(argv, capsys):

@@ -69,8 +69,9 @@ def _graph():
 
 def test_the_reader_finds_imports():
     graph = _graph()
-    assert "pnd_theory.laws" in graph["pnd_theory.strategies"]
-    assert "pnd_theory.nn" in graph["pnd_theory.layers"]
+    assert "pnd_theory.laws.masks" in graph["pnd_theory.laws.strategies"]
+    assert "pnd_theory.nn.layers" in graph["pnd_theory.nn.table"]
+    assert "pnd_theory" in graph["pnd_theory.apps.cli"]
 
 
 def test_no_import_cycle():
@@ -92,6 +93,69 @@ def test_no_import_cycle():
         if node not in state:
             dfs(node)
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def _wing(module):
+    """The wing of a module: its first package below the root (the root's own modules: None)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and (PACKAGE / parts[1]).is_dir()) else None
+
+
+#: what each wing may import besides itself (the root's internal helpers are named)
+ALLOWED = {
+    # the ground floor: laws stand on the validation layer only
+    "laws": {"pnd_theory._validation"},
+    # the kernels import no other part of the package
+    "kernels": set(),
+    # the applications use the public face (the root's names, nn, deep) and the presentation helpers
+    "apps": {"pnd_theory", "pnd_theory._validation", "pnd_theory._display"},
+}
+
+
+@pytest.mark.parametrize("wing", sorted(ALLOWED))
+def test_wings_import_only_what_they_may(wing):
+    graph = _graph()
+    bad = {}
+    for module, targets in graph.items():
+        if _wing(module) != wing:
+            continue
+        for target in targets:
+            if _wing(target) == wing or target in ALLOWED[wing]:
+                continue
+            if wing == "apps" and _wing(target) in ("nn", "deep") and target.count(".") == 1:
+                continue  # the public subpackages pnd_theory.nn and pnd_theory.deep
+            bad.setdefault(module, []).append(target)
+    assert not bad, f"{wing} imports outside what it may: {bad}"
+
+
+def test_no_wing_imports_the_applications():
+    graph = _graph()
+    bad = {m: sorted(t for t in ts if _wing(t) == "apps") for m, ts in graph.items()
+           if _wing(m) != "apps" and m != "pnd_theory.__main__"}  # python -m pnd_theory is the command line
+    assert not any(bad.values()), bad
+
+
+def test_the_root_holds_at_most_a_dozen_modules():
+    root = sorted(p.name for p in PACKAGE.iterdir() if p.suffix == ".py")
+    assert len(root) <= 12, root
+
+
+def test_importing_the_package_loads_no_heavy_dependency():
+    """``import pnd_theory`` loads names on first use: none of the heavy libraries at import."""
+    import subprocess
+    import sys
+    code = ("import sys, pnd_theory; print(sorted(m for m in ('numba', 'triton', 'sympy', 'pandas', 'dask', "
+            "'matplotlib', 'scipy', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "[]", out.stderr[-2000:]
+
+
+def test_no_module_is_shadowed_by_a_name_of_its_package():
+    """``import pnd_theory.X as m`` gives the module X: no public name rebinds a submodule's name."""
+    import pnd_theory
+    submodules = {p.stem if p.suffix else p.name for p in PACKAGE.iterdir()
+                  if (p.suffix == ".py" and p.stem != "__init__") or (p.is_dir() and (p / "__init__.py").exists())}
+    assert not (submodules & set(pnd_theory._PUBLIC)), submodules & set(pnd_theory._PUBLIC)
 
 
 def test_no_package_import_inside_a_function():

@@ -7,6 +7,7 @@ fraction, sqrt(q (1 - q) / n).  Exact identities are checked to rounding.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -20,8 +21,9 @@ from scipy import stats
 from torch import nn
 
 import pnd_theory.kernels as kernels
-import pnd_theory.sampling as sampling
-from pnd_theory.kernels import GAMMA, HAVE_NUMBA, counter_masks, counter_outputs, seed_key
+from pnd_theory.kernels import cpu, ops, reference
+from pnd_theory.kernels.counter import GAMMA, counter_masks, counter_outputs, drop_threshold, row_keys, seed_key
+from pnd_theory.kernels.cpu import HAVE_NUMBA
 from pnd_theory.nn import DropConnectLinear, PerNodeDropLinear, per_sample_masked_linear
 
 K = 5.0
@@ -42,12 +44,17 @@ def assert_within(est, truth, se, what):
     assert abs(est - truth) <= K * se, f"{what}: {est:.6g} vs {truth:.6g} (se {se:.3g})"
 
 
+def use_route(monkeypatch, name):
+    """Send CPU tensors through the route ``name`` (``"numba"`` or ``"torch"``)."""
+    monkeypatch.setitem(ops._ROUTES, "cpu", ops.TORCH_ROUTE if name == "torch" else ops._compiled("cpu"))
+
+
 def kernel_masks(seed, n_samples, n_out, n_in, p, gaussian):
     """The masks as the fused forward kernel computes them: rows ``s * n_in + i`` carry the
     unit vector ``e_i`` and share sample ``s``'s mask (``positions = n_in``), with ``W = 1``,
     so ``z[s * n_in + i, j] = M[s, j, i]``."""
     x = torch.eye(n_in, dtype=DT).repeat(n_samples, 1)
-    z = sampling.masked_linear(x, torch.ones(n_out, n_in, dtype=DT), torch.tensor(seed), p, gaussian, n_in)
+    z = kernels.masked_linear(x, torch.ones(n_out, n_in, dtype=DT), torch.tensor(seed), p, gaussian, n_in)
     return z.reshape(n_samples, n_in, n_out).transpose(1, 2)
 
 
@@ -66,13 +73,73 @@ def splitmix64(state, n):
     return out
 
 
-def test_generator_is_splitmix64_keyed_by_the_seed():
+def lowbias32(v):
+    v ^= v >> 16
+    v = (v * 0x7FEB352D) % 2**32
+    v ^= v >> 15
+    v = (v * 0x846CA68B) % 2**32
+    return v ^ (v >> 16)
+
+
+def test_generator_is_the_specified_two_stage_hash():
+    """Row keys: SplitMix64 outputs of the stream key; draws: lowbias32 of the keyed counter."""
     assert splitmix64(0, 1)[0] == 0xE220A8397B1DCDAF  # the published first output for seed 0
+    assert lowbias32(0) == 0 and lowbias32(1) != 1
     for seed in SEEDS:
         key = splitmix64(seed, 1)[0]
         assert seed_key(seed) == key
-        h = counter_outputs(seed, [0, 1, 2], 3, 5).reshape(-1).tolist()  # 3 pairs per row
-        assert [v % 2**64 for v in h] == splitmix64(key, len(h))
+        n_out, n_in = 3, 5
+        rk = splitmix64(key, 3 * n_out)  # rows (s, j) in order s * n_out + j
+        assert [v % 2**64 for v in row_keys(seed, [0, 1, 2], n_out).reshape(-1).tolist()] == rk
+        u = counter_outputs(seed, [0, 1, 2], n_out, n_in)
+        assert u.shape == (3, n_out, 6)  # one more draw for an odd n_in
+        want = [[lowbias32(((r % 2**32 + i * 0x9E3779B9) % 2**32) ^ (r >> 32)) for i in range(6)] for r in rk]
+        assert u.reshape(-1, 6).tolist() == want
+
+
+def test_row_keys_of_the_benchmark_are_distinct():
+    """262,144 rows (256 samples x 1024 outputs): no two share a 64-bit key."""
+    rk = row_keys(7, torch.arange(256), 1024)
+    assert torch.unique(rk).numel() == rk.numel()
+
+
+@pytest.mark.parametrize("seed", SEEDS[:2])
+def test_draws_are_uniform_and_uncorrelated_across_samples_outputs_and_inputs(seed):
+    """8.4 million 32-bit draws (128 samples x 1024 outputs x 64 inputs): every bit is 1 with
+    frequency 1/2, and the uniforms ``u 2^-32`` of neighbouring samples, outputs and inputs,
+    and of Box-Muller partners, are uncorrelated (K / sqrt(n)); so are their squares."""
+    u = counter_outputs(seed, torch.arange(128), 1024, 64)
+    n = u.numel()
+    for bit in range(32):
+        freq = float(((u >> bit) & 1).double().mean())
+        assert abs(freq - 0.5) <= K * 0.5 / math.sqrt(n), f"bit {bit}: {freq}"
+    c = u.double() * 2.0**-32 - 0.5
+    pairs = {"samples": (c[:-1], c[1:]), "outputs": (c[:, :-1], c[:, 1:]),
+             "inputs": (c[..., :-1], c[..., 1:]), "partners i, i + h": (c[..., :32], c[..., 32:]),
+             "outputs j, j + 512": (c[:, :512], c[:, 512:])}
+    for name, (a, b) in pairs.items():
+        for power in (1, 2):
+            aa, bb = (a, b) if power == 1 else (a * a - 1 / 12, b * b - 1 / 12)
+            r = float(torch.corrcoef(torch.stack((aa.reshape(-1), bb.reshape(-1))))[0, 1])
+            assert abs(r) <= K / math.sqrt(aa.numel()), f"{name}, power {power}: correlation {r:.3g}"
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="needs numba")
+def test_keep_probability_resolves_two_to_the_minus_32():
+    """Keep iff ``u >= round(p 2^32)``: moving p by ``2^-32`` across a draw flips exactly that
+    connection, in the numba kernel and the reference alike."""
+    seed, n_out, n_in = 11, 3, 6
+    u = counter_outputs(seed, [0], n_out, n_in)[0, :, :n_in]
+    target = int(u[1, 4])
+    for t, kept in ((target, True), (target + 1, False)):
+        p = t * 2.0**-32
+        assert drop_threshold(p) == t
+        x = torch.eye(n_in, dtype=DT)
+        got = cpu.masked_linear_cpu(x, torch.ones(n_out, n_in, dtype=DT), seed, p, False, n_in).T
+        ref = counter_masks(seed, [0], n_out, n_in, p, False)[0]
+        assert torch.equal(got > 0, ref > 0)
+        assert torch.equal(ref > 0, u >= t)
+        assert bool(got[1, 4] > 0) is kept
 
 
 @pytest.mark.skipif(not HAVE_NUMBA, reason="needs numba")
@@ -189,7 +256,7 @@ def conditional_reference_masks(seed, x, W, p):
 def test_conditional_gaussian_products_are_those_of_its_masks(route, dtype, monkeypatch):
     if route == "numba" and not HAVE_NUMBA:
         pytest.skip("needs numba")
-    monkeypatch.setattr(sampling, "_route", lambda device: route)
+    use_route(monkeypatch, route)
     torch.manual_seed(0)
     R, n_out, n_in, p, seed = 9, 6, 11, 0.3, 41
     x, W, g = torch.randn(R, n_in, dtype=dtype), torch.randn(n_out, n_in, dtype=dtype), torch.randn(R, n_out, dtype=dtype)
@@ -198,17 +265,17 @@ def test_conditional_gaussian_products_are_those_of_its_masks(route, dtype, monk
     M = conditional_reference_masks(seed, x.double(), W.double(), p)
     tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-5, atol=2e-5)
     xg, Wg = x.clone().requires_grad_(True), W.clone().requires_grad_(True)
-    z = sampling.masked_linear(xg, Wg, torch.tensor(seed), p, True, 1, conditional=True)
+    z = kernels.masked_linear(xg, Wg, torch.tensor(seed), p, True, 1, conditional=True)
     z.backward(g)
     torch.testing.assert_close(z.double(), torch.einsum("roi,oi,ri->ro", M, W.double(), x.double()), **tol)
     torch.testing.assert_close(xg.grad.double(), torch.einsum("roi,oi,ro->ri", M, W.double(), g.double()), **tol)
     torch.testing.assert_close(Wg.grad.double(), torch.einsum("roi,ri,ro->oi", M, x.double(), g.double()), **tol)
     # one gradient only (the first-order pass still gives it), and second order with the masks fixed
     xo = x.clone().requires_grad_(True)
-    sampling.masked_linear(xo, W, torch.tensor(seed), p, True, 1, conditional=True).backward(g)
+    kernels.masked_linear(xo, W, torch.tensor(seed), p, True, 1, conditional=True).backward(g)
     torch.testing.assert_close(xo.grad, xg.grad, rtol=1e-12 if dtype == torch.float64 else 1e-5, atol=1e-6)
     xs, Ws = x.clone().requires_grad_(True), W.clone().requires_grad_(True)
-    zs = sampling.masked_linear(xs, Ws, torch.tensor(seed), p, True, 1, conditional=True)
+    zs = kernels.masked_linear(xs, Ws, torch.tensor(seed), p, True, 1, conditional=True)
     gx, = torch.autograd.grad((zs * g).sum(), xs, create_graph=True)
     h = torch.randn(R, n_in, dtype=dtype)
     gW2, = torch.autograd.grad((gx * h).sum(), Ws)
@@ -223,7 +290,7 @@ def test_conditional_gaussian_draw_refuses_what_it_cannot_do():
     with pytest.raises(ValueError, match="gaussian_draw"):
         PerNodeDropLinear(4, 3, stir="gaussian", gaussian_draw="later")
     with pytest.raises(ValueError, match="positions"):
-        sampling.masked_linear(torch.ones(4, 3), torch.ones(2, 3), torch.tensor(1), 0.3, True, 2, conditional=True)
+        kernels.masked_linear(torch.ones(4, 3), torch.ones(2, 3), torch.tensor(1), 0.3, True, 2, conditional=True)
 
 
 # ----------------------------------------------------------------------------
@@ -254,8 +321,8 @@ def test_reproducible_under_manual_seed_and_independent_of_threads_and_route(sti
         torch.set_num_threads(old)
     assert all(torch.equal(a, b) for a, b in zip(first, two))  # bit for bit
     # the chunked torch route (materialized reference masks, chunks of 2 samples) agrees
-    monkeypatch.setattr(sampling, "_route", lambda device: "torch")
-    monkeypatch.setattr(sampling, "CHUNK_ELEMENTS", 2 * 37 * 29)
+    use_route(monkeypatch, "torch")
+    monkeypatch.setattr(reference, "CHUNK_ELEMENTS", 2 * 37 * 29)
     for a, b in zip(first, _step(layer, x, 5)):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
@@ -265,15 +332,15 @@ def test_reproducible_under_manual_seed_and_independent_of_threads_and_route(sti
 def test_one_pass_backward_equals_the_two_gradient_kernels(gaussian, monkeypatch):
     torch.manual_seed(0)
     g, x, W = torch.randn(9, 4, dtype=DT), torch.randn(9, 7, dtype=DT), torch.randn(4, 7, dtype=DT)
-    gx, gw = kernels.masked_linear_backward_cpu(g, x, W, 5, 0.3, gaussian, 2)
-    assert torch.equal(gx, kernels.masked_linear_grad_input_cpu(g, W, 5, 0.3, gaussian, 2))
-    torch.testing.assert_close(gw, kernels.masked_linear_grad_weight_cpu(g, x, 5, 0.3, gaussian, 2),
+    gx, gw = cpu.masked_linear_backward_cpu(g, x, W, 5, 0.3, gaussian, 2)
+    assert torch.equal(gx, cpu.masked_linear_grad_input_cpu(g, W, 5, 0.3, gaussian, 2))
+    torch.testing.assert_close(gw, cpu.masked_linear_grad_weight_cpu(g, x, 5, 0.3, gaussian, 2),
                                rtol=1e-13, atol=1e-13)
-    monkeypatch.setattr(kernels, "BACKWARD_MAX_BYTES", 8)
-    assert kernels.masked_linear_backward_cpu(g, x, W, 5, 0.3, gaussian, 2) is None
+    monkeypatch.setattr(cpu, "BACKWARD_MAX_BYTES", 8)
+    assert cpu.masked_linear_backward_cpu(g, x, W, 5, 0.3, gaussian, 2) is None
     # the layer then takes the two kernels, with the same gradients
     xg, Wg = x.clone().requires_grad_(True), W.clone().requires_grad_(True)
-    sampling.masked_linear(xg, Wg, torch.tensor(5), 0.3, gaussian, 2).backward(g)
+    kernels.masked_linear(xg, Wg, torch.tensor(5), 0.3, gaussian, 2).backward(g)
     assert torch.equal(xg.grad, gx)
     torch.testing.assert_close(Wg.grad, gw, rtol=1e-13, atol=1e-13)
 
@@ -423,10 +490,14 @@ def test_vmap_randomness_different_and_same(kind):
     assert different.shape == (6, 1, 6)
     assert len({tuple(r.reshape(-1).tolist()) for r in different}) == 6
     torch.manual_seed(4)
-    same = torch.func.vmap(layer, randomness="same")(x)
-    assert all(torch.equal(r, same[0]) for r in same)
-    assert not torch.equal(same[0], layer.eval()(x[0]))
-    layer.train()
+    if kind != "dropconnect":  # per-sample masks cannot be "the same" for every entry: refused
+        with pytest.raises(RuntimeError, match="randomness='different'"):
+            torch.func.vmap(layer, randomness="same")(x)
+    else:
+        same = torch.func.vmap(layer, randomness="same")(x)
+        assert all(torch.equal(r, same[0]) for r in same)
+        assert not torch.equal(same[0], layer.eval()(x[0]))
+        layer.train()
     x = torch.randn(5).expand(6, 1, 5)
     # per-example gradients through vmap(grad)
     params = {k: v.detach() for k, v in model.named_parameters()}
@@ -453,13 +524,12 @@ def test_double_backward_of_the_fused_map():
 # ----------------------------------------------------------------------------
 TRITON_SCRIPT = textwrap.dedent("""
     import torch
-    import pnd_theory.sampling as sampling
-    from pnd_theory import kernels_triton as kt
-    from pnd_theory.kernels import counter_masks
+    from pnd_theory.kernels import cuda as kt, ops, reference
+    from pnd_theory.kernels.counter import counter_masks
     from pnd_theory.nn import PerNodeDropLinear
     torch.manual_seed(0)
-    R, n_out, n_in, T = 4, 5, 7, 2
-    for gaussian in (False, True):
+    R, n_out, T = 4, 5, 2
+    for gaussian, n_in in ((False, 7), (True, 7), (True, 8)):
         x, W, g = torch.randn(R, n_in), torch.randn(n_out, n_in), torch.randn(R, n_out)
         M = counter_masks(123, torch.arange(R) // T, n_out, n_in, 0.3, gaussian, dtype=torch.float32)
         checks = [(kt.masked_linear(x, W, 123, 0.3, gaussian, T), torch.einsum("roi,oi,ri->ro", M, W, x)),
@@ -468,7 +538,8 @@ TRITON_SCRIPT = textwrap.dedent("""
         for got, ref in checks:
             torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
     # the layer's law through the Triton route: output mean and variance of one unit
-    sampling._route = lambda device: "triton"
+    ops._ROUTES["cpu"] = ops.Route("triton", kt.masked_linear, kt.masked_linear_grad_input, kt.masked_linear_grad_weight,
+                                   None, reference.conditional_gaussian, None)
     n = 300
     layer = PerNodeDropLinear(8, 2, p=0.5)
     x = torch.randn(8)
@@ -503,10 +574,10 @@ def test_cuda_kernels_match_the_reference_and_the_cpu(gaussian):
     x, W, g = torch.randn(R, n_in, dtype=DT), torch.randn(n_out, n_in, dtype=DT), torch.randn(R, n_out, dtype=DT)
     seed = torch.tensor(77)
     M = counter_masks(77, torch.arange(R), n_out, n_in, 0.3, gaussian)
-    z = sampling.masked_linear(x.to(dev), W.to(dev), seed, 0.3, gaussian).cpu()
+    z = kernels.masked_linear(x.to(dev), W.to(dev), seed, 0.3, gaussian).cpu()
     torch.testing.assert_close(z, torch.einsum("roi,oi,ri->ro", M, W, x), rtol=1e-5, atol=1e-5)
     xg, Wg = x.to(dev).requires_grad_(True), W.to(dev).requires_grad_(True)
-    sampling.masked_linear(xg, Wg, seed, 0.3, gaussian).backward(g.to(dev))
+    kernels.masked_linear(xg, Wg, seed, 0.3, gaussian).backward(g.to(dev))
     torch.testing.assert_close(xg.grad.cpu(), torch.einsum("roi,oi,ro->ri", M, W, g), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(Wg.grad.cpu(), torch.einsum("roi,ri,ro->oi", M, x, g), rtol=1e-5, atol=1e-5)
 
@@ -529,3 +600,27 @@ def test_cuda_layer_output_law_and_compile():
     y = compiled(x.expand(8, 64))
     y.sum().backward()
     assert torch.isfinite(layer.weight.grad).all()
+
+
+# ----------------------------------------------------------------------------
+# numba's on-disk cache: a new process loads the kernels instead of compiling them
+# ----------------------------------------------------------------------------
+CACHE_SCRIPT = textwrap.dedent("""
+    import json, torch
+    from pnd_theory.kernels import cpu
+    x, W, g = torch.randn(3, 4), torch.randn(2, 4), torch.randn(3, 2)
+    cpu.masked_linear_cpu(x, W, 1, 0.3, False)
+    cpu.masked_linear_backward_cpu(g, x, W, 1, 0.3, False)
+    print(json.dumps({k.__name__: [sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values())]
+                      for k in (cpu._forward, cpu._backward)}))
+""")
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="needs numba")
+def test_kernels_load_from_the_on_disk_cache_in_a_new_process():
+    runs = []
+    for _ in range(2):  # the first run fills the cache where an earlier one has not
+        res = subprocess.run([sys.executable, "-c", CACHE_SCRIPT], capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    assert all(hits >= 1 and misses == 0 for hits, misses in runs[1].values()), runs

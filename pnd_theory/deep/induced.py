@@ -53,7 +53,7 @@ from scipy.optimize import minimize
 
 from .._validation import (InvalidParameterError, as_numpy_arrays, check_positive_int, check_second_moment,
                            check_seed, invalid)
-from ..induced import balanced_factors
+from ..regularizers.induced import balanced_factors
 from .closed import penalty_of_deep_law
 from .network import check_problem, check_widths, deep_law
 

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from .._validation import InvalidParameterError, as_arrays, check_data, check_positive_int, invalid
-from ..laws import ComponentsMixin, ScalarLaw, independent_mask
-from ..strategies import Strategy
+from ..laws.masks import ComponentsMixin, ScalarLaw, independent_mask
+from ..laws.strategies import Strategy
 
 #: the two ways a weight mask is drawn: per sample (PerNodeDrop) or once per batch (DropConnect)
 WEIGHT_MODES = ("per_sample", "shared")

@@ -5,7 +5,7 @@ Both routes run the masked network itself (:meth:`DeepLaw.predict`) and never th
 * Enumeration: every mask variable takes the values of its law's support of order 2 (a finite
   law's own support; the Gauss quadrature of a continuous law; signs for a covariance-only
   hidden law), and the configurations are enumerated in mixed radix
-  (:func:`pnd_theory.exact.enumerate_masks`).  Exact for every law: the loss is a polynomial of
+  (:func:`pnd_theory.routes.exact.enumerate_masks`).  Exact for every law: the loss is a polynomial of
   degree at most 2 in each mask variable (each enters every path once), so its expectation
   depends on each variable only through its first two moments.  One configuration masks all
   samples at once: by linearity the expectation of the mean over samples is the mean of the
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .._validation import check_monte_carlo, check_positive_int
-from ..exact import LOSS_ORDER, MAX_CONFIGURATIONS, enumerate_masks
+from ..routes.exact import LOSS_ORDER, MAX_CONFIGURATIONS, enumerate_masks
 from .network import as_float64_cpu, check_problem, deep_law
 
 #: mask entries (and activations) held at once by default in Monte Carlo

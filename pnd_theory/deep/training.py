@@ -8,7 +8,7 @@ r"""Training a deep linear network with real sampled masks (torch, CPU or GPU).
 by Adam on the mini-batch loss with every mask drawn afresh at every step from its law (per
 sample or per batch, as the law says); the closed form is used only to record the objective
 of the iterates.  The learning rate is held for the first part of the run and then decays
-linearly to zero (:func:`pnd_theory.training.lr_multiplier`), so that the last iterate carries
+linearly to zero (:func:`pnd_theory.studies.training.lr_multiplier`), so that the last iterate carries
 little of the mask noise.  The product :math:`\bar W = W_L \cdots W_1` is also averaged over the
 final ``average`` fraction of the steps: it is invariant under the rescalings of hidden units
 along which the noise moves the weights freely, so its average is meaningful where an average
@@ -25,7 +25,7 @@ import torch
 
 from .._validation import (as_numpy_arrays, check_bool, check_dtype, check_positive_int, check_real, check_seed,
                            resolve_device)
-from ..training import lr_multiplier
+from ..studies.training import lr_multiplier
 from .closed import penalty_of_deep_law
 from .network import check_problem, check_widths, deep_law, product
 

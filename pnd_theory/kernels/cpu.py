@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .counter import GAMMA, MIX1, MIX2, counter_normals, drop_threshold, seed_key
+from .counter import C32, GAMMA, LB1, LB2, MIX1, MIX2, counter_normals, drop_threshold, seed_key
 
 try:
     import numba
@@ -90,12 +90,13 @@ if HAVE_NUMBA:
         return c, s
 
     @njit(inline="always")
-    def _box_muller64(h):
-        """Two independent N(0, 1) values from one 64-bit output, to float64 rounding."""
-        m, e = _log_u_parts(h >> np.uint64(32))
+    def _box_muller64(a, b):
+        """Two independent N(0, 1) values from the 32-bit draws ``a`` (radius) and ``b``
+        (angle), to float64 rounding."""
+        m, e = _log_u_parts(np.uint64(a))
         log_u = _atanh_series((m - 1.0) / (m + 1.0), _LOG_C) + np.float64(e - 32) * _LN2
         rho = math.sqrt(-2.0 * log_u)
-        c, s = _cos_sin(h & _LO, _SIN_C, _COS_C)
+        c, s = _cos_sin(np.uint64(b), _SIN_C, _COS_C)
         return rho * c, rho * s
 
     @intrinsic
@@ -112,10 +113,57 @@ if HAVE_NUMBA:
             return builder.bitcast(args[0], _llvm_ir.FloatType())
         return _nb_types.float32(_nb_types.uint32), codegen
 
+    _I32 = _llvm_ir.IntType(32)
+
+    @intrinsic
+    def _excess(typingctx, a, e):
+        """``v - 2^e`` for ``v = a + 1`` as an int32, in 32-bit operations (``v`` and ``2^e``
+        both wrap to 0 at ``2^32``; the difference is below ``2^31`` in size)."""
+        def codegen(context, builder, signature, args):
+            a, e = args[0], builder.trunc(args[1], _I32)
+            pow2 = builder.shl(_llvm_ir.Constant(_I32, 1), builder.and_(e, _llvm_ir.Constant(_I32, 31)))
+            pow2 = builder.select(builder.icmp_signed("<", e, _llvm_ir.Constant(_I32, 32)), pow2,
+                                  _llvm_ir.Constant(_I32, 0))
+            return builder.sub(builder.add(a, _llvm_ir.Constant(_I32, 1)), pow2)
+        return _nb_types.int32(_nb_types.uint32, _nb_types.int32), codegen
+
+    def _draw_ir(builder, k0, k1, i):
+        """``lowbias32(((k0 + i C) mod 2^32) XOR k1)`` in 32-bit LLVM operations (numba's own
+        typing would widen them to 64 bits, which AVX2 cannot multiply in vectors)."""
+        def const(v):
+            return _llvm_ir.Constant(_I32, v)
+
+        v = builder.xor(builder.add(k0, builder.mul(builder.trunc(i, _I32), const(C32))), k1)
+        v = builder.xor(v, builder.lshr(v, const(16)))
+        v = builder.mul(v, const(LB1))
+        v = builder.xor(v, builder.lshr(v, const(15)))
+        v = builder.mul(v, const(LB2))
+        return builder.xor(v, builder.lshr(v, const(16)))
+
+    @intrinsic
+    def _draw32(typingctx, k0, k1, i):
+        """The 32-bit draw ``u`` of connection ``i`` of the row with key halves ``k0``, ``k1``."""
+        def codegen(context, builder, signature, args):
+            return _draw_ir(builder, *args)
+        return _nb_types.uint32(_nb_types.uint32, _nb_types.uint32, _nb_types.int64), codegen
+
+    @intrinsic
+    def _keep32(typingctx, k0, k1, i, thr):
+        """``u >= thr`` for the draw of :func:`_draw32` (the Bernoulli keep test)."""
+        def codegen(context, builder, signature, args):
+            return builder.icmp_unsigned(">=", _draw_ir(builder, *args[:3]), args[3])
+        return _nb_types.boolean(_nb_types.uint32, _nb_types.uint32, _nb_types.int64, _nb_types.uint32), codegen
+
+    @njit(inline="always")
+    def _row_key(key, s, n_out, j):
+        """The halves ``(k0, k1)`` of the key ``mix64(K + (s n_out + j + 1) GAMMA)`` of row ``j``
+        of sample ``s``."""
+        rk = _mix(key + (np.uint64(s) * np.uint64(n_out) + np.uint64(j) + _ONE) * _G)
+        return np.uint32(rk & _LO), np.uint32(rk >> np.uint64(32))
+
     _F = np.float32
     _F_ONE, _F_TWO, _F_M2 = _F(1.0), _F(2.0), _F(-2.0)
     _F_LN2 = _F(_LN2)
-    _F_2P16 = _F(65536.0)
     _F_OCTANT = _F(0.25 * math.pi * 2.0**-29)
     # ln m = 2 t (1 + t^2/3 + ...): five terms leave out below 3e-10 for |t| < 0.172
     _LOG_F = tuple(_F(1.0 / (2 * k + 1)) for k in range(5))
@@ -124,28 +172,25 @@ if HAVE_NUMBA:
     _COS_F = tuple(_F((-1.0) ** k / math.factorial(2 * k)) for k in range(5))
 
     @njit(inline="always")
-    def _box_muller32(h):
-        """Two N(0, 1) values to float32 accuracy, in float32 operations only (twice the vector
-        width of float64), with no division by zero check and no branch, so that the loops
-        around it vectorize.
+    def _box_muller32(a, b):
+        """Two N(0, 1) values from the draws ``a`` (radius) and ``b`` (angle) to float32
+        accuracy, in float32 operations only (twice the vector width of float64), with no
+        division by zero check and no branch, so that the loops around it vectorize.
 
         ``ln u``: ``v = a + 1 = 2^e (1 + f)`` with ``e`` the nearest power (``|f| <= 0.42``);
         ``f = (v - 2^e) 2^-e`` is formed from an exact integer difference, so ``ln u`` keeps
         its relative accuracy near ``u = 1`` (where ``rho`` is small).  ``cos`` and ``sin`` of
         ``2 pi b 2^-32``: octant from the top three bits, polynomials on ``[0, pi/4]``.
         """
-        v = np.int64(h >> np.uint64(32)) + np.int64(1)  # in [1, 2^32]
-        approx = _F(np.int32(v >> np.int64(16))) * _F_2P16 + _F(np.int32(v & np.int64(0xFFFF)))
-        bits = _f32_bits(approx)
+        bits = _f32_bits(_F(a) + _F_ONE)  # a + 1 in [1, 2^32], rounded: only its exponent is used
         up = np.int32((bits & np.uint32(0x7FFFFF)) > np.uint32(0x3504F3))  # mantissa above sqrt 2
         e = np.int32(bits >> np.uint32(23)) - np.int32(127) + up
-        f = _F(np.int32(v - (np.int64(1) << np.int64(e)))) * _bits_f32(np.uint32(127 - e) << np.uint32(23))
+        f = _F(_excess(a, np.int32(e))) * _bits_f32(np.uint32(127 - e) << np.uint32(23))
         t = f / (_F_TWO + f)
         t2 = t * t
         acc = (((_LOG_F[4] * t2 + _LOG_F[3]) * t2 + _LOG_F[2]) * t2 + _LOG_F[1]) * t2 + _LOG_F[0]
         log_u = _F_TWO * t * acc + _F(e - np.int32(32)) * _F_LN2
         rho = np.sqrt(_F_M2 * log_u)
-        b = np.uint32(h & _LO)
         octant = b >> np.uint32(29)
         low = b & np.uint32(0x1FFFFFFF)
         odd = octant & np.uint32(1)
@@ -164,190 +209,195 @@ if HAVE_NUMBA:
         s = -s if k >= np.uint32(2) else s
         return rho * c, rho * s
 
+    # The mask values of the Box-Muller partners i and i + h of a row (h = ceil(n_in / 2)), one
+    # function per kind of mask: (k0, k1) the row's key halves, thr the drop threshold, scale
+    # 1/(1-p), sigma sqrt(p/(1-p)).
     @njit(inline="always")
-    def _pair_drop(h, thr, scale, sigma):
+    def _pair_drop(k0, k1, i, h, thr, scale, sigma):
         zero = scale - scale  # of the type of scale: float32 work stays in float32
-        m0 = scale if (h >> np.uint64(32)) >= thr else zero
-        m1 = scale if (h & _LO) >= thr else zero
+        m0 = scale if _keep32(k0, k1, i, thr) else zero
+        m1 = scale if _keep32(k0, k1, i + h, thr) else zero
         return m0, m1
 
     @njit(inline="always")
-    def _pair_gauss32(h, thr, scale, sigma):
-        z0, z1 = _box_muller32(h)
+    def _pair_gauss32(k0, k1, i, h, thr, scale, sigma):
+        z0, z1 = _box_muller32(_draw32(k0, k1, i), _draw32(k0, k1, i + h))
         return _F_ONE + sigma * z0, _F_ONE + sigma * z1
 
     @njit(inline="always")
-    def _pair_gauss64(h, thr, scale, sigma):
-        z0, z1 = _box_muller64(h)
+    def _pair_gauss64(k0, k1, i, h, thr, scale, sigma):
+        z0, z1 = _box_muller64(_draw32(k0, k1, i), _draw32(k0, k1, i + h))
         return 1.0 + sigma * z0, 1.0 + sigma * z1
 
-    def _make_kernels(_pair):
-        """The three kernels for one kind of mask value.
+    # Inner loops, written once and compiled per kind (the kind is a run-time flag chosen
+    # outside them: inside, the compiler kept the branch in the loop and it ran twice as slow).
+    @njit(inline="always")
+    def _columns(o, w0, w1, x0, x1, k0, k1, i, h, thr, scale, sigma, pair):
+        """``o[j] += W[j, i] M[j, i] x_i + W[j, i+h] M[j, i+h] x_{i+h}`` over the outputs ``j``."""
+        for j in range(o.shape[0]):
+            m0, m1 = pair(k0[j], k1[j], i, h, thr, scale, sigma)
+            o[j] += w0[j] * m0 * x0
+            o[j] += w1[j] * m1 * x1
 
-        One compiled loop per kind: with the kind a run-time flag the compiler kept the branch
-        inside the inner loop and the Bernoulli kernels ran about twice as slow.  Kernels
-        made here are compiled on first use in each process (about a second each): numba
-        cannot cache closures.
+    @njit(inline="always")
+    def _row_acc(o, v, k0, k1, gj, thr, scale, sigma, pair):
+        """``o[i] += g_j M[j, i] v[i]`` over the inputs ``i`` of one row of the mask."""
+        n_in = o.shape[0]
+        h = (n_in + 1) // 2
+        o1, v1 = o[h:], v[h:]  # views of the partners: the loop runs over both halves at once
+        for i in range(n_in - h):
+            m0, m1 = pair(k0, k1, i, h, thr, scale, sigma)
+            o[i] += gj * m0 * v[i]
+            o1[i] += gj * m1 * v1[i]
+        if n_in % 2 == 1:
+            m0, m1 = pair(k0, k1, h - 1, h, thr, scale, sigma)
+            o[h - 1] += gj * m0 * v[h - 1]
+
+    @njit(inline="always")
+    def _row_acc2(o, p, w, x, k0, k1, gj, thr, scale, sigma, pair):
+        """``o[i] += g_j M[j, i] w[i]`` and ``p[i] += g_j M[j, i] x[i]`` over the inputs ``i``."""
+        n_in = o.shape[0]
+        h = (n_in + 1) // 2
+        o1, p1, w1, x1 = o[h:], p[h:], w[h:], x[h:]
+        for i in range(n_in - h):
+            m0, m1 = pair(k0, k1, i, h, thr, scale, sigma)
+            a0 = gj * m0
+            a1 = gj * m1
+            o[i] += a0 * w[i]
+            o1[i] += a1 * w1[i]
+            p[i] += a0 * x[i]
+            p1[i] += a1 * x1[i]
+        if n_in % 2 == 1:
+            m0, m1 = pair(k0, k1, h - 1, h, thr, scale, sigma)
+            a0 = gj * m0
+            o[h - 1] += a0 * w[h - 1]
+            p[h - 1] += a0 * x[h - 1]
+
+    @njit(inline="always")
+    def _row_acc_drop(o, v, k0, k1, gj, thr, scale):
+        """:func:`_row_acc` for Bernoulli masks, one connection at a time (no interleaving:
+        about twice as fast as pairs)."""
+        a = gj * scale
+        zero = a - a
+        for i in range(o.shape[0]):
+            o[i] += (a if _keep32(k0, k1, i, thr) else zero) * v[i]
+
+    @njit(inline="always")
+    def _row_acc2_drop(o, p, w, x, k0, k1, gj, thr, scale):
+        """:func:`_row_acc2` for Bernoulli masks, one connection at a time."""
+        a = gj * scale
+        zero = a - a
+        for i in range(o.shape[0]):
+            b = a if _keep32(k0, k1, i, thr) else zero
+            o[i] += b * w[i]
+            p[i] += b * x[i]
+
+    #: kinds of mask (the ``kind`` argument of the kernels)
+    DROP, GAUSS32, GAUSS64 = 0, 1, 2
+
+    _FLAGS = dict(parallel=True, fastmath=False, nogil=True, error_model="numpy", cache=True)
+
+    @njit(**_FLAGS)
+    def _forward(x, wt, key, kind, thr, scale, sigma, positions, out):
+        """``out[r] = (W o M_{s(r)}) x_r``, ``wt = W^T``; each output summed over inputs in order."""
+        rows, n_in = x.shape
+        n_out = wt.shape[1]
+        zero = scale - scale
+        for r in prange(rows):
+            o = out[r]
+            k0 = np.empty(n_out, dtype=np.uint32)
+            k1 = np.empty(n_out, dtype=np.uint32)
+            for j in range(n_out):
+                k0[j], k1[j] = _row_key(key, r // positions, n_out, j)
+                o[j] = zero
+            h = (n_in + 1) // 2
+            for i in range(h):
+                x0 = x[r, i]
+                w0 = wt[i]
+                # an odd n_in's last partner is a virtual input of value 0 (its term adds 0)
+                x1 = x[r, i + h] if i + h < n_in else zero
+                w1 = wt[i + h] if i + h < n_in else w0
+                if kind == DROP:
+                    _columns(o, w0, w1, x0, x1, k0, k1, i, h, thr, scale, sigma, _pair_drop)
+                elif kind == GAUSS32:
+                    _columns(o, w0, w1, x0, x1, k0, k1, i, h, thr, scale, sigma, _pair_gauss32)
+                else:
+                    _columns(o, w0, w1, x0, x1, k0, k1, i, h, thr, scale, sigma, _pair_gauss64)
+        return out
+
+    @njit(inline="always")
+    def _acc(o, v, k0, k1, gj, kind, thr, scale, sigma):
+        if kind == DROP:
+            _row_acc_drop(o, v, k0, k1, gj, thr, scale)
+        elif kind == GAUSS32:
+            _row_acc(o, v, k0, k1, gj, thr, scale, sigma, _pair_gauss32)
+        else:
+            _row_acc(o, v, k0, k1, gj, thr, scale, sigma, _pair_gauss64)
+
+    @njit(**_FLAGS)
+    def _grad_input(g, w, key, kind, thr, scale, sigma, positions, out):
+        """``out[r] = (W o M_{s(r)})^T g_r``, each entry summed over outputs in order."""
+        rows, n_out = g.shape
+        for r in prange(rows):
+            o = out[r]
+            o[:] = 0.0
+            for j in range(n_out):
+                k0, k1 = _row_key(key, r // positions, n_out, j)
+                _acc(o, w[j], k0, k1, g[r, j], kind, thr, scale, sigma)
+        return out
+
+    @njit(**_FLAGS)
+    def _grad_weight(g, x, key, kind, thr, scale, sigma, positions, out):
+        """``out = sum_r M_{s(r)} o (g_r x_r^T)``, each entry summed over rows in order."""
+        rows, n_out = g.shape
+        for j in prange(n_out):
+            o = out[j]
+            o[:] = 0.0
+            for r in range(rows):
+                k0, k1 = _row_key(key, r // positions, n_out, j)
+                _acc(o, x[r], k0, k1, g[r, j], kind, thr, scale, sigma)
+        return out
+
+    @njit(**_FLAGS)
+    def _backward(g, w, x, key, kind, thr, scale, sigma, positions, gx, parts):
+        """Both gradients from one regeneration of the masks: ``gx``, and for each fixed block
+        of rows a partial weight gradient ``parts[block]`` (summed in block order after).
+
+        Outputs outer, rows of the block inner: a row ``W_j`` and its partial gradient stay in
+        the first-level cache while the block's rows pass.  Every ``gx`` entry is summed over
+        outputs in order, every ``parts`` entry over the block's rows in order.
         """
-
-        @njit(parallel=True, fastmath=False, nogil=True, error_model="numpy")
-        def _forward(x, wt, key, thr, scale, sigma, positions, out):
-            rows, n_in = x.shape
-            n_out = wt.shape[1]
-            half = n_in // 2
-            pairs = np.uint64((n_in + 1) // 2)
-            step = pairs * _G  # from output j to j + 1
-            for r in prange(rows):
-                o = out[r]
-                for j in range(n_out):
-                    o[j] = 0.0
-                s = np.uint64(r // positions)
-                # two pairs of inputs per sweep over the outputs: two independent hash chains
-                # in flight (the same values and order of summation as one pair at a time)
-                for q2 in range(half // 2):
-                    q = 2 * q2
-                    base = key + (s * np.uint64(n_out) * pairs + np.uint64(q) + _ONE) * _G
-                    x0 = x[r, 2 * q]
-                    x1 = x[r, 2 * q + 1]
-                    x2 = x[r, 2 * q + 2]
-                    x3 = x[r, 2 * q + 3]
-                    w0 = wt[2 * q]
-                    w1 = wt[2 * q + 1]
-                    w2 = wt[2 * q + 2]
-                    w3 = wt[2 * q + 3]
-                    for j in range(n_out):
-                        c = base + np.uint64(j) * step
-                        m0, m1 = _pair(_mix(c), thr, scale, sigma)
-                        m2, m3 = _pair(_mix(c + _G), thr, scale, sigma)
-                        o[j] += w0[j] * m0 * x0
-                        o[j] += w1[j] * m1 * x1
-                        o[j] += w2[j] * m2 * x2
-                        o[j] += w3[j] * m3 * x3
-                if half % 2 == 1:
-                    q = half - 1
-                    base = key + (s * np.uint64(n_out) * pairs + np.uint64(q) + _ONE) * _G
-                    x0 = x[r, 2 * q]
-                    x1 = x[r, 2 * q + 1]
-                    w0 = wt[2 * q]
-                    w1 = wt[2 * q + 1]
-                    for j in range(n_out):
-                        m0, m1 = _pair(_mix(base + np.uint64(j) * step), thr, scale, sigma)
-                        o[j] += w0[j] * m0 * x0
-                        o[j] += w1[j] * m1 * x1
-                if n_in % 2 == 1:
-                    base = key + (s * np.uint64(n_out) * pairs + np.uint64(half) + _ONE) * _G
-                    x0 = x[r, n_in - 1]
-                    w0 = wt[n_in - 1]
-                    for j in range(n_out):
-                        m0, m1 = _pair(_mix(base + np.uint64(j) * step), thr, scale, sigma)
-                        o[j] += w0[j] * m0 * x0
-            return out
-
-        @njit(parallel=True, fastmath=False, nogil=True, error_model="numpy")
-        def _grad_input(g, w, key, thr, scale, sigma, positions, out):
-            rows, n_out = g.shape
-            n_in = w.shape[1]
-            half = n_in // 2
-            pairs = np.uint64((n_in + 1) // 2)
-            for r in prange(rows):
-                o = out[r]
-                for i in range(n_in):
-                    o[i] = 0.0
-                s = np.uint64(r // positions)
-                for j in range(n_out):
+        rows, n_out = g.shape
+        blocks = parts.shape[0]
+        for blk in prange(blocks):
+            part = parts[blk]
+            part[:] = 0.0
+            r0, r1 = blk * rows // blocks, (blk + 1) * rows // blocks
+            gx[r0:r1] = 0.0
+            for j in range(n_out):
+                wj = w[j]
+                pj = part[j]
+                for r in range(r0, r1):
+                    k0, k1 = _row_key(key, r // positions, n_out, j)
                     gj = g[r, j]
-                    wj = w[j]
-                    base = key + ((s * np.uint64(n_out) + np.uint64(j)) * pairs + _ONE) * _G
-                    for q in range(half):
-                        m0, m1 = _pair(_mix(base + np.uint64(q) * _G), thr, scale, sigma)
-                        o[2 * q] += gj * m0 * wj[2 * q]
-                        o[2 * q + 1] += gj * m1 * wj[2 * q + 1]
-                    if n_in % 2 == 1:
-                        m0, m1 = _pair(_mix(base + np.uint64(half) * _G), thr, scale, sigma)
-                        o[n_in - 1] += gj * m0 * wj[n_in - 1]
-            return out
+                    if kind == DROP:
+                        _row_acc2_drop(gx[r], pj, wj, x[r], k0, k1, gj, thr, scale)
+                    elif kind == GAUSS32:
+                        _row_acc2(gx[r], pj, wj, x[r], k0, k1, gj, thr, scale, sigma, _pair_gauss32)
+                    else:
+                        _row_acc2(gx[r], pj, wj, x[r], k0, k1, gj, thr, scale, sigma, _pair_gauss64)
+        return gx
 
-        @njit(parallel=True, fastmath=False, nogil=True, error_model="numpy")
-        def _grad_weight(g, x, key, thr, scale, sigma, positions, out):
-            rows, n_out = g.shape
-            n_in = x.shape[1]
-            half = n_in // 2
-            pairs = np.uint64((n_in + 1) // 2)
-            for j in prange(n_out):
-                o = out[j]
-                for i in range(n_in):
-                    o[i] = 0.0
-                for r in range(rows):
-                    s = np.uint64(r // positions)
-                    gj = g[r, j]
-                    xr = x[r]
-                    base = key + ((s * np.uint64(n_out) + np.uint64(j)) * pairs + _ONE) * _G
-                    for q in range(half):
-                        m0, m1 = _pair(_mix(base + np.uint64(q) * _G), thr, scale, sigma)
-                        o[2 * q] += gj * m0 * xr[2 * q]
-                        o[2 * q + 1] += gj * m1 * xr[2 * q + 1]
-                    if n_in % 2 == 1:
-                        m0, m1 = _pair(_mix(base + np.uint64(half) * _G), thr, scale, sigma)
-                        o[n_in - 1] += gj * m0 * xr[n_in - 1]
-            return out
-
-        @njit(parallel=True, fastmath=False, nogil=True, error_model="numpy")
-        def _backward(g, w, x, key, thr, scale, sigma, positions, gx, parts):
-            """Both gradients from one regeneration of the masks: ``gx``, and for each fixed block
-            of rows a partial weight gradient ``parts[block]`` (summed in block order after)."""
-            rows, n_out = g.shape
-            n_in = w.shape[1]
-            half = n_in // 2
-            pairs = np.uint64((n_in + 1) // 2)
-            blocks = parts.shape[0]
-            for blk in prange(blocks):
-                part = parts[blk]
-                for j in range(n_out):
-                    for i in range(n_in):
-                        part[j, i] = 0.0
-                for r in range(blk * rows // blocks, (blk + 1) * rows // blocks):
-                    o = gx[r]
-                    for i in range(n_in):
-                        o[i] = 0.0
-                    s = np.uint64(r // positions)
-                    xr = x[r]
-                    for j in range(n_out):
-                        gj = g[r, j]
-                        wj = w[j]
-                        pj = part[j]
-                        base = key + ((s * np.uint64(n_out) + np.uint64(j)) * pairs + _ONE) * _G
-                        for q in range(half):
-                            m0, m1 = _pair(_mix(base + np.uint64(q) * _G), thr, scale, sigma)
-                            a0 = gj * m0
-                            a1 = gj * m1
-                            o[2 * q] += a0 * wj[2 * q]
-                            o[2 * q + 1] += a1 * wj[2 * q + 1]
-                            pj[2 * q] += a0 * xr[2 * q]
-                            pj[2 * q + 1] += a1 * xr[2 * q + 1]
-                        if n_in % 2 == 1:
-                            m0, m1 = _pair(_mix(base + np.uint64(half) * _G), thr, scale, sigma)
-                            a0 = gj * m0
-                            o[n_in - 1] += a0 * wj[n_in - 1]
-                            pj[n_in - 1] += a0 * xr[n_in - 1]
-            return gx
-
-        return _forward, _grad_input, _grad_weight, _backward
-
-    #: kernels by kind of mask: Bernoulli, Gaussian for float32 work, Gaussian for float64 work
-    KERNELS = {"drop": _make_kernels(_pair_drop), "gauss32": _make_kernels(_pair_gauss32),
-               "gauss64": _make_kernels(_pair_gauss64)}
-
-    @njit(parallel=True, fastmath=False, nogil=True, error_model="numpy")
+    @njit(**_FLAGS)
     def _conditional_forward(x, wt, sn, out):
         """``out[r, j] = W_j . x_r + sn[r, j] * sqrt(sum_i W_ji^2 x_ri^2)``, the forward of the
-        conditional Gaussian map (``sn = sigma n``), in a fixed order of summation."""
+        conditional Gaussian map (``sn = sigma n``), each sum over inputs in order."""
         rows, n_in = x.shape
         n_out = wt.shape[1]
         for r in prange(rows):
             o = out[r]
             v2 = np.zeros(n_out, dtype=out.dtype)
-            for j in range(n_out):
-                o[j] = 0.0
+            o[:] = 0.0
             for i in range(n_in):
                 xi = x[r, i]
                 wi = wt[i]
@@ -359,77 +409,73 @@ if HAVE_NUMBA:
                 o[j] += sn[r, j] * np.sqrt(v2[j])
         return out
 
-    def _make_conditional_backward(_box_muller):
+    @njit(inline="always")
+    def _conditional_row(o, pj, wj, xr, k0, k1, gj, snj, sigma, box):
+        """One row ``(r, j)`` of the conditional backward: the products with the masks
+        ``1 + sigma xi`` and the sums ``sigma v . xi`` and ``|v|^2``, then the part along ``v``."""
+        n_in = o.shape[0]
+        sd = gj - gj  # zero of the work type: sigma v . xi
+        v2 = gj - gj  # |v|^2
+        h = (n_in + 1) // 2
+        o_1, p_1, w_1, x_1 = o[h:], pj[h:], wj[h:], xr[h:]
+        for i in range(n_in - h):
+            z0, z1 = box(_draw32(k0, k1, i), _draw32(k0, k1, i + h))
+            e0 = sigma * z0
+            e1 = sigma * z1
+            a0 = gj + gj * e0
+            a1 = gj + gj * e1
+            w0 = wj[i]
+            w1 = w_1[i]
+            x0 = xr[i]
+            x1 = x_1[i]
+            o[i] += a0 * w0
+            o_1[i] += a1 * w1
+            pj[i] += a0 * x0
+            p_1[i] += a1 * x1
+            v0 = w0 * x0
+            v1 = w1 * x1
+            sd += v0 * e0 + v1 * e1
+            v2 += v0 * v0 + v1 * v1
+        if n_in % 2 == 1:
+            z0, z1 = box(_draw32(k0, k1, h - 1), _draw32(k0, k1, n_in))
+            e0 = sigma * z0
+            a0 = gj + gj * e0
+            o[h - 1] += a0 * wj[h - 1]
+            pj[h - 1] += a0 * xr[h - 1]
+            v0 = wj[h - 1] * xr[h - 1]
+            sd += v0 * e0
+            v2 += v0 * v0
+        if v2 > 0.0:
+            # the part of the masks along v: sigma c v, c = (n |v| - v . xi) / |v|^2
+            gc = gj * ((snj * np.sqrt(v2) - sd) / v2)
+            for i in range(n_in):
+                t = gc * wj[i] * xr[i]
+                o[i] += t * wj[i]
+                pj[i] += t * xr[i]
+
+    # reassociation only: the sums over inputs vectorize; their order of summation then
+    # depends on the vector width the compiler picks, never on threads or chunking
+    @njit(parallel=True, fastmath={"reassoc"}, nogil=True, error_model="numpy", cache=True)
+    def _conditional_backward(g, w, x, key, kind, sigma, sn, gx, parts):
         """The one-pass backward of the conditional Gaussian map (see
-        :func:`masked_linear_backward_conditional_cpu`) for one float width."""
-
-        # reassociation only: the sums over inputs vectorize; their order of summation then
-        # depends on the vector width the compiler picks, never on threads or chunking
-        @njit(parallel=True, fastmath={"reassoc"}, nogil=True, error_model="numpy")
-        def _backward(g, w, x, key, sigma, sn, gx, parts):
-            rows, n_out = g.shape
-            n_in = w.shape[1]
-            half = n_in // 2
-            pairs = np.uint64((n_in + 1) // 2)
-            blocks = parts.shape[0]
-            for blk in prange(blocks):
-                part = parts[blk]
-                for j in range(n_out):
-                    for i in range(n_in):
-                        part[j, i] = 0.0
-                for r in range(blk * rows // blocks, (blk + 1) * rows // blocks):
-                    o = gx[r]
-                    for i in range(n_in):
-                        o[i] = 0.0
-                    xr = x[r]
-                    for j in range(n_out):
-                        gj = g[r, j]
-                        wj = w[j]
-                        pj = part[j]
-                        sd = gj - gj  # zero of the work type: sigma v . xi
-                        v2 = gj - gj  # |v|^2
-                        base = key + ((np.uint64(r) * np.uint64(n_out) + np.uint64(j)) * pairs + _ONE) * _G
-                        for q in range(half):
-                            z0, z1 = _box_muller(_mix(base + np.uint64(q) * _G))
-                            e0 = sigma * z0
-                            e1 = sigma * z1
-                            a0 = gj + gj * e0
-                            a1 = gj + gj * e1
-                            w0 = wj[2 * q]
-                            w1 = wj[2 * q + 1]
-                            x0 = xr[2 * q]
-                            x1 = xr[2 * q + 1]
-                            o[2 * q] += a0 * w0
-                            o[2 * q + 1] += a1 * w1
-                            pj[2 * q] += a0 * x0
-                            pj[2 * q + 1] += a1 * x1
-                            v0 = w0 * x0
-                            v1 = w1 * x1
-                            sd += v0 * e0 + v1 * e1
-                            v2 += v0 * v0 + v1 * v1
-                        if n_in % 2 == 1:
-                            z0, z1 = _box_muller(_mix(base + np.uint64(half) * _G))
-                            e0 = sigma * z0
-                            a0 = gj + gj * e0
-                            o[n_in - 1] += a0 * wj[n_in - 1]
-                            pj[n_in - 1] += a0 * xr[n_in - 1]
-                            v0 = wj[n_in - 1] * xr[n_in - 1]
-                            sd += v0 * e0
-                            v2 += v0 * v0
-                        if v2 > 0.0:
-                            # the part of the masks along v: sigma c v, c = (n |v| - v . xi) / |v|^2
-                            gc = gj * ((sn[r, j] * np.sqrt(v2) - sd) / v2)
-                            for i in range(n_in):
-                                t = gc * wj[i] * xr[i]
-                                o[i] += t * wj[i]
-                                pj[i] += t * xr[i]
-            return gx
-
-        return _backward
-
-    #: the conditional Gaussian backward by float width
-    CONDITIONAL_BACKWARD = {np.dtype(np.float32): _make_conditional_backward(_box_muller32),
-                            np.dtype(np.float64): _make_conditional_backward(_box_muller64)}
+        :func:`masked_linear_backward_conditional_cpu`), blocked as :func:`_backward`."""
+        rows, n_out = g.shape
+        blocks = parts.shape[0]
+        for blk in prange(blocks):
+            part = parts[blk]
+            part[:] = 0.0
+            r0, r1 = blk * rows // blocks, (blk + 1) * rows // blocks
+            gx[r0:r1] = 0.0
+            for j in range(n_out):
+                wj = w[j]
+                pj = part[j]
+                for r in range(r0, r1):
+                    k0, k1 = _row_key(key, r, n_out, j)
+                    if kind == GAUSS32:
+                        _conditional_row(gx[r], pj, wj, x[r], k0, k1, g[r, j], sn[r, j], sigma, _box_muller32)
+                    else:
+                        _conditional_row(gx[r], pj, wj, x[r], k0, k1, g[r, j], sn[r, j], sigma, _box_muller64)
+        return gx
 
 
 def _numpy_float(t: Tensor) -> np.ndarray:
@@ -465,11 +511,19 @@ def _call(which: int, a: Tensor, b: Tensor, out_shape, seed: int, p: float, gaus
     work = np.promote_types(an.dtype, bn.dtype)
     an, bn = an.astype(work, copy=False), bn.astype(work, copy=False)
     out = np.empty(out_shape, dtype=work)
-    kind = "drop" if not gaussian else ("gauss64" if work == np.float64 else "gauss32")
     with kernel_threads():
-        KERNELS[kind][which](an, bn, np.uint64(seed_key(seed)), np.uint64(drop_threshold(p)),
-                             work.type(1.0 / (1.0 - p)), work.type(math.sqrt(p / (1.0 - p))), int(positions), out)
+        (_forward, _grad_input, _grad_weight)[which](an, bn, *_scalars(seed, p, gaussian, work), int(positions), out)
     return torch.from_numpy(out).to(result_dtype)
+
+
+def _scalars(seed: int, p: float, gaussian: bool, work: np.dtype):
+    """``(key, kind, thr, scale, sigma)`` of the kernels for the work dtype.  A threshold of
+    ``2**32`` (p within ``2**-33`` of 1) keeps nothing: scale 0 with a 32-bit threshold."""
+    thr = drop_threshold(p)
+    scale = 1.0 / (1.0 - p) if thr < 2**32 else 0.0
+    kind = DROP if not gaussian else (GAUSS64 if work == np.float64 else GAUSS32)
+    return (np.uint64(seed_key(seed)), kind, np.uint32(min(thr, 2**32 - 1)), work.type(scale),
+            work.type(math.sqrt(p / (1.0 - p))))
 
 
 def masked_linear_cpu(x: Tensor, weight: Tensor, seed: int, p: float, gaussian: bool, positions: int = 1):
@@ -535,9 +589,7 @@ def masked_linear_backward_cpu(grad: Tensor, x: Tensor, weight: Tensor, seed: in
     order).  Returns None when the partial weight gradients would exceed ``BACKWARD_MAX_BYTES``.
     """
     def launch(gn, wn, xn, work, gx, parts):
-        kind = "drop" if not gaussian else ("gauss64" if work == np.float64 else "gauss32")
-        KERNELS[kind][3](gn, wn, xn, np.uint64(seed_key(seed)), np.uint64(drop_threshold(p)),
-                         work.type(1.0 / (1.0 - p)), work.type(math.sqrt(p / (1.0 - p))), int(positions), gx, parts)
+        _backward(gn, wn, xn, *_scalars(seed, p, gaussian, work), int(positions), gx, parts)
 
     return _one_pass_backward(grad, x, weight, launch)
 
@@ -567,12 +619,13 @@ def masked_linear_backward_conditional_cpu(grad: Tensor, x: Tensor, weight: Tens
     part of the masks along :math:`v_{rj} = W_j \circ x_r`,
     :math:`\sigma c_{rj} v_{rj}` with
     :math:`\sigma c_{rj} = (\sigma n_{rj} \lVert v_{rj} \rVert - \sigma v_{rj} \cdot \xi_{rj})
-    / \lVert v_{rj} \rVert^2` (see :func:`pnd_theory.sampling.masked_linear`).
+    / \lVert v_{rj} \rVert^2` (see :func:`pnd_theory.laws._sampling.masked_linear`).
     """
     sigma = math.sqrt(p / (1.0 - p))
 
     def launch(gn, wn, xn, work, gx, parts):
         sn = (sigma * counter_normals(seed, gn.shape[0], gn.shape[1])).numpy().astype(work)
-        CONDITIONAL_BACKWARD[work](gn, wn, xn, np.uint64(seed_key(seed)), work.type(sigma), sn, gx, parts)
+        key, kind, _, _, sig = _scalars(seed, p, True, work)
+        _conditional_backward(gn, wn, xn, key, kind, sig, sn, gx, parts)
 
     return _one_pass_backward(grad, x, weight, launch)

@@ -5,10 +5,11 @@ r"""Triton kernels (CUDA) of the fused per-sample masked linear map.
     z_r = (W \circ M_{s(r)}) x_r, \qquad (W \circ M_{s(r)})^\top g_r, \qquad
     \sum_r M_{s(r)} \circ (g_r x_r^\top),
 
-with the masks of the counter-based generator of :mod:`pnd_theory.kernels` (SplitMix64 keyed
-by ``(seed, sample, output, input)``), computed inside each tile and never stored.  The 64-bit
-outputs, hence the kept connections of Bernoulli masks, are those of
-:func:`pnd_theory.kernels.counter_masks`; the scale ``1/(1-p)`` and the Gaussian Box-Muller
+with the masks of the counter-based generator of :mod:`pnd_theory.kernels.counter` (a
+SplitMix64 row key per ``(seed, sample, output)`` and a 32-bit ``lowbias32`` hash per input),
+computed inside each tile and never stored.  The 32-bit
+draws, hence the kept connections of Bernoulli masks, are those of
+:func:`pnd_theory.kernels.counter.counter_masks`; the scale ``1/(1-p)`` and the Gaussian Box-Muller
 transform are float32 here (values agree to float32 rounding).  Each output
 entry is summed in a fixed order, so results do not depend on the launch.
 
@@ -47,12 +48,24 @@ if HAVE_TRITON:
         return z ^ (z >> 31)
 
     @triton.jit
-    def _masks(s, offs_j, offs_q, n_out, pairs, key, thr, scale, sigma, GAUSSIAN: tl.constexpr):
-        """Mask values of connections 2q and 2q + 1 of outputs j of sample s (2-D tiles)."""
-        c = (s * n_out + offs_j[:, None].to(tl.uint64)) * pairs + offs_q[None, :].to(tl.uint64) + 1
-        h = _mix(key + c * 0x9E3779B97F4A7C15)
-        a = h >> 32
-        b = h & 0xFFFFFFFF
+    def _draw(k0, k1, i):
+        """``lowbias32(((k0 + i C) mod 2^32) XOR k1)``, in uint64 lanes reduced mod ``2^32``."""
+        v = ((k0 + i.to(tl.uint64) * 0x9E3779B9) & 0xFFFFFFFF) ^ k1
+        v = v ^ (v >> 16)
+        v = (v * 0x7FEB352D) & 0xFFFFFFFF
+        v = v ^ (v >> 15)
+        v = (v * 0x846CA68B) & 0xFFFFFFFF
+        return v ^ (v >> 16)
+
+    @triton.jit
+    def _masks(s, offs_j, offs_q, n_out, half, key, thr, scale, sigma, GAUSSIAN: tl.constexpr):
+        """Mask values of the partners ``q`` and ``q + half`` of outputs ``j`` of sample ``s``
+        (2-D tiles)."""
+        rk = _mix(key + (s * n_out + offs_j[:, None].to(tl.uint64) + 1) * 0x9E3779B97F4A7C15)
+        k0 = rk & 0xFFFFFFFF
+        k1 = rk >> 32
+        a = _draw(k0, k1, offs_q[None, :])
+        b = _draw(k0, k1, offs_q[None, :] + half)
         if GAUSSIAN:
             u = (a.to(tl.float32) + 1.0) * 2.3283064365386963e-10
             theta = b.to(tl.float32) * 1.4629180792671596e-09  # 2 pi / 2^32
@@ -71,18 +84,18 @@ if HAVE_TRITON:
         offs_j = tl.program_id(1) * BO + tl.arange(0, BO)
         key = key.to(tl.uint64)
         s = (r // positions).to(tl.uint64)
-        pairs = ((n_in + 1) // 2).to(tl.uint64)
+        half = (n_in + 1) // 2
         n_out64 = n_out.to(tl.uint64)
         acc = tl.zeros((BO,), dtype=out_ptr.dtype.element_ty)
         jm = offs_j < n_out
         for q0 in range(0, (n_in + 1) // 2, BQ):
             offs_q = q0 + tl.arange(0, BQ)
-            i0 = 2 * offs_q
-            i1 = i0 + 1
-            m0, m1 = _masks(s, offs_j, offs_q, n_out64, pairs, key, thr, scale, sigma, GAUSSIAN)
-            x0 = tl.load(x_ptr + r * n_in + i0, mask=i0 < n_in, other=0.0)
+            i0 = offs_q
+            i1 = i0 + half
+            m0, m1 = _masks(s, offs_j, offs_q, n_out64, half, key, thr, scale, sigma, GAUSSIAN)
+            x0 = tl.load(x_ptr + r * n_in + i0, mask=i0 < half, other=0.0)
             x1 = tl.load(x_ptr + r * n_in + i1, mask=i1 < n_in, other=0.0)
-            w0 = tl.load(w_ptr + offs_j[:, None] * n_in + i0[None, :], mask=jm[:, None] & (i0 < n_in)[None, :],
+            w0 = tl.load(w_ptr + offs_j[:, None] * n_in + i0[None, :], mask=jm[:, None] & (i0 < half)[None, :],
                          other=0.0)
             w1 = tl.load(w_ptr + offs_j[:, None] * n_in + i1[None, :], mask=jm[:, None] & (i1 < n_in)[None, :],
                          other=0.0)
@@ -96,24 +109,24 @@ if HAVE_TRITON:
         offs_q = tl.program_id(1) * BQ + tl.arange(0, BQ)
         key = key.to(tl.uint64)
         s = (r // positions).to(tl.uint64)
-        pairs = ((n_in + 1) // 2).to(tl.uint64)
+        half = (n_in + 1) // 2
         n_out64 = n_out.to(tl.uint64)
-        i0 = 2 * offs_q
-        i1 = i0 + 1
+        i0 = offs_q
+        i1 = i0 + half
         acc0 = tl.zeros((BQ,), dtype=out_ptr.dtype.element_ty)
         acc1 = tl.zeros((BQ,), dtype=out_ptr.dtype.element_ty)
         for j0 in range(0, n_out, BO):
             offs_j = j0 + tl.arange(0, BO)
             jm = offs_j < n_out
-            m0, m1 = _masks(s, offs_j, offs_q, n_out64, pairs, key, thr, scale, sigma, GAUSSIAN)
+            m0, m1 = _masks(s, offs_j, offs_q, n_out64, half, key, thr, scale, sigma, GAUSSIAN)
             g = tl.load(g_ptr + r * n_out + offs_j, mask=jm, other=0.0)
-            w0 = tl.load(w_ptr + offs_j[:, None] * n_in + i0[None, :], mask=jm[:, None] & (i0 < n_in)[None, :],
+            w0 = tl.load(w_ptr + offs_j[:, None] * n_in + i0[None, :], mask=jm[:, None] & (i0 < half)[None, :],
                          other=0.0)
             w1 = tl.load(w_ptr + offs_j[:, None] * n_in + i1[None, :], mask=jm[:, None] & (i1 < n_in)[None, :],
                          other=0.0)
             acc0 += tl.sum(g[:, None] * m0.to(w0.dtype) * w0, axis=0)
             acc1 += tl.sum(g[:, None] * m1.to(w1.dtype) * w1, axis=0)
-        tl.store(out_ptr + r * n_in + i0, acc0, mask=i0 < n_in)
+        tl.store(out_ptr + r * n_in + i0, acc0, mask=i0 < half)
         tl.store(out_ptr + r * n_in + i1, acc1, mask=i1 < n_in)
 
     @triton.jit
@@ -122,22 +135,22 @@ if HAVE_TRITON:
         offs_j = tl.program_id(0) * BO + tl.arange(0, BO)
         offs_q = tl.program_id(1) * BQ + tl.arange(0, BQ)
         key = key.to(tl.uint64)
-        pairs = ((n_in + 1) // 2).to(tl.uint64)
+        half = (n_in + 1) // 2
         n_out64 = n_out.to(tl.uint64)
         jm = offs_j < n_out
-        i0 = 2 * offs_q
-        i1 = i0 + 1
+        i0 = offs_q
+        i1 = i0 + half
         acc0 = tl.zeros((BO, BQ), dtype=out_ptr.dtype.element_ty)
         acc1 = tl.zeros((BO, BQ), dtype=out_ptr.dtype.element_ty)
         for r in range(0, rows):
             s = (r // positions).to(tl.uint64)
-            m0, m1 = _masks(s, offs_j, offs_q, n_out64, pairs, key, thr, scale, sigma, GAUSSIAN)
+            m0, m1 = _masks(s, offs_j, offs_q, n_out64, half, key, thr, scale, sigma, GAUSSIAN)
             g = tl.load(g_ptr + r * n_out + offs_j, mask=jm, other=0.0)
-            x0 = tl.load(x_ptr + r * n_in + i0, mask=i0 < n_in, other=0.0)
+            x0 = tl.load(x_ptr + r * n_in + i0, mask=i0 < half, other=0.0)
             x1 = tl.load(x_ptr + r * n_in + i1, mask=i1 < n_in, other=0.0)
             acc0 += g[:, None] * m0.to(g.dtype) * x0[None, :]
             acc1 += g[:, None] * m1.to(g.dtype) * x1[None, :]
-        tl.store(out_ptr + offs_j[:, None] * n_in + i0[None, :], acc0, mask=jm[:, None] & (i0 < n_in)[None, :])
+        tl.store(out_ptr + offs_j[:, None] * n_in + i0[None, :], acc0, mask=jm[:, None] & (i0 < half)[None, :])
         tl.store(out_ptr + offs_j[:, None] * n_in + i1[None, :], acc1, mask=jm[:, None] & (i1 < n_in)[None, :])
 
 

@@ -483,7 +483,7 @@ def masked_linear(x: Tensor, weight: Tensor, seed: Tensor, p: float, gaussian: b
     weight : Tensor
         Shape ``(out, in)``.
     seed : Tensor
-        0-d int64 tensor (see :func:`pnd_theory.sampling.draw_seed_tensor`).
+        0-d int64 tensor (see :func:`pnd_theory.laws._sampling.draw_seed_tensor`).
     p : float
         Drop probability in ``(0, 1)`` (not validated here).
     gaussian : bool

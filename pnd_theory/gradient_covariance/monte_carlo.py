@@ -1,0 +1,122 @@
+"""The gradient covariance by Monte Carlo over real autograd gradients, through
+:class:`~pnd_theory.nn.network.LinearNetwork` or the torch layers that realise the law."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .._validation import InvalidParameterError, check_bool, check_choice, check_positive_int, check_seed, resolve_device
+from ..nn.table import network_for
+from ..nn.network import LinearNetwork
+from ..laws.strategies import check_strategy
+from .common import VIAS, _check_local_reparameterization, _numpy_problem
+from .results import MonteCarloGradientNoise
+
+def _gradient_draws(strategy, U, V, X, Y, draws, seed, via, local_reparameterization, device=None, progress=False):
+    """``draws`` independent gradients (draws, P) of the mini-batch loss, by autograd."""
+    device = resolve_device(device)
+    Xt = torch.as_tensor(X.T, device=device)
+    Yt = torch.as_tensor(Y.T, device=device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    if via == "network":
+
+        n_out, d = U.shape
+        net = LinearNetwork(V.shape[0], d, n_out, strategy, device=device, generator=generator, U=U, V=V).train()
+        params = (net.U, net.V)
+
+        def grads():
+            loss = ((net(Xt) - Yt) ** 2).sum(1).mean()
+            gU, gV = torch.autograd.grad(loss, params)
+            return gU, gV
+    else:
+        law = strategy.law(V.shape[0], V.shape[1], U.shape[0])
+        net = network_for(law, U, V, generator=generator, device=device,
+                          local_reparameterization=local_reparameterization)
+        w1, w2 = net[0].weight, net[2].weight
+
+        def grads():
+            loss = ((net(Xt) - Yt) ** 2).sum(1).mean()
+            g1, g2 = torch.autograd.grad(loss, (w1, w2))
+            return g2, g1.T          # d/dU = grad of the second weight, d/dV = (grad of V^T)^T
+    out = torch.empty((draws, U.size + V.size), dtype=torch.float64, device=device)
+    for t in tqdm(range(draws), desc="gradient draws", unit="draw", disable=not progress, leave=False):
+        gU, gV = grads()
+        out[t, :U.size] = gU.detach().reshape(-1)
+        out[t, U.size:] = gV.detach().reshape(-1)
+    return out.cpu().numpy()
+
+
+def _group_trace(g, groups):
+    """Mean and standard error of the unbiased trace estimate over independent groups of draws."""
+    parts = np.array_split(g, groups)
+    est = np.array([p.var(axis=0, ddof=1).sum() for p in parts])
+    return float(est.mean()), float(est.std(ddof=1) / math.sqrt(groups))
+
+
+def monte_carlo_gradient_noise(strategy, U, V, X_batch, Y_batch, draws=2000, *, seed=0, groups=20, via="network",
+                               local_reparameterization=False, device=None, progress=True) -> MonteCarloGradientNoise:
+    r"""Monte Carlo estimate of the mask-induced gradient covariance from real autograd gradients.
+
+    .. math::
+
+        \widehat{\mathrm{Cov}}[g] = \frac1{T-1} \sum_t (g^{(t)} - \bar g)(g^{(t)} - \bar g)^\top,
+        \qquad g^{(t)} = \nabla_{(U, V)} \frac1B \sum_k \|y_k - f_{M^{(t)}}(x_k)\|^2,
+
+    each :math:`g^{(t)}` computed by ``torch.autograd`` through a network in training mode that
+    draws its own masks.
+
+    Parameters
+    ----------
+    strategy : Strategy
+    U, V : arrays (n_out, d), (n_in, d)
+    X_batch, Y_batch : arrays (n_in, B), (n_out, B)
+    draws : int
+        Number of independent mask draws :math:`T` (at least ``2 * groups``).
+    seed : int
+        Seed of the torch generator of the masks.
+    groups : int
+        The draws are split into this many independent groups (at least 2); the standard
+        error of the trace is the spread of the group estimates.
+    via : {"network", "layers"}
+        ``"network"``: :class:`~pnd_theory.nn.network.LinearNetwork` with factors ``U``, ``V``.
+        ``"layers"``: ``Sequential(first, hidden, second)`` from :mod:`pnd_theory.nn`
+        (``PerNodeDropLinear``, ``DropConnectLinear`` or a hidden-unit module), first weight
+        :math:`V^\top`, second :math:`U`, no bias.
+    local_reparameterization : bool
+        With ``via="layers"``: ``PerNodeDropLinear(..., local_reparameterization=True)``.
+    device : str or torch.device, optional
+        Where the network runs (the CPU by default; ``"cuda"`` must be present).
+    progress : bool
+        Show a progress bar (tqdm) over the draws.
+
+    Returns
+    -------
+    MonteCarloGradientNoise
+    """
+    check_strategy(strategy)
+    draws = check_positive_int("draws", draws)
+    groups = check_positive_int("groups", groups)
+    if groups < 2:
+        raise InvalidParameterError(f"groups must be at least 2 to give a standard error, got {groups}")
+    if draws < 2 * groups:
+        raise InvalidParameterError(f"draws must be at least 2 * groups = {2 * groups}, got draws={draws}")
+    seed = check_seed(seed)
+    via = check_choice("via", via, VIAS)
+    local_reparameterization = check_bool("local_reparameterization", local_reparameterization)
+    U, V, X, Y = _numpy_problem(U, V, X_batch, Y_batch)
+    law = strategy.law(V.shape[0], V.shape[1], U.shape[0])
+    _check_local_reparameterization(strategy, law, local_reparameterization)
+    if local_reparameterization and via != "layers":
+        raise InvalidParameterError("local_reparameterization=True exists only in the torch layer: use via='layers'")
+    device = resolve_device(device)
+    g = _gradient_draws(strategy, U, V, X, Y, draws, seed, via, local_reparameterization, device,
+                        check_bool("progress", progress))
+    trace, se = _group_trace(g, groups)
+    return MonteCarloGradientNoise(
+        trace=trace, trace_se=se, mean=g.mean(0), mean_se=g.std(0, ddof=1) / math.sqrt(draws),
+        covariance=np.cov(g, rowvar=False), draws=draws, via=via,
+    )

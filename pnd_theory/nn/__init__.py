@@ -1,0 +1,15 @@
+r"""Torch layers that realise the noise laws, and the networks made of them.
+
+* :mod:`~pnd_theory.nn.layers`: :class:`PerNodeDropLinear` (a fresh mask per sample and
+  connection, exact fused kernels), :class:`DropConnectLinear`, :class:`GaussianDropout`,
+  :class:`BlockDropout`, :class:`NodeDropout`, :func:`per_sample_masked_linear`;
+* :mod:`~pnd_theory.nn.network`: :class:`LinearNetwork`, the network ``U diag(mask) V^T x``
+  with a law's sampled masks;
+* :mod:`~pnd_theory.nn.table`: the table from a law's structure to the layers that realise it;
+* :mod:`~pnd_theory.nn.ydrop`: Y-Drop's conductance rule and its layer :class:`YDrop`.
+"""
+from .layers import *  # noqa: F401,F403
+from .layers import __all__ as _layers_all
+from .ydrop import YDrop
+
+__all__ = list(_layers_all) + ["YDrop"]

@@ -1,0 +1,294 @@
+r"""Y-Drop: hidden-unit dropout whose per-unit rates follow the units' conductance.
+
+.. math::
+
+    \mathcal{I}_i = \Big(\frac1N \sum_{k=1}^N \sum_{c=1}^{n_{out}} Y_{ci}(x_k)^2\Big)^{1/2}
+        = \|u_i\|\,\big(v_i^\top S v_i\big)^{1/2}, \qquad
+    Y_{ci}(x) = U_{ci}\, v_i^\top x,
+
+    z_i = \frac{\mathcal{I}_i - \operatorname{mean}_j \mathcal{I}_j}{\operatorname{std}_j \mathcal{I}_j
+        + \epsilon}, \qquad
+    \kappa_i = 1 - \sigma(z_i), \qquad
+    p_i = 1 - \operatorname{clip}\Big((1 - p)\,\frac{\kappa_i}{\operatorname{mean}_j \kappa_j},
+        \ 1 - p_{\max},\ 1 - p_{\min}\Big),
+
+and the rates in use are refreshed at every step as a running average
+:math:`\bar p \leftarrow \beta \bar p + (1 - \beta)\, p(\mathcal{I}_{\text{batch}})`.
+
+**The rule** (Georgiou, Paraskevopoulos and Potamianos, 2024, "Y-Drop: A Conductance based
+Dropout for fully connected layers"; the continuous "sigma-norm" mapping of the authors'
+implementation).  The conductance :math:`Y_{ci}(x)` of hidden unit :math:`i` for output
+:math:`c` is the path integral of the output's gradient along the unit's activation from a
+baseline; in the linear network with baseline 0 it is exactly :math:`U_{ci} v_i^\top x`.  The
+importances are standardised across the units of the layer (mean 0, standard deviation 1,
+:math:`\epsilon = 10^{-6}` against a zero spread), a logistic function turns them into keep
+probabilities that *fall* with importance, and one common factor restores the mean keep
+probability :math:`1 - p` of plain dropout at rate :math:`p`: important units are dropped more
+often, the mean rate stays :math:`p`.  The authors refresh the probabilities from every
+mini-batch and keep an exponential running average of them (:math:`\beta = 0.999` in their
+code), which rescales the kept units and, in one of their modes, also draws the masks.  Here
+the running average does both, so each step is per-unit dropout ``NodeDropout`` with the
+averaged rates and inverted scaling: every mask has mean 1.  ``beta = 0`` refreshes the rates
+from each batch alone.
+
+**Choices stated.**  The importance of a unit aggregates its conductance over outputs and
+samples by the root mean square.  Unlike a signed sum it does not change sign when the unit is
+rescaled by :math:`-1` (a symmetry of the network), and it depends on the factors only through
+:math:`\|u_i\|\,\|S^{1/2} v_i\|`, the unit's contribution that the dropout penalty weighs.  The
+authors clip the keep probabilities into :math:`[0, 1]`; here into
+:math:`[1 - p_{\max}, 1 - p_{\min}]` (default :math:`[0.05, 1]`), so that no unit is dropped
+always and every mask variance :math:`p_i / (1 - p_i)` is finite.
+
+The masks are drawn by :func:`pnd_theory.laws._sampling.sample_mask` (one draw per sample and unit).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .._validation import check_generator, check_positive_int, check_probability, check_real, invalid, is_tensor
+from ..laws._sampling import generator_for, sample_mask
+
+__all__ = ["YDrop", "conductance", "unit_importance", "ydrop_rates", "DEFAULT_EPS", "DEFAULT_RATE_RANGE"]
+
+#: the authors' guard against a zero spread of the importances
+DEFAULT_EPS = 1e-6
+#: drop rates are clipped into this range (the authors clip keep probabilities into [0, 1])
+DEFAULT_RATE_RANGE = (0.0, 0.95)
+
+
+def _xp(*arrays):
+    return torch if any(is_tensor(a) for a in arrays) else np
+
+
+def _float_array(name, a):
+    """``a`` as a float numpy array, or a torch tensor as it is; refuses what is not numeric."""
+    if is_tensor(a):
+        return a
+    try:
+        return np.asarray(a, dtype=float)
+    except (TypeError, ValueError):
+        raise invalid(name, "a numeric array", a) from None
+
+
+def _check_factor_shapes(U, V, X=None, hidden=None):
+    U = _float_array("U", U)
+    if U.ndim != 2:
+        raise invalid("U", "a matrix (n_out, d)", tuple(U.shape))
+    d = U.shape[1]
+    if hidden is not None:
+        hidden = _float_array("hidden", hidden)
+        if hidden.ndim != 2 or hidden.shape[1] != d:
+            raise invalid("hidden", f"an array (N, d={d})", tuple(hidden.shape))
+        return U, None, None, hidden
+    V, X = _float_array("V", V), _float_array("X", X)
+    if V.ndim != 2 or V.shape[1] != d:
+        raise invalid("V", f"a matrix (n_in, d={d})", tuple(V.shape))
+    if X.ndim != 2 or X.shape[0] != V.shape[0]:
+        raise invalid("X", f"an array (n_in={V.shape[0]}, N), samples as columns", tuple(X.shape))
+    return U, V, X, None
+
+
+def conductance(U, V, X):
+    r"""Conductance of every hidden unit for every output on every sample, baseline 0.
+
+    .. math::
+
+        Y_{ci}(x_k) = U_{ci}\, v_i^\top x_k
+
+    Parameters
+    ----------
+    U : array (n_out, d)
+    V : array (n_in, d)
+    X : array (n_in, N)
+        Samples as columns.  numpy in, numpy out; torch in, torch out.
+
+    Returns
+    -------
+    array (N, n_out, d)
+    """
+    U, V, X, _ = _check_factor_shapes(U, V, X)
+    H = X.T @ V  # (N, d): v_i^T x_k
+    return U[None, :, :] * H[:, None, :]
+
+
+def unit_importance(U, V, X=None, *, hidden=None):
+    r"""Root-mean-square conductance of every hidden unit, over outputs and samples.
+
+    .. math::
+
+        \mathcal{I}_i = \Big(\frac1N \sum_k \sum_c Y_{ci}(x_k)^2\Big)^{1/2}
+            = \|u_i\|\,\Big(\frac1N \sum_k (v_i^\top x_k)^2\Big)^{1/2}
+
+    Parameters
+    ----------
+    U : array (n_out, d)
+    V : array (n_in, d), optional
+        Not needed when ``hidden`` is given.
+    X : array (n_in, N), optional
+        Samples as columns.
+    hidden : array (N, d), optional, keyword-only
+        The activations :math:`v_i^\top x_k` themselves (samples as rows), as a layer sees them.
+
+    Returns
+    -------
+    array (d,)
+        numpy for numpy inputs, torch for torch inputs.
+    """
+    if hidden is None:
+        if V is None or X is None:
+            raise invalid("X", "given with V when hidden is not", X)
+        U, V, X, _ = _check_factor_shapes(U, V, X)
+        hidden = X.T @ V
+    else:
+        U, _, _, hidden = _check_factor_shapes(U, None, hidden=hidden)
+    xp = _xp(U, hidden)
+    if xp is torch:
+        return torch.linalg.vector_norm(U, dim=0) * torch.sqrt((hidden ** 2).mean(dim=0))
+    U, hidden = np.asarray(U, dtype=float), np.asarray(hidden, dtype=float)
+    return np.linalg.norm(U, axis=0) * np.sqrt((hidden ** 2).mean(axis=0))
+
+
+def _check_rule(p, eps, rate_range):
+    p = check_probability("p", p)
+    eps = check_real("eps", eps, "a positive finite real number", low=0.0, low_open=True)
+    try:
+        low, high = (float(v) for v in rate_range)
+    except (TypeError, ValueError):
+        raise invalid("rate_range", "a pair (p_min, p_max) with 0 <= p_min <= p <= p_max < 1", rate_range) from None
+    if not (0.0 <= low <= p <= high < 1.0):
+        raise invalid("rate_range", f"a pair (p_min, p_max) with 0 <= p_min <= p={p} <= p_max < 1", rate_range)
+    return p, eps, (low, high)
+
+
+def ydrop_rates(importance, p=0.5, *, eps=DEFAULT_EPS, rate_range=DEFAULT_RATE_RANGE):
+    r"""Drop rates of the Y-Drop rule from the units' importances.
+
+    .. math::
+
+        z_i = \frac{\mathcal{I}_i - \operatorname{mean}\mathcal{I}}{\operatorname{std}\mathcal{I} + \epsilon},
+        \quad \kappa_i = 1 - \sigma(z_i), \quad
+        p_i = 1 - \operatorname{clip}\Big(\frac{(1 - p)\,\kappa_i}{\operatorname{mean}\kappa},
+            1 - p_{\max}, 1 - p_{\min}\Big)
+
+    (``std`` with Bessel's correction, as ``torch.std``).  Equal importances give every unit
+    the rate ``p``; the rates fall as the importance falls, and their mean is ``p`` unless the
+    clip binds.
+
+    Parameters
+    ----------
+    importance : array (d,)
+        Non-negative importances (:func:`unit_importance`), at least 2 units.
+    p : float
+        The mean drop rate, in [0, 1).
+    eps : float, keyword-only
+        Added to the spread (the authors' :math:`10^{-6}`).
+    rate_range : (float, float), keyword-only
+        ``(p_min, p_max)`` with ``0 <= p_min <= p <= p_max < 1``.
+
+    Returns
+    -------
+    array (d,)
+        numpy for numpy input, torch for torch input.
+    """
+    p, eps, (low, high) = _check_rule(p, eps, rate_range)
+    torch_in = is_tensor(importance)
+    imp = importance if torch_in else torch.as_tensor(_float_array("importance", importance))
+    if imp.ndim != 1 or imp.numel() < 2:
+        raise invalid("importance", "a 1-D array of at least 2 unit importances", tuple(imp.shape))
+    if not bool(torch.isfinite(imp).all()):
+        raise invalid("importance", "finite", importance)
+    z = (imp - imp.mean()) / (imp.std() + eps)
+    kappa = 1.0 - torch.sigmoid(z)
+    keep = torch.clamp((1.0 - p) * kappa / kappa.mean(), 1.0 - high, 1.0 - low)
+    rates = 1.0 - keep
+    return rates if torch_in else rates.numpy()
+
+
+class YDrop(nn.Module):
+    r"""Y-Drop on ``width`` hidden units: per-unit dropout whose rates follow the conductance.
+
+    .. math::
+
+        h_{k,i} \mapsto h_{k,i}\, \frac{B_{k,i}}{1 - \bar p_i}, \quad
+        B_{k,i} \sim \mathrm{Bernoulli}(1 - \bar p_i), \qquad
+        \bar p \leftarrow \beta\,\bar p + (1 - \beta)\,p(\mathcal{I})
+
+    with :math:`p(\mathcal{I})` the rule of :func:`ydrop_rates` (module docstring).  In
+    training mode :meth:`forward` refreshes the running rates from the importances it is given
+    (or computes them from ``output_weight``), then draws a mask per sample and unit with the
+    running rates; in evaluation mode it is the identity.  Starts from the uniform rates ``p``.
+
+    Parameters
+    ----------
+    width : int
+        Number of hidden units (at least 2).
+    p : float
+        Mean drop rate, in [0, 1).
+    beta : float
+        Weight of the past in the running average of the rates, in [0, 1); 0 refreshes the
+        rates from each batch alone.  The authors use 0.999.
+    eps, rate_range
+        Of the rule (:func:`ydrop_rates`).
+    generator : torch.Generator, optional
+        Source of the masks.
+
+    Attributes
+    ----------
+    rates : torch.Tensor (width,)
+        The running drop rates :math:`\bar p` (a buffer).
+    """
+
+    def __init__(self, width, p=0.5, beta=0.999, *, eps=DEFAULT_EPS, rate_range=DEFAULT_RATE_RANGE,
+                 generator=None):
+        super().__init__()
+        width = check_positive_int("width", width)
+        if width < 2:
+            raise invalid("width", "at least 2 (the rule standardises importances across units)", width)
+        self.p, self.eps, self.rate_range = _check_rule(p, eps, rate_range)
+        self.beta = check_real("beta", beta, "a real number in [0, 1)", low=0.0, high=1.0, high_open=True)
+        self.generator = check_generator(generator)
+        self.register_buffer("rates", torch.full((width,), self.p, dtype=torch.float64))
+
+    @property
+    def width(self) -> int:
+        return self.rates.numel()
+
+    def rule(self, importance: Tensor) -> Tensor:
+        """The rates of the rule for these importances (:func:`ydrop_rates` with this layer's settings)."""
+        return ydrop_rates(importance, self.p, eps=self.eps, rate_range=self.rate_range)
+
+    @torch.no_grad()
+    def update(self, importance) -> Tensor:
+        r"""Refresh the running rates: :math:`\bar p \leftarrow \beta \bar p + (1 - \beta) p(\mathcal{I})`."""
+        imp = torch.as_tensor(importance).detach().to(torch.float64).reshape(-1).cpu()
+        if imp.numel() != self.width:
+            raise invalid("importance", f"a vector of {self.width} unit importances", tuple(imp.shape))
+        new = self.rule(imp).to(self.rates.device)
+        self.rates.mul_(self.beta).add_((1.0 - self.beta) * new)
+        return self.rates
+
+    def forward(self, input: Tensor, importance=None, output_weight=None) -> Tensor:
+        r"""Mask ``input`` of shape ``(batch, width)``.
+
+        In training mode, first refresh the rates from ``importance`` or, if
+        ``output_weight`` (the next layer's weight :math:`U`, ``(n_out, width)``) is given,
+        from :func:`unit_importance` of this batch; neither keeps the rates.
+        """
+        if not torch.is_tensor(input) or input.ndim != 2 or input.shape[1] != self.width:
+            raise invalid("input", f"a torch tensor of shape (batch, {self.width})",
+                          tuple(input.shape) if torch.is_tensor(input) else type(input).__name__)
+        if not self.training:
+            return input
+        if importance is None and output_weight is not None:
+            importance = unit_importance(output_weight.detach(), None, hidden=input.detach())
+        if importance is not None:
+            self.update(importance)
+        gen = generator_for(self.generator, input.device)
+        rates = self.rates.to(device=input.device, dtype=input.dtype)
+        return input * sample_mask(input.shape, rates, "drop", generator=gen, device=input.device, dtype=input.dtype)
+
+    def extra_repr(self) -> str:
+        return f"width={self.width}, p={self.p}, beta={self.beta}, eps={self.eps}, rate_range={self.rate_range}"

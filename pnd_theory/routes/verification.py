@@ -1,0 +1,88 @@
+"""Four routes to the same penalty, side by side: symbolic, numeric, exact and Monte Carlo."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._validation import InvalidParameterError
+from .._display import ResultDisplay
+from .exact import exact_expected_loss
+from .montecarlo import monte_carlo_loss
+from .penalty import expected_penalty, plain_loss, second_moment
+from ..laws.strategies import (DropBlock, DropConnect, Dropout, GaussianDropout, HiddenNoise, NodeDropout,
+                         PerNodeDrop)
+from .symbolic import derive
+
+#: agreement of the deterministic routes, relative to the penalty's scale (float64 rounding)
+RTOL = 1e-9
+#: Monte Carlo agreement, in standard errors
+MC_SIGMAS = 5.0
+
+
+def default_strategies(width=4, p=0.3):
+    """One instance of every built-in strategy (each layer and stir), for ``width`` units."""
+    block = 2 if width % 2 == 0 else 1
+    rates = [round(float(r), 4) for r in np.linspace(p / 2, min(0.9, 1.5 * p), width)]
+    rng = np.random.default_rng(0)
+    B = rng.normal(size=(width, width))
+    return [
+        Dropout(p), GaussianDropout(p), DropBlock(p, block), NodeDropout(rates),
+        DropConnect(p, "output"), DropConnect(p, "input"),
+        PerNodeDrop(p, "input"), PerNodeDrop(p, "output"), PerNodeDrop(p, "both"),
+        PerNodeDrop(p, "input", stir="gaussian"), HiddenNoise(p * B @ B.T / width),
+    ]
+
+
+@dataclass(frozen=True)
+class VerificationRow(ResultDisplay):
+    """The penalty of one strategy by four routes; Monte Carlo with its standard error."""
+
+    strategy: object
+    symbolic: float | None
+    numeric: float
+    exact: float | None
+    monte_carlo: float
+    monte_carlo_se: float
+    #: route -> why it refused (``"symbolic"`` or ``"exact"`` above their size limits); its value is None
+    skipped: dict = field(default_factory=dict)
+
+    @property
+    def agree(self) -> bool:
+        """Whether every route that ran agrees with the numeric closed form."""
+        scale = max(abs(self.numeric), 1e-300)
+        others = [v for v in (self.symbolic, self.exact) if v is not None]
+        deterministic = all(abs(v - self.numeric) <= RTOL * scale for v in others)
+        return deterministic and abs(self.monte_carlo - self.numeric) <= MC_SIGMAS * self.monte_carlo_se
+
+
+def verify(strategies, U, V, X, Y, samples=20000, seed=0, device=None, progress=False):
+    """Compute the penalty of every strategy by the symbolic, numeric, exact and Monte Carlo
+    routes on one problem; returns a list of :class:`VerificationRow`.
+
+    A route that refuses the size (the symbolic expansion above its term limit, enumeration
+    above its configuration limit) leaves ``None`` in its place and its reason in
+    ``row.skipped``; the row still compares the routes that ran."""
+    S = second_moment(X)
+    plain = plain_loss(U, V, X, Y)
+    rows = []
+    items = strategies
+    if progress:
+        from tqdm.auto import tqdm
+
+        items = tqdm(strategies, desc="verify", unit="strategy")
+    for strategy in items:
+        skipped = {}
+        numeric = expected_penalty(strategy, U, V, S)
+        try:
+            symbolic = derive(strategy, V.shape[0], V.shape[1], U.shape[0]).penalty_function()(U, V, S)
+        except InvalidParameterError as err:
+            symbolic, skipped["symbolic"] = None, str(err)
+        try:
+            exact = exact_expected_loss(strategy, U, V, X, Y) - plain
+        except InvalidParameterError as err:
+            exact, skipped["exact"] = None, str(err)
+        mc, se = monte_carlo_loss(strategy, U, V, X, Y, samples=samples, seed=seed, device=device)
+        rows.append(VerificationRow(strategy, symbolic, numeric, exact, mc - plain, se, skipped))
+    return rows

@@ -1,0 +1,163 @@
+r"""Stationary spread of the iterates under constant-step SGD with real sampled masks: the
+experiment that shows the mask-induced gradient noise at work on the trained product."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .._validation import InvalidParameterError, as_numpy_arrays, check_bool, check_choice, check_data, check_positive_int, check_seed
+from ..gradient_covariance.results import StationarySpread
+from ..regularizers.minimizers import global_minimizer
+from ..laws.strategies import check_strategy
+from .training import train
+
+def _seed_list(seeds):
+    if isinstance(seeds, (numbers.Integral, np.integer)) and not isinstance(seeds, bool):
+        n = check_positive_int("seeds", int(seeds))
+        if n < 2:
+            raise InvalidParameterError(f"seeds must be at least 2 (a standard error over seeds), got {n}")
+        return tuple(range(n))
+    try:
+        out = tuple(seeds)
+    except TypeError:
+        raise InvalidParameterError(f"seeds must be a number of seeds or a sequence of seeds, got {seeds!r}") from None
+    if len(out) < 2:
+        raise InvalidParameterError(f"seeds must hold at least 2 seeds (a standard error over seeds), got {len(out)}")
+    for s in out:
+        check_seed(s)
+    if len(set(out)) != len(out):
+        raise InvalidParameterError(f"seeds must be distinct, got {out!r}")
+    return tuple(int(s) for s in out)
+
+
+def _derived_seed(seed, part):
+    """An independent training seed for part ``part`` of the run of seed ``seed``."""
+    return int(np.random.SeedSequence([seed, part]).generate_state(1)[0])
+
+
+def stationary_spread(strategy, X, Y, width, lr, steps, seeds=8, *, batch_size=None, burn_in=None, snapshots=10,
+                      momentum=0.0, init="optimum", optimum=True, device=None, progress=True) -> StationarySpread:
+    r"""Spread of :math:`A = U V^\top` under constant-learning-rate SGD with real sampled masks.
+
+    .. math::
+
+        \mathrm{spread} = \frac1S \sum_{s=1}^S \frac1T \sum_{t=1}^T \|A_s(t) - \bar A\|_F^2,
+        \qquad \bar A = \frac1{ST}\sum_{s,t} A_s(t),
+
+    with :math:`A_s(t)` the product after ``burn_in + t * steps`` steps of
+    :func:`pnd_theory.train` (``schedule="constant"``, no averaging) for seed ``s``.  Near the
+    optimum the stationary covariance of the iterates solves a Lyapunov equation driven by the
+    gradient covariance, so at a fixed step it grows with the mask-induced gradient noise:
+    shared masks (``DropConnect``) spread more than per-sample masks (``PerNodeDrop``) of the
+    same law, although both have the same expected loss and the same optimum
+    (the theory page).
+
+    Parameters
+    ----------
+    strategy : Strategy
+    X, Y : arrays (n_in, N), (n_out, N)
+    width : int
+    lr : float
+        The constant learning rate.
+    steps : int
+        SGD steps between two snapshots (rounded up to whole epochs of
+        ``ceil(N / batch_size)`` steps).
+    seeds : int or sequence of int
+        Number of seeds (``0 .. seeds - 1``) or the seeds themselves (at least 2).
+    batch_size : int, optional
+        The full data set by default.
+    burn_in : int, optional
+        Steps before the first snapshot (default ``steps``).
+    snapshots : int
+        Snapshots :math:`T` per seed.
+    momentum : float
+        SGD momentum (0: plain SGD).
+    init : {"optimum", "random"}
+        Start at the balanced factors of the closed-form optimum
+        (:func:`pnd_theory.global_minimizer`), or at :func:`train`'s small random start.
+    optimum : bool
+        Compute :math:`A^*` and the distance of :math:`\bar A` to it.
+    device : str or torch.device, optional
+        Passed to :func:`train`.
+    progress : bool
+        Show a progress bar (tqdm) over the training runs.
+
+    Returns
+    -------
+    StationarySpread
+        ``.spread``, ``.spread_se`` (over seeds), ``.mean_product``, ``.distance_to_optimum``,
+        ``.distance_se`` (the distance expected from the seeds' spread alone when the mean is
+        unbiased), ``.spread_about_optimum``.
+    """
+
+    check_strategy(strategy)
+    steps = check_positive_int("steps", steps)
+    snapshots = check_positive_int("snapshots", snapshots)
+    seeds = _seed_list(seeds)
+    init = check_choice("init", init, ("optimum", "random"))
+    optimum = check_bool("optimum", optimum)
+    if burn_in is None:
+        burn_in = steps
+    burn_in = check_positive_int("burn_in", burn_in)
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+        raise InvalidParameterError(f"lr must be a positive real number, got {lr!r} of type {type(lr).__name__}")
+    if not (math.isfinite(lr) and lr > 0):
+        raise InvalidParameterError(f"lr must be a positive finite number, got {lr!r}")
+    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
+        raise InvalidParameterError(f"momentum must be a real number in [0, 1), got {momentum!r}")
+    if not (0 <= momentum < 1):
+        raise InvalidParameterError(f"momentum must be a number in [0, 1), got {momentum!r}")
+    a = as_numpy_arrays(X=X, Y=Y)
+    check_data(a["X"], a["Y"], None, None)
+    Xn, Yn = a["X"], a["Y"]
+    N = Xn.shape[1]
+    width = check_positive_int("width", width)
+    bs = N if batch_size is None else check_positive_int("batch_size", batch_size)
+    if bs > N:
+        raise InvalidParameterError(f"batch_size must be at most the number of samples N = {N}, got {batch_size}")
+    per_epoch = -(-N // bs)
+    snap_epochs = -(-steps // per_epoch)
+    burn_epochs = -(-burn_in // per_epoch)
+    A_star = None
+    U0 = V0 = None
+    if optimum or init == "optimum":
+        minimum = global_minimizer(strategy, Xn, Yn, width)
+        A_star = minimum.product
+        if init == "optimum":
+            U0, V0 = minimum.factors()
+    common = dict(lr=float(lr), batch_size=bs, device=device, progress=False, schedule="constant", average=0.0,
+                  optimizer="sgd", momentum=float(momentum))
+    products = np.empty((len(seeds), snapshots) + (Yn.shape[0], Xn.shape[0]))
+    bar = tqdm(total=len(seeds) * (snapshots + 1), desc="stationary_spread", unit="run",
+               disable=not check_bool("progress", progress))
+    for i, seed in enumerate(seeds):
+        res = train(strategy, Xn, Yn, width, epochs=burn_epochs, seed=_derived_seed(seed, 0),
+                    record_every=burn_epochs * per_epoch, U_init=U0, V_init=V0, **common)
+        U, V = res.last_U, res.last_V
+        bar.update()
+        for t in range(snapshots):
+            res = train(strategy, Xn, Yn, width, epochs=snap_epochs, seed=_derived_seed(seed, t + 1),
+                        record_every=snap_epochs * per_epoch, U_init=U, V_init=V, **common)
+            U, V = res.last_U, res.last_V
+            products[i, t] = U @ V.T
+            bar.update()
+    bar.close()
+    S = len(seeds)
+    mean_product = products.mean((0, 1))
+    per_seed = ((products - mean_product) ** 2).sum((-1, -2)).mean(1) * S / (S - 1)
+    seed_means = products.mean(1)
+    dist = dist_se = about = about_se = None
+    if optimum:
+        dist = float(np.linalg.norm(mean_product - A_star))
+        dist_se = float(math.sqrt(seed_means.var(0, ddof=1).sum() / S))
+        about_seed = ((products - A_star) ** 2).sum((-1, -2)).mean(1)
+        about, about_se = float(about_seed.mean()), float(about_seed.std(ddof=1) / math.sqrt(S))
+    return StationarySpread(
+        spread=float(per_seed.mean()), spread_se=float(per_seed.std(ddof=1) / math.sqrt(S)),
+        mean_product=mean_product, products=seed_means, optimum=A_star, distance_to_optimum=dist,
+        distance_se=dist_se, spread_about_optimum=about, spread_about_optimum_se=about_se, seeds=seeds,
+    )
