@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pnd_theory as pt
-from pnd_theory.verification import default_strategies
+from pnd_theory.routes.verification import default_strategies
 
 
 def main():

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pnd_theory as pt
-from pnd_theory.cli import main as cli
+from pnd_theory.apps.cli import main as cli
 
 COMMANDS = {
     "verify": ["verify", "--no-progress"],

@@ -7,10 +7,10 @@ input-layer PerNodeDrop), all trained on the same data with correlated inputs
 top row     the mini-batch loss with sampled masks (what Adam sees; light), the closed-form
             objective :math:`L + R` of the same parameters (the history's ``objective``,
             :func:`pnd_theory.expected_loss`) and the closed-form optimum
-            (:func:`pnd_theory.minimizers.global_minimizer`) as a horizontal line;
+            (:func:`pnd_theory.regularizers.minimizers.global_minimizer`) as a horizontal line;
 bottom row  the relative excess :math:`(L + R - \\text{optimum}) / \\text{optimum}` of the
             iterates (log scale), with the tail-averaged end point that
-            :func:`pnd_theory.training.train` returns.
+            :func:`pnd_theory.studies.training.train` returns.
 
 Everything is computed through the public API; this script holds no mathematics.  Writes
 ``objective.png``, ``objective.pdf`` and ``objective.json``.
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 import pnd_theory as pt
-from pnd_theory.minimizers import global_minimizer
-from pnd_theory.training import train
+from pnd_theory.regularizers.minimizers import global_minimizer
+from pnd_theory.studies.training import train
 
 from ._style import COLORS, figure, write_figure
 
@@ -127,7 +127,7 @@ def make(out_dir, quick=False, device=None):
     """Train, write ``objective.{png,pdf,json}`` into ``out_dir`` and return the paths.
 
     ``quick=True``: 150 epochs per strategy (seconds on a laptop CPU); otherwise 1500 epochs
-    with progress bars.  ``device``: where the networks train (:func:`pnd_theory.training.train`:
+    with progress bars.  ``device``: where the networks train (:func:`pnd_theory.studies.training.train`:
     the GPU when present by default).
     """
     return write_figure(NAME, compute, plot, out_dir, quick, device)

@@ -4,8 +4,8 @@ Dropout (= DropBlock with block size 1) and DropBlock with block sizes 2 and 4 a
 probabilities, on data with correlated inputs and a full-rank target.  Width ``d = 16``, so the
 number of blocks ``G = d / b`` is at least the rank 4 for every block size (the width condition
 of the closed form).  Lines: singular values of the closed-form global minimizer
-(:func:`pnd_theory.minimizers.global_minimizer`); markers: singular values of the product
-:math:`U V^\\top` trained with real sampled masks (:func:`pnd_theory.training.train`, the last
+(:func:`pnd_theory.regularizers.minimizers.global_minimizer`); markers: singular values of the product
+:math:`U V^\\top` trained with real sampled masks (:func:`pnd_theory.studies.training.train`, the last
 iterate: see :func:`compute`); grey: the
 unregularized least-squares product (the same call with ``p = 0``).  The block size moves the
 induced norm from the nuclear norm (``b = 1``: the small singular values are cut the most) to
@@ -13,7 +13,7 @@ the Frobenius norm (``b >= rank``: every singular value shrinks by one factor).
 
 Everything is computed through the public API; this script holds no mathematics.  The data
 (correlated inputs, a target with chosen singular values) is built here with plain numpy.  The
-six training runs are the cells of one :func:`pnd_theory.sweep` (:func:`train_run` each), so
+six training runs are the cells of one :func:`pnd_theory.studies.sweeps` (:func:`train_run` each), so
 they spread over the cores, and a run that is interrupted resumes from the finished ones.
 Writes ``singular_values.png``, ``singular_values.pdf`` and ``singular_values.json``.
 """
@@ -26,9 +26,9 @@ import numpy as np
 from matplotlib.colors import to_rgb
 
 import pnd_theory as pt
-from pnd_theory.minimizers import global_minimizer
-from pnd_theory.sweep import checkpoint
-from pnd_theory.training import train
+from pnd_theory.regularizers.minimizers import global_minimizer
+from pnd_theory.studies.sweeps import checkpoint
+from pnd_theory.studies.training import train
 
 from ._style import COLORS, figure, write_figure
 
@@ -94,7 +94,7 @@ def train_run(p, block_size, epochs, device=None):
 def compute(quick=False, device=None, store=None, client=None):
     """The data behind the figure (plain lists and floats).
 
-    The runs are the cells of a :func:`pnd_theory.sweep` over ``p`` and the block size, kept in
+    The runs are the cells of a :func:`pnd_theory.studies.sweeps` over ``p`` and the block size, kept in
     ``store`` if given, on ``client``: by default a LocalCluster with one worker per core, or
     this process in quick mode (its runs take about a second: starting worker processes would
     cost more than they save).

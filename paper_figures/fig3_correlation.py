@@ -7,7 +7,7 @@ for every :math:`\\rho` and ``Y = A X + noise`` for one fixed target ``A``.  Thr
 :math:`\\rho`:
 
 (a) the induced regularizer :math:`\\Theta(A)` of the fixed target
-    (:func:`pnd_theory.induced.induced_penalty`, closed form: lines), checked by a numerical
+    (:func:`pnd_theory.regularizers.induced.induced_penalty`, closed form: lines), checked by a numerical
     search over factorizations (``method="numeric"``: markers);
 (b) the penalty paid at the optimum, :math:`\\Theta(A^*)` of the global minimizer (lines), and
     :math:`R(U, V)` of factors trained with real sampled masks (markers,
@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 
 import pnd_theory as pt
-from pnd_theory.induced import induced_penalty
-from pnd_theory.minimizers import global_minimizer
-from pnd_theory.training import train
+from pnd_theory.regularizers.induced import induced_penalty
+from pnd_theory.regularizers.minimizers import global_minimizer
+from pnd_theory.studies.training import train
 
 from ._style import COLORS, figure, write_figure
 

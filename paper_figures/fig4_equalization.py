@@ -12,7 +12,7 @@ top row     the contributions along training (one line per unit or block), with 
 bottom row  their spread, the coefficient of variation :math:`\\mathrm{sd}(c) / \\mathrm{mean}(c)`
             across units or blocks (log scale), with noise and without.
 
-The history of :func:`pnd_theory.training.train` records the objective and the singular values
+The history of :func:`pnd_theory.studies.training.train` records the objective and the singular values
 but not the factors, so the run is split into segments: each segment is one ``train`` call
 started from the previous segment's last iterate (``U_init``, ``V_init``), with the global
 ``"hold-linear"`` schedule mapped onto it (a callable ``schedule``) and no tail averaging, and
@@ -29,8 +29,8 @@ import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 import pnd_theory as pt
-from pnd_theory.minimizers import global_minimizer
-from pnd_theory.training import lr_multiplier, train
+from pnd_theory.regularizers.minimizers import global_minimizer
+from pnd_theory.studies.training import lr_multiplier, train
 
 from ._style import COLORS, figure, write_figure
 

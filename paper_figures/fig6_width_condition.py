@@ -4,7 +4,7 @@ DropBlock with blocks of ``b = 2`` units on a full-rank target (``n_in = n_out =
 correlated), widths ``d = 2, 4, ..., 12`` (``G = d / b`` blocks).  Two values per width:
 
 *closed form*  :math:`\\min_A L(A) + \\frac{\\lambda b}{d}\\|A S^{1/2}\\|_{(b)}^2`, from
-    :func:`pnd_theory.minimizers.global_minimizer`.  It is always a lower bound on the
+    :func:`pnd_theory.regularizers.minimizers.global_minimizer`.  It is always a lower bound on the
     factorized optimum, attained when ``G >= rank`` (or when the library finds factors that
     attain it, a certificate).  Where the library refuses (too few blocks and no certificate),
     the same value is the closed form of DropBlock at a wide enough width ``d' = b * n`` with
@@ -30,7 +30,7 @@ import torch
 from matplotlib.ticker import MaxNLocator
 
 import pnd_theory as pt
-from pnd_theory.minimizers import global_minimizer
+from pnd_theory.regularizers.minimizers import global_minimizer
 
 from ._style import COLORS, figure, write_figure
 

@@ -88,8 +88,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import pnd_theory as pt
-from pnd_theory.datasets import load_digits, seeded, train_network
-from pnd_theory.minimizers import global_minimizer
+from pnd_theory.studies.digits import load_digits, seeded, train_network
+from pnd_theory.regularizers.minimizers import global_minimizer
 from pnd_theory.nn import BlockDropout
 
 from ._style import COLORS, figure, one_torch_thread, save_data, save_figure

@@ -29,7 +29,7 @@ same train/validation split) with error bars of one standard error over seeds
 :math:`s / \sqrt{n_{\text{seeds}}}`.  The generalization gap is train minus validation
 accuracy, computed per seed.
 
-The runs are the cells of one :func:`pnd_theory.sweep` (:func:`train_run` each), so they
+The runs are the cells of one :func:`pnd_theory.studies.sweeps` (:func:`train_run` each), so they
 spread over the cores, and a run that is interrupted resumes from the finished ones.
 
 Run ``python -m paper_figures.fig8_pernodedrop_digits`` (writes into ``paper_figures/``).
@@ -43,9 +43,9 @@ import numpy as np
 from torch import nn
 
 import pnd_theory as pt
-from pnd_theory.datasets import accuracy, load_digits, seeded, train_network
+from pnd_theory.studies.digits import accuracy, load_digits, seeded, train_network
 from pnd_theory.nn import PerNodeDropLinear
-from pnd_theory.sweep import checkpoint
+from pnd_theory.studies.sweeps import checkpoint
 
 from ._style import COLORS, figure, one_torch_thread, save_data, save_figure
 
@@ -94,7 +94,7 @@ def _summary(values):
 def make(out_dir, quick=False, device=None, client=None):
     """Train every (method, p, seed), write PNG, PDF and JSON; return the paths.
 
-    The runs are the cells of a :func:`pnd_theory.sweep` on ``client``: by default a
+    The runs are the cells of a :func:`pnd_theory.studies.sweeps` on ``client``: by default a
     LocalCluster with one worker per core, or this process in quick mode (its runs take about a
     second: starting worker processes would cost more than they save).  Until the figure is
     written they are kept in ``out_dir/.pernodedrop_digits.cells``, so an interrupted run

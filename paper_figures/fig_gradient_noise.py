@@ -5,14 +5,14 @@ Three panels, all at one fixed point ``(U, V)`` of a random problem:
 (a), (b)  trace of the mask-induced covariance of the mini-batch gradient against the batch
           size ``B`` for weight noise on the output and on the input layer, with masks drawn
           per sample (PerNodeDrop) or shared by the batch (framework DropConnect): closed form
-          (lines, :func:`pnd_theory.gradient_noise.gradient_noise_vs_batch_size`) and Monte
+          (lines, :func:`pnd_theory.gradient_covariance.gradient_noise_vs_batch_size`) and Monte
           Carlo over real autograd gradients of the torch layers (points with 2-standard-error
-          bars, :func:`pnd_theory.gradient_noise.monte_carlo_gradient_noise_vs_batch_size`).
+          bars, :func:`pnd_theory.gradient_covariance.monte_carlo_gradient_noise_vs_batch_size`).
 (c)       the Gaussian PerNodeDrop layer against its local-reparameterization fast path:
           the same forward law, a different gradient noise (``B`` times the trace: both fall
           like ``1/B``, so the lines are flat and their gap is the constant ratio).
 
-The Monte Carlo points are the cells of one :func:`pnd_theory.sweep` (:func:`monte_carlo_trace`
+The Monte Carlo points are the cells of one :func:`pnd_theory.studies.sweeps` (:func:`monte_carlo_trace`
 each: a kind of mask, a layer, a batch size), so they spread over the cores, and a run that is
 interrupted resumes from the finished ones.
 
@@ -29,11 +29,11 @@ import numpy as np
 
 import pnd_theory as pt
 from ._style import COLORS, STYLE, write_figure
-from pnd_theory.gradient_noise import (
+from pnd_theory.gradient_covariance import (
     gradient_noise_vs_batch_size,
     monte_carlo_gradient_noise_vs_batch_size,
 )
-from pnd_theory.sweep import checkpoint
+from pnd_theory.studies.sweeps import checkpoint
 
 NAME = "gradient_noise"
 P_DROP = 0.3
@@ -96,7 +96,7 @@ def _monte_carlo_points(plan, device, store, client, progress):
 def compute(quick=False, device=None, store=None, client=None):
     """The data behind the figure (a dict of plain lists and floats).
 
-    The Monte Carlo points are the cells of a :func:`pnd_theory.sweep`, kept in ``store`` if
+    The Monte Carlo points are the cells of a :func:`pnd_theory.studies.sweeps`, kept in ``store`` if
     given, on ``client``: by default a LocalCluster with one worker per core, or this process
     in quick mode (its points take a fraction of a second each: starting worker processes
     would cost more than they save).

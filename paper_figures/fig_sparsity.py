@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 import pnd_theory as pt
-from pnd_theory.datasets import accuracy, load_digits, seeded, train_network
+from pnd_theory.studies.digits import accuracy, load_digits, seeded, train_network
 from pnd_theory.nn import PerNodeDropLinear
 
 from ._style import COLORS, STYLE, write_figure

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import pnd_theory as pt
-from pnd_theory.conformance import ROUTES
+from pnd_theory.routes.conformance import ROUTES
 
 from conftest import STRATEGIES, Triangle
 
@@ -81,7 +81,7 @@ def test_bad_arguments():
 def test_the_torch_layers_of_a_law_carry_that_law(strategy):
     """The layer table realises each component with a module whose own scalar law is the
     component's: the layers do not re-derive a law from their parameters."""
-    from pnd_theory.layers import layers_for
+    from pnd_theory.nn.table import layers_for
 
     law = strategy.law(3, 4, 2)
     layers = layers_for(law)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import pnd_theory as pt
-from pnd_theory.display import ResultDisplay, format_value
+from pnd_theory._display import ResultDisplay, format_value
 
 matplotlib.use("Agg")
 import pandas as pd  # noqa: E402,F401  (the notebook extra; to_dataframe needs it)
@@ -104,7 +104,7 @@ def test_gradient_noise_results_are_tables_and_pictures(problem):
 
 
 def test_explorer_state_and_widgets(problem):
-    from pnd_theory.explorer import explore, explorer_state
+    from pnd_theory.apps.explorer import explore, explorer_state
 
     state = explorer_state("dropblock", p=0.5, block_size=2, width=4, correlation=0.6, n_in=3, n_out=2,
                            n_samples=8, seed=1)

@@ -18,7 +18,7 @@ def test_sphinx_builds_warning_free(tmp_path):
                           str(ROOT / "docs"), str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-4000:]
     for page in ("index.html", "theory.html", "usage.html", "_generated/api.html", "_generated/gallery.html",
-                 "_generated/pnd_theory.cli.html", "_generated/notebooks/05_gradient_noise.html"):
+                 "_generated/pnd_theory.apps.cli.html", "_generated/notebooks/05_gradient_noise.html"):
         assert (tmp_path / page).is_file(), page
     # every figure of the registry is in the gallery, every notebook is rendered
     gallery = (tmp_path / "_generated/gallery.html").read_text()

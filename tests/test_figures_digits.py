@@ -17,7 +17,7 @@ import torch  # noqa: E402
 
 from paper_figures import fig7_deep_last_layer as fig7  # noqa: E402
 from paper_figures import fig8_pernodedrop_digits as fig8  # noqa: E402
-from pnd_theory.datasets import load_digits  # noqa: E402
+from pnd_theory.studies.digits import load_digits  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

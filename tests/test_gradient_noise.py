@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import pnd_theory as pt
-from pnd_theory.gradient_noise import (
+from pnd_theory.gradient_covariance import (
     gradient_noise,
     gradient_noise_vs_batch_size,
     mask_sharing_pair,

@@ -168,3 +168,13 @@ def test_no_package_import_inside_a_function():
 def test_module_size(name):
     n = len(MODULES[name].read_text().splitlines())
     assert n <= MAX_LINES, f"{name} has {n} lines: split it by idea"
+
+
+def test_readme_layout_shows_every_wing_and_root_module():
+    readme = (PACKAGE.parent / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):]
+    layout = layout[: layout.index("\n## ")]
+    names = [p.name + "/" for p in PACKAGE.iterdir() if (p / "__init__.py").exists()]
+    names += [p.name for p in PACKAGE.iterdir() if p.suffix == ".py" and p.name != "__main__.py"]
+    missing = [n for n in names if f"pnd_theory/{n}" not in layout]
+    assert not missing, f"README's layout section does not show {missing}"

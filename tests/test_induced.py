@@ -16,13 +16,13 @@ from scipy.linalg import sqrtm
 from scipy.optimize import minimize
 
 import pnd_theory as pt
-from pnd_theory.induced import (
+from pnd_theory.regularizers.induced import (
     balanced_factors,
     induced_penalty,
     schur_horn_rotation,
     weighted_split,
 )
-from pnd_theory.norms import spectral_k_support_norm
+from pnd_theory.regularizers.norms import spectral_k_support_norm
 
 from conftest import STRATEGIES
 
@@ -99,7 +99,7 @@ def test_torch_penalty_equals_enumeration():
 def test_penalty_gradient_matches_finite_differences(strategy):
     """The autograd gradient of the closed form (used by the numeric minimizations) against
     central differences of the numpy value: truncation O(h^2) plus rounding O(eps / h)."""
-    from pnd_theory.penalty import penalty_and_gradient
+    from pnd_theory.routes.penalty import penalty_and_gradient
 
     rng = np.random.default_rng(1)
     S = correlated_second_moment(rng, 3)

@@ -14,8 +14,8 @@ from scipy.linalg import sqrtm
 from scipy.optimize import minimize
 
 import pnd_theory as pt
-from pnd_theory.minimizers import MinimizerResult, global_minimizer
-from pnd_theory.norms import k_support_norm, prox_squared_k_support_vector
+from pnd_theory.regularizers.minimizers import MinimizerResult, global_minimizer
+from pnd_theory.regularizers.norms import k_support_norm, prox_squared_k_support_vector
 
 from conftest import STRATEGIES, make_problem
 from test_induced import torch_penalty

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import pnd_theory as pt
-import pnd_theory.montecarlo as mc
-from pnd_theory.montecarlo import fused_weight_noise
+import pnd_theory.routes.montecarlo as mc
+from pnd_theory.routes.montecarlo import fused_weight_noise
 
 K = 5.0
 FUSED = [pt.PerNodeDrop(0.3, "input"), pt.PerNodeDrop(0.25, "both"), pt.PerNodeDrop(0.3, "output", stir="gaussian"),

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import pnd_theory as pt
-from pnd_theory.implicit import noise_mode_spread
+from pnd_theory.studies.implicit import noise_mode_spread
 
 torch.set_num_threads(1)
 

@@ -10,7 +10,7 @@ from hypothesis.extra.numpy import arrays
 from numpy.testing import assert_allclose
 from scipy.optimize import minimize
 
-from pnd_theory.norms import (
+from pnd_theory.regularizers.norms import (
     dual_k_support_norm,
     dual_spectral_k_support_norm,
     k_support_norm,

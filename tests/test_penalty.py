@@ -116,7 +116,7 @@ def test_bad_inputs_name_the_problem(rng):
 def test_numpy_gradient_equals_autograd_of_the_torch_backend(strategy):
     """The value and gradient used by the numeric minimizations against torch autograd through
     the backend-preserving closed form (both from the one law-driven penalty)."""
-    from pnd_theory.penalty import penalty_and_gradient, penalty_of_law
+    from pnd_theory.routes.penalty import penalty_and_gradient, penalty_of_law
 
     rng = np.random.default_rng(3)
     X = rng.normal(size=(3, 7)) + 0.7 * rng.normal(size=(3, 1))

@@ -8,8 +8,8 @@ import torch
 from scipy.stats import entropy
 
 import pnd_theory as pt
-from pnd_theory.datasets import train_network
-from pnd_theory.sparsity import SparsityMonitor, activation_sparsity
+from pnd_theory.studies.digits import train_network
+from pnd_theory.studies.sparsity import SparsityMonitor, activation_sparsity
 
 torch.set_num_threads(1)
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import pnd_theory as pt
-from pnd_theory.sweep import load_spec, sweep
+from pnd_theory.studies.sweeps import load_spec, sweep
 
 distributed = pytest.importorskip("distributed")
 
@@ -264,7 +264,7 @@ def test_plot_means_and_standard_errors_over_seeds(spec_file):
 
 
 def test_command_line(spec_file, tmp_path, capsys):
-    from pnd_theory.cli import main
+    from pnd_theory.apps.cli import main
 
     store = tmp_path / "store"
     assert main(["sweep", str(spec_file), "--store", str(store), "--scheduler", "serial", "--json"]) == 0
@@ -279,7 +279,7 @@ def test_command_line(spec_file, tmp_path, capsys):
 
 
 def test_checkpoint_keeps_cells_until_the_block_finishes(tmp_path):
-    from pnd_theory.sweep import checkpoint
+    from pnd_theory.studies.sweeps import checkpoint
 
     spec = {"task": slow_square, "grid": {"value": [1, 2, 3]}}
     folder = tmp_path / ".cells"

@@ -5,7 +5,7 @@ import pytest
 import sympy
 
 import pnd_theory as pt
-from pnd_theory.symbolic import derive
+from pnd_theory.routes.symbolic import derive
 
 from conftest import STRATEGIES, make_problem
 

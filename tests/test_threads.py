@@ -7,8 +7,8 @@ import torch
 
 import pnd_theory as pt
 from pnd_theory._validation import InvalidParameterError
-from pnd_theory.cli import main
-from pnd_theory.threads import SMALL_STEP, thread_limit, threads_for
+from pnd_theory.apps.cli import main
+from pnd_theory._threads import SMALL_STEP, thread_limit, threads_for
 
 
 def test_threads_for_small_and_large_steps():

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 import pnd_theory as pt
-from pnd_theory.network import LinearNetwork
-from pnd_theory.training import TrainingHistory, TrainingResult, lr_multiplier, train
+from pnd_theory.nn.network import LinearNetwork
+from pnd_theory.studies.training import TrainingHistory, TrainingResult, lr_multiplier, train
 
 from conftest import STRATEGIES, make_problem
 
@@ -220,7 +220,7 @@ def test_network_bad_arguments(rng):
 # --------------------------------------------------------------------------- training lands on the theory
 
 def _minimizer():
-    return pytest.importorskip("pnd_theory.minimizers").global_minimizer
+    return pytest.importorskip("pnd_theory.regularizers.minimizers").global_minimizer
 
 
 LANDING_CASES = [
@@ -272,7 +272,7 @@ def test_pernodedrop_lands_on_its_convex_solution_not_on_dropout():
     apart = np.abs(drop.singular_values[keep] - pnd.singular_values[keep]) / pnd.singular_values[keep]
     assert apart.max() > 10 * SINGULAR_RTOL
     # the Dropout product, factored as well as possible for PerNodeDrop, is measurably worse
-    induced_penalty = pytest.importorskip("pnd_theory.induced").induced_penalty
+    induced_penalty = pytest.importorskip("pnd_theory.regularizers.induced").induced_penalty
     A = drop.product
     data_fit = float(((Y - A @ X) ** 2).sum()) / X.shape[1]
     theta = induced_penalty(pt.PerNodeDrop(0.5, "input"), A, width, X @ X.T / X.shape[1])

@@ -17,8 +17,8 @@ from scipy.special import expit
 
 import pnd_theory as pt
 from pnd_theory.nn import YDrop
-from pnd_theory.ydrop import conductance, unit_importance, ydrop_rates
-from pnd_theory.ydrop_fixed_point import train_ydrop, ydrop_fixed_point, ydrop_map
+from pnd_theory.nn.ydrop import conductance, unit_importance, ydrop_rates
+from pnd_theory.studies.ydrop_fixed_point import train_ydrop, ydrop_fixed_point, ydrop_map
 
 torch.set_num_threads(1)
 
