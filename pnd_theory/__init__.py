@@ -90,6 +90,7 @@ _PUBLIC = {
     "prox_squared_k_support": ("regularizers.norms", "prox_squared_k_support"),
     "prox_squared_k_support_vector": ("regularizers.norms", "prox_squared_k_support_vector"),
     "spectral_k_support_norm": ("regularizers.norms", "spectral_k_support_norm"),
+    "explicit_penalty": ("routes.explicit", "explicit_penalty"),
 }
 _SUBPACKAGES = ("deep", "nn")
 
@@ -109,7 +110,7 @@ __all__ = [
     "noise_mode_spread", "NoiseModeSpread", "activation_sparsity", "SparsityMonitor",
     "k_support_norm", "dual_k_support_norm", "prox_squared_k_support_vector",
     "spectral_k_support_norm", "dual_spectral_k_support_norm", "prox_squared_k_support", "deep",
-    "nn",
+    "nn", "explicit_penalty",
 ]
 
 
