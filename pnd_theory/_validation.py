@@ -20,6 +20,8 @@ try:  # torch is a dependency, but keep the numeric core importable without it
 except ImportError:  # pragma: no cover
     torch = None
 
+from ._backend import eye
+
 
 class InvalidParameterError(ValueError, TypeError):
     """A public function got an argument it does not accept.
@@ -221,8 +223,7 @@ def check_second_moment(xp, S, n_in, name="second_moment"):
     if scale == 0.0:
         return
     Sn = S / scale
-    eye = np.eye(n_in) if xp is np else torch.eye(n_in, dtype=S.dtype, device=S.device)
-    shifted = (Sn + Sn.T) / 2 + (1e-10 * n_in) * eye
+    shifted = (Sn + Sn.T) / 2 + (1e-10 * n_in) * eye(xp, n_in, S)
     if xp is np:
         # one BLAS thread: a check of a few milliseconds, which threads on a busy machine make erratic
         try:
@@ -265,3 +266,82 @@ def as_problem(U, V, X, Y):
     check_factors(U, V)
     check_data(X, Y, U, V)
     return xp, U, V, X, Y
+
+
+# ----------------------------------------------------------------------------
+# declared constraints: a table of them checks a function's arguments, and tests read it
+# ----------------------------------------------------------------------------
+class Constraint:
+    """What one argument may be: ``check(name, value)`` returns the checked value or raises
+    :class:`InvalidParameterError`; ``violations`` are values it refuses (for the tests)."""
+
+    optional = False
+    violations: tuple = ()
+
+    def check(self, name, value):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, name, value):
+        if value is None and self.optional:
+            return None
+        return self.check(name, value)
+
+
+class PositiveInt(Constraint):
+    violations = (0, -1, 2.5, True, "3")
+
+    def __init__(self, optional=False):
+        self.optional = optional
+
+    def check(self, name, value):
+        return check_positive_int(name, value)
+
+
+class RealIn(Constraint):
+    """A finite real number in an interval, its ends closed unless said open."""
+
+    def __init__(self, low, high, low_open=False, high_open=False):
+        self.low, self.high, self.low_open, self.high_open = low, high, low_open, high_open
+        self.allowed = ("a real number in " + ("(" if low_open else "[") + f"{low}, {high}"
+                        + (")" if high_open or not math.isfinite(high) else "]"))
+        outside = [low - 1.0] if math.isfinite(low) else []
+        outside += [high + 1.0] if math.isfinite(high) else []
+        outside += [low] if low_open else []
+        outside += [high] if high_open and math.isfinite(high) else []
+        self.violations = tuple(outside) + (math.nan, math.inf, True, "0.5")
+
+    def check(self, name, value):
+        return check_real(name, value, self.allowed, self.low, self.high, self.low_open, self.high_open)
+
+
+class OneOf(Constraint):
+    def __init__(self, choices, callable_ok=False):
+        self.choices, self.callable_ok = tuple(choices), callable_ok
+        self.violations = ("nonsense", 3)
+
+    def check(self, name, value):
+        if self.callable_ok and callable(value):
+            return value
+        if not isinstance(value, str) or value not in self.choices:
+            allowed = "one of " + ", ".join(map(repr, self.choices)) + (" or a callable" if self.callable_ok else "")
+            raise invalid(name, allowed, value)
+        return value
+
+
+class Flag(Constraint):
+    violations = (1, "yes", None)
+
+    def check(self, name, value):
+        return check_bool(name, value)
+
+
+class Seed(Constraint):
+    violations = (-1, 1.5, True)
+
+    def check(self, name, value):
+        return check_seed(value, name)
+
+
+def check_arguments(table: dict, arguments: dict) -> dict:
+    """Every argument named in ``table`` checked by its :class:`Constraint`; others unchanged."""
+    return {name: (table[name](name, value) if name in table else value) for name, value in arguments.items()}

@@ -82,3 +82,21 @@ def test_bad_argument_raises_the_one_exception_naming_it(fn, valid, param, bad):
     assert shown in message or (param == "strategy" and "strategy" in message), message
     assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
     assert "\n" not in message.strip() or len(message) < 2000
+
+
+def _train_problem():
+    import pnd_theory as pt
+    return pt.random_problem(n_in=3, width=4, n_out=2, n_samples=8, seed=0)
+
+
+@pytest.mark.parametrize("name", sorted(__import__("pnd_theory.studies.training", fromlist=["x"]).TRAIN_PARAMETERS))
+def test_train_refuses_every_value_its_table_forbids(name):
+    """train's arguments are declared in one table; every value a constraint forbids is refused
+    with the one exception, naming the argument."""
+    import pnd_theory as pt
+    from pnd_theory.studies.training import TRAIN_PARAMETERS
+    _, _, X, Y = _train_problem()
+    for bad in TRAIN_PARAMETERS[name].violations:
+        kwargs = {"width": 4, "epochs": 2, "progress": False, name: bad}
+        with pytest.raises(pt.InvalidParameterError, match=name):
+            pt.train(pt.Dropout(0.3), X, Y, **kwargs)

@@ -178,3 +178,25 @@ def test_readme_layout_shows_every_wing_and_root_module():
     names += [p.name for p in PACKAGE.iterdir() if p.suffix == ".py" and p.name != "__main__.py"]
     missing = [n for n in names if f"pnd_theory/{n}" not in layout]
     assert not missing, f"README's layout section does not show {missing}"
+
+
+def _code_lines(path, node):
+    """Lines of code of a function's body: no docstring, blank line or comment."""
+    body = node.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        body = body[1:]
+    src = path.read_text().splitlines()
+    return {n for stmt in body for n in range(stmt.lineno, stmt.end_lineno + 1)
+            if src[n - 1].strip() and not src[n - 1].strip().startswith("#")}
+
+
+def test_no_function_over_150_lines_of_code():
+    long = {}
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = len(_code_lines(path, node))
+                if n > 150:
+                    long[f"{name}.{node.name}"] = n
+    assert not long, f"functions over 150 lines of code: {long}"

@@ -36,13 +36,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._backend import const, max_abs, result
 from .._validation import check_second_moment
 from .network import check_problem, check_weights, deep_law, product
-
-
-def _const(xp, arr, ref):
-    arr = np.asarray(arr, dtype=np.float64)
-    return arr if xp is np else ref.new_tensor(arr)
 
 
 def _diag(xp, v):
@@ -52,16 +48,12 @@ def _diag(xp, v):
 def _hidden_excess(xp, cov, H, ref):
     r""":math:`C \circ H` for a hidden covariance of the given structure."""
     if cov.kind == "diagonal":
-        return _diag(xp, _const(xp, cov.values, ref) * xp.diagonal(H))
+        return _diag(xp, const(xp, cov.values, ref) * xp.diagonal(H))
     if cov.kind == "block":
         b = cov.block_size
         keep = np.kron(np.diag(np.asarray(cov.values, dtype=np.float64)), np.ones((b, b)))
-        return _const(xp, keep, ref) * H
-    return _const(xp, cov.values, ref) * H
-
-
-def _max_abs(xp, A):
-    return float(xp.abs(A).max().detach() if xp is not np else xp.abs(A).max())
+        return const(xp, keep, ref) * H
+    return const(xp, cov.values, ref) * H
 
 
 def penalty_of_deep_law(law, Ws, S=None):
@@ -73,16 +65,16 @@ def penalty_of_deep_law(law, Ws, S=None):
     their largest entries and scaled back (no overflow where the value is representable).
     """
     xp = np if isinstance(Ws[0], np.ndarray) else _torch()
-    scales = [_max_abs(xp, W) for W in Ws]
-    ss = 1.0 if S is None else _max_abs(xp, S)
+    scales = [max_abs(xp, W) for W in Ws]
+    ss = 1.0 if S is None else max_abs(xp, S)
     ref = Ws[0]
     if min(scales) == 0.0 or ss == 0.0:
         value = (ref * 0).sum()
-        return float(value) if xp is np else value
+        return result(xp, value)
     Wn = [W / s for W, s in zip(Ws, scales)]
     n0 = Ws[0].shape[1]
     if S is None:
-        Mn = np.eye(n0) if xp is np else ref.new_tensor(np.eye(n0))
+        Mn = const(xp, np.eye(n0), ref)
     else:
         Mn = S / ss
     E = None  # the excess second moment; None while no noise has entered
@@ -104,7 +96,7 @@ def penalty_of_deep_law(law, Ws, S=None):
     for s in scales:
         factor *= s  # R scales as prod(s_l)^2 s_S
     value = value * factor * factor * ss
-    return float(value) if xp is np else value
+    return result(xp, value)
 
 
 def _torch():
@@ -156,7 +148,7 @@ def plain_loss(weights, X, Y):
     r"""The loss without noise, :math:`\frac1N \|Y - W_L \cdots W_1 X\|_F^2`."""
     xp, Ws, X, Y, _ = check_problem(weights, X, Y)
     value = _plain(Ws, X, Y)
-    return float(value) if xp is np else value
+    return result(xp, value)
 
 
 def _plain(Ws, X, Y):
@@ -197,7 +189,7 @@ def expected_loss(weights, X, Y, hidden=None, weight_noise=None):
     law = deep_law(sizes, hidden, weight_noise)
     S = X @ X.T / X.shape[1]
     value = _plain(Ws, X, Y) + penalty_of_deep_law(law, Ws, S)
-    return float(value) if xp is np else value
+    return result(xp, value)
 
 
 def mean_map(weights):

@@ -10,7 +10,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._validation import InvalidParameterError, check_bool, check_choice, check_positive_int, check_seed, resolve_device
-from ..laws.strategies import check_strategy
+from ..laws.strategies import validate_strategy
 from .closed_form import _ClosedForm
 from .common import (MAX_CONFIGURATIONS, SAMPLINGS, VIAS, _check_local_reparameterization, _check_method, _numpy_problem,
                      _reject_covariance_only, _single_independent_component)
@@ -89,7 +89,7 @@ def gradient_noise_vs_batch_size(strategy, U, V, X, Y, batch_sizes, *, sampling=
     -------
     BatchSizeNoise
     """
-    check_strategy(strategy)
+    validate_strategy(strategy)
     sampling = check_choice("sampling", sampling, SAMPLINGS)
     method = _check_method(method)
     local_reparameterization = check_bool("local_reparameterization", local_reparameterization)
@@ -175,7 +175,7 @@ def monte_carlo_gradient_noise_vs_batch_size(strategy, U, V, X, Y, batch_sizes, 
     -------
     MonteCarloBatchSizeNoise
     """
-    check_strategy(strategy)
+    validate_strategy(strategy)
     batches = check_positive_int("batches", batches)
     draws = check_positive_int("draws", draws)
     if batches < 2 or draws < 2:

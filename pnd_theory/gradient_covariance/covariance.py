@@ -4,7 +4,7 @@ per-batch pairing of a weight-noise law."""
 from __future__ import annotations
 
 from .._validation import InvalidParameterError, check_bool, check_positive_int
-from ..laws.strategies import check_strategy
+from ..laws.strategies import validate_strategy
 from .closed_form import _gradient_noise_closed_form
 from .common import (MAX_CONFIGURATIONS, _check_local_reparameterization, _check_method, _numpy_problem,
                      _reject_covariance_only, _single_independent_component)
@@ -67,7 +67,7 @@ def gradient_noise(strategy, U, V, X_batch, Y_batch, *, method="auto", local_rep
         For shapes that do not match, non-finite entries, an unsupported law or an
         enumeration that would be too large.
     """
-    check_strategy(strategy)
+    validate_strategy(strategy)
     method = _check_method(method)
     local_reparameterization = check_bool("local_reparameterization", local_reparameterization)
     if full_covariance is not None:
@@ -107,7 +107,7 @@ def mask_sharing_pair(strategy):
     per_batch)``: the same law, drawn for every sample or shared by the mini-batch
     (``strategy.with_per_sample``).  ``PerNodeDrop(p, layer)`` pairs with
     ``DropConnect(p, layer)``.  Refused for laws with hidden-unit noise (read from the law)."""
-    check_strategy(strategy)
+    validate_strategy(strategy)
     law = strategy.law(1, strategy.min_width, 1)
     if "hidden" in law.components or not law.components:
         raise InvalidParameterError(

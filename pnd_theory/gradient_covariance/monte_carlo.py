@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from .._validation import InvalidParameterError, check_bool, check_choice, check_positive_int, check_seed, resolve_device
 from ..nn.table import network_for
 from ..nn.network import LinearNetwork
-from ..laws.strategies import check_strategy
+from ..laws.strategies import validate_strategy
 from .common import VIAS, _check_local_reparameterization, _numpy_problem
 from .results import MonteCarloGradientNoise
 
@@ -97,7 +97,7 @@ def monte_carlo_gradient_noise(strategy, U, V, X_batch, Y_batch, draws=2000, *, 
     -------
     MonteCarloGradientNoise
     """
-    check_strategy(strategy)
+    validate_strategy(strategy)
     draws = check_positive_int("draws", draws)
     groups = check_positive_int("groups", groups)
     if groups < 2:

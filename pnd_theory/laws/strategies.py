@@ -115,7 +115,7 @@ def _hashable(v):
     return v.tobytes() if isinstance(v, np.ndarray) else v
 
 
-def check_strategy(strategy):
+def validate_strategy(strategy):
     """A pnd_theory strategy, else the one exception with what is allowed."""
     if not isinstance(strategy, Strategy):
         raise invalid("strategy", "a pnd_theory strategy (e.g. pt.Dropout(0.5), pt.UnitNoise(pt.Gaussian(0.3)))",
@@ -129,7 +129,7 @@ class Resampled(Strategy):
     fields = ("base", "per_sample_masks")
 
     def __init__(self, base, per_sample_masks):
-        self.base = check_strategy(base)
+        self.base = validate_strategy(base)
         self.per_sample_masks = check_bool("per_sample_masks", per_sample_masks)
         self._freeze()
 

@@ -23,7 +23,7 @@ from torch import nn
 from .._validation import (InvalidParameterError, check_dtype, check_generator, check_positive_int, check_real,
                           invalid, resolve_device)
 from ..laws.masks import CovarianceMask
-from ..laws.strategies import check_strategy
+from ..laws.strategies import validate_strategy
 
 #: default standard deviation of the initial weights, relative to ``1 / sqrt(width)``
 DEFAULT_INIT_SCALE = 0.1
@@ -101,7 +101,7 @@ class LinearNetwork(nn.Module):
     def __init__(self, n_in, width, n_out, strategy, device=None, dtype=torch.float64, generator=None,
                  *, U=None, V=None, init_scale=DEFAULT_INIT_SCALE, init_generator=None):
         super().__init__()
-        check_strategy(strategy)
+        validate_strategy(strategy)
         n_in = check_positive_int("n_in", n_in)
         width = check_positive_int("width", width)
         n_out = check_positive_int("n_out", n_out)

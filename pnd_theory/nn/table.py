@@ -21,7 +21,7 @@ from torch import nn as tnn
 from . import layers as pnn
 from .._validation import InvalidParameterError, check_bool, check_dtype, check_generator, resolve_device
 from ..laws.masks import Bernoulli, Gaussian, IndependentMask
-from ..laws.strategies import check_strategy
+from ..laws.strategies import validate_strategy
 
 #: the structure of one random component, as :data:`LAYER_TABLE` keys it
 Structure = namedtuple("Structure", "component law_class arrangement per_sample")
@@ -135,7 +135,7 @@ def network_for(law, U, V, **options) -> tnn.Sequential:
 def hidden_module(strategy, width, generator=None):
     """The hidden-unit torch module of a hidden-unit strategy at a width (for networks of one's
     own, e.g. noise after a ReLU layer); refuses a strategy with weight noise."""
-    law = check_strategy(strategy).law(1, width, 1)
+    law = validate_strategy(strategy).law(1, width, 1)
     if set(law.components) - {"hidden"}:
         raise InvalidParameterError(
             f"strategy must be hidden-unit noise for hidden_module; {strategy!r} has weight noise on "

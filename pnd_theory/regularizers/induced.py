@@ -87,7 +87,7 @@ from .._validation import InvalidParameterError, as_numpy_arrays, check_choice, 
 from .norms import spectral_k_support_norm
 from ._factorizations import _EPS, _block_factors, _plain_factors, _rank, certified_block_factors, schur_horn_rotation
 from ..routes.penalty import penalty_and_gradient
-from ..laws.strategies import check_strategy
+from ..laws.strategies import validate_strategy
 
 __all__ = ["induced_penalty", "balanced_factors"]
 
@@ -110,7 +110,7 @@ def _check_psd(S):
 
 def _prepare(strategy, A, width, second_moment):
     """Validate the common arguments; return ``(law, A, S)`` (``S`` symmetrized, default I)."""
-    check_strategy(strategy)
+    validate_strategy(strategy)
     arrays = as_numpy_arrays(A=A, second_moment=second_moment)
     A, S = arrays["A"], arrays["second_moment"]
     width = check_positive_int("width", width)

@@ -61,7 +61,7 @@ from ._factorizations import _rank, certified_block_factors
 from .induced import _sqrt_psd, balanced_factors, penalty_form, weighted_split
 from .norms import k_support_norm, prox_squared_k_support, prox_squared_k_support_vector
 from ..routes.penalty import penalty_and_gradient
-from ..laws.strategies import check_strategy
+from ..laws.strategies import validate_strategy
 
 __all__ = ["global_minimizer", "MinimizerResult"]
 
@@ -181,7 +181,7 @@ def global_minimizer(strategy, X, Y, width, method="auto", *, tol=1e-12, max_ite
     A. Pal, C. Lane, R. Vidal and B. D. Haeffele, CVPR 2020; A. Argyriou, R. Foygel and
     N. Srebro, NeurIPS 2012; A. M. McDonald, M. Pontil and D. Stamos, JMLR 2016.
     """
-    check_strategy(strategy)
+    validate_strategy(strategy)
     check_choice("method", method, METHODS)
     arrays = as_numpy_arrays(X=X, Y=Y)
     X, Y = arrays["X"], arrays["Y"]

@@ -40,7 +40,7 @@ from .montecarlo import monte_carlo_loss
 from ..nn.network import LinearNetwork
 from .penalty import expected_loss, expected_penalty, plain_loss, second_moment
 from ..problems import random_problem
-from ..laws.strategies import check_strategy as validate_strategy
+from ..laws.strategies import validate_strategy
 from .symbolic import derive
 
 #: deterministic agreement, relative to the scale of the compared values

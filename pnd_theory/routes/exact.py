@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .._validation import InvalidParameterError, as_problem
-from ..laws.strategies import check_strategy
+from ..laws.strategies import validate_strategy
 
 MAX_CONFIGURATIONS = 2**20
 
@@ -113,7 +113,7 @@ def exact_expected_loss(strategy, U, V, X, Y, max_configurations=MAX_CONFIGURATI
     -------
     float, or a 0-d torch tensor for torch inputs (on their device, differentiable)
     """
-    check_strategy(strategy)
+    validate_strategy(strategy)
     xp, U, V, X, Y = as_problem(U, V, X, Y)
     law = strategy.law(V.shape[0], V.shape[1], U.shape[0])
     if xp is np:

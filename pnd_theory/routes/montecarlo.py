@@ -23,7 +23,7 @@ from .._validation import as_problem, check_monte_carlo
 from ..laws.masks import Bernoulli, Gaussian
 from ..kernels import masked_linear
 from ..laws._sampling import draw_seed_tensor
-from ..laws.strategies import check_strategy
+from ..laws.strategies import validate_strategy
 
 #: masks entries (and intermediate products) held at once by default
 MAX_ELEMENTS = 2**23
@@ -61,7 +61,7 @@ def monte_carlo_loss(strategy, U, V, X, Y, samples, seed=0, device=None, dtype=t
     (float, float)
         The estimate and its standard error.
     """
-    check_strategy(strategy)
+    validate_strategy(strategy)
     samples, max_elements, seed, dtype, progress, device = check_monte_carlo(
         samples, max_elements, seed, dtype, progress, device)
     _, *arrays = as_problem(U, V, X, Y)

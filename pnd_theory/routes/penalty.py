@@ -24,17 +24,17 @@ code reads the law and never branches on the strategy.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
+from .._backend import const, max_abs, namespace, ones, result
 from .._validation import InvalidParameterError, as_arrays, as_problem, check_factors, check_second_moment
-from ..laws.strategies import check_strategy
+from ..laws.strategies import validate_strategy
 
 
 def _hidden_term(xp, cov, U, V, SV, a, s, gradient=False):
     r""":math:`H = \sum_{jk} C_{jk} (u_j^\top u_k)(v_j^\top S v_k)`, using the structure of ``C``;
     with ``gradient`` (numpy), also :math:`(\partial H/\partial U, \partial H/\partial V)`:
     :math:`2 U (C \circ V^\top S V)` and :math:`2 S V (C \circ U^\top U)`, blockwise."""
-    values = _as(xp, cov.values, U)
+    values = const(xp, cov.values, U)
     if cov.kind == "diagonal":
         value = (values * a * s).sum()
         return (value, 2 * U * (values * s), 2 * SV * (values * a)) if gradient else value
@@ -55,17 +55,6 @@ def _hidden_term(xp, cov, U, V, SV, a, s, gradient=False):
     return (value, 2 * U @ (values * VSV), 2 * SV @ (values * UU)) if gradient else value
 
 
-def _as(xp, arr, ref):
-    if xp is np:
-        return np.asarray(arr, dtype=np.float64)
-    return ref.new_tensor(np.asarray(arr, dtype=np.float64))
-
-
-def _max_abs(xp, A):
-    size = A.size if xp is np else A.numel()
-    return float(xp.abs(A).max().detach() if xp is not np else xp.abs(A).max()) if size else 0.0
-
-
 def penalty_of_law(law, U, V, S=None):
     r"""The one closed form :math:`R(U, V)` of a :class:`~pnd_theory.laws.MaskLaw` (module
     docstring), in the backend of ``U``: a float for numpy, a 0-d tensor for torch (on the
@@ -76,23 +65,23 @@ def penalty_of_law(law, U, V, S=None):
     in ``S``, so it is computed on the factors divided by their largest entries and scaled back:
     no overflow or underflow where the value itself is representable.
     """
-    xp = np if isinstance(U, np.ndarray) else torch
-    su, sv = _max_abs(xp, U), _max_abs(xp, V)
-    ss = 1.0 if S is None else _max_abs(xp, S)
+    xp = namespace(U)
+    su, sv = max_abs(xp, U), max_abs(xp, V)
+    ss = 1.0 if S is None else max_abs(xp, S)
     if su == 0.0 or sv == 0.0 or ss == 0.0:
         value = (U * 0).sum() * (V * 0).sum()
-        return float(value) if xp is np else value
+        return result(xp, value)
     if all(1e-30 <= x <= 1e30 for x in (su, sv, ss)):
         # no intermediate of R can over- or underflow at these scales: no copies
         value = _penalty_normalized(xp, law, U, V, S)
-        return float(value) if xp is np else value
+        return result(xp, value)
     # the scale factors are plain floats: gradients flow through the normalized factors
     Un, Vn = U / su, V / sv
     Sn = None if S is None else S / ss
     value = _penalty_normalized(xp, law, Un, Vn, Sn)
     f = su * sv  # R scales as (su sv)^2 ss; f over- or underflows only where R itself does
     value = value * f * f * ss
-    return float(value) if xp is np else value
+    return result(xp, value)
 
 
 def _penalty_normalized(xp, law, U, V, S, gradient=False):
@@ -113,18 +102,18 @@ def _penalty_normalized(xp, law, U, V, S, gradient=False):
             term, hU, hV = term
             dU, dV = dU + hU, dV + hV
         total = total + term
-        diag_c = _as(xp, cov.diagonal(), U)
+        diag_c = const(xp, cov.diagonal(), U)
     gU = 0.0
     gV = 0.0
     sig_u = sig_v = diag_s = None
     if law.output is not None:
-        sig_u = _as(xp, law.output.entry_variances(), U)
+        sig_u = const(xp, law.output.entry_variances(), U)
         gU = (sig_u * U * U).sum(0)
     if law.input is not None:
-        diag_s = xp.ones(V.shape[0], dtype=V.dtype) if xp is np else V.new_ones(V.shape[0])
+        diag_s = ones(xp, V.shape[0], V)
         if S is not None:
             diag_s = xp.diagonal(S)
-        sig_v = _as(xp, law.input.entry_variances(), V)
+        sig_v = const(xp, law.input.entry_variances(), V)
         gV = (sig_v * diag_s[:, None] * V * V).sum(0)
     weights = gU * s + a * gV + gU * gV
     if not (isinstance(weights, float) and weights == 0.0):
@@ -179,7 +168,7 @@ def expected_penalty(strategy, U, V, second_moment=None):
         A float for numpy inputs; for torch inputs a tensor on their device, differentiable
         (inputs that require grad get gradients by autograd).
     """
-    check_strategy(strategy)
+    validate_strategy(strategy)
     xp, a = as_arrays(U=U, V=V, second_moment=second_moment)
     U, V, S = a["U"], a["V"], a["second_moment"]
     check_factors(U, V)
@@ -203,7 +192,7 @@ def plain_loss(U, V, X, Y) -> float:
     xp, U, V, X, Y = as_problem(U, V, X, Y)
     residual = Y - U @ (V.T @ X)
     value = (residual * residual).sum() / X.shape[1]
-    return float(value) if xp is np else value
+    return result(xp, value)
 
 
 def expected_loss(strategy, U, V, X, Y) -> float:
@@ -223,10 +212,16 @@ def expected_loss(strategy, U, V, X, Y) -> float:
     -------
     float, or a 0-d torch tensor (differentiable) for torch inputs
     """
-    check_strategy(strategy)
+    validate_strategy(strategy)
     xp, U, V, X, Y = as_problem(U, V, X, Y)
-    law = strategy.law(V.shape[0], V.shape[1], U.shape[0])
+    value = loss_of_law(strategy.law(V.shape[0], V.shape[1], U.shape[0]), U, V, X, Y)
+    return result(xp, value)
+
+
+def loss_of_law(law, U, V, X, Y):
+    r""":math:`L(U, V) + R(U, V)` of a law on checked arrays of one backend (the entry of the
+    package's own loops, which check their arguments once): a numpy float, or a 0-d tensor that
+    autograd differentiates."""
     residual = Y - U @ (V.T @ X)
     S = X @ X.T / X.shape[1]
-    value = (residual * residual).sum() / X.shape[1] + penalty_of_law(law, U, V, S)
-    return float(value) if xp is np else value
+    return (residual * residual).sum() / X.shape[1] + penalty_of_law(law, U, V, S)

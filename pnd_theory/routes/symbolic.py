@@ -38,7 +38,7 @@ import sympy
 from .._validation import InvalidParameterError, as_numpy_arrays, check_factors, check_positive_int, check_second_moment
 from .._display import ResultDisplay
 from ..laws.masks import COMPONENTS
-from ..laws.strategies import check_strategy
+from ..laws.strategies import validate_strategy
 
 #: largest number of (term, term) pairs a derivation expands before it refuses
 MAX_TERM_PAIRS = 200_000
@@ -217,7 +217,7 @@ def derive(strategy, n_in, width, n_out) -> Derivation:
     -------
     Derivation
     """
-    check_strategy(strategy)
+    validate_strategy(strategy)
     n_in = check_positive_int("n_in", n_in)
     n_out = check_positive_int("n_out", n_out)
     law = strategy.law(n_in, width, n_out)

@@ -35,7 +35,7 @@ import numpy as np
 from .._validation import as_numpy_arrays, check_choice, check_data, check_positive_int, check_real, check_seed
 from ..regularizers.minimizers import global_minimizer
 from ..routes.penalty import expected_loss
-from ..laws.strategies import check_strategy
+from ..laws.strategies import validate_strategy
 from .training import NOISE_MODES, train
 
 __all__ = ["NoiseModeSpread", "noise_mode_spread"]
@@ -142,7 +142,7 @@ def noise_mode_spread(strategy, X, Y, width, noise, lr, steps, *, snapshots=20, 
     -------
     NoiseModeSpread
     """
-    check_strategy(strategy)
+    validate_strategy(strategy)
     arrays = as_numpy_arrays(X=X, Y=Y)
     X, Y = np.asarray(arrays["X"], dtype=float), np.asarray(arrays["Y"], dtype=float)
     check_data(X, Y, None, None)

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from .._validation import InvalidParameterError, as_numpy_arrays, check_bool, check_choice, check_data, check_positive_int, check_seed
 from ..gradient_covariance.results import StationarySpread
 from ..regularizers.minimizers import global_minimizer
-from ..laws.strategies import check_strategy
+from ..laws.strategies import validate_strategy
 from .training import train
 
 def _seed_list(seeds):
@@ -94,7 +94,7 @@ def stationary_spread(strategy, X, Y, width, lr, steps, seeds=8, *, batch_size=N
         unbiased), ``.spread_about_optimum``.
     """
 
-    check_strategy(strategy)
+    validate_strategy(strategy)
     steps = check_positive_int("steps", steps)
     snapshots = check_positive_int("snapshots", snapshots)
     seeds = _seed_list(seeds)

@@ -50,14 +50,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .._validation import check_dtype
+from .._validation import (Constraint, Flag, InvalidParameterError, OneOf, PositiveInt, RealIn, Seed, as_arrays,
+                           check_arguments, check_data, check_dtype, invalid, resolve_device)
 from ..nn.network import DEFAULT_INIT_SCALE, LinearNetwork, _initial_factor, check_init_scale
-from .._validation import as_arrays, check_bool, check_choice, check_data, check_positive_int, check_seed
-from .._validation import InvalidParameterError, resolve_device
 from .._display import ResultDisplay
 from ..gradient_covariance import gradient_noise
-from ..routes.penalty import expected_loss
-from ..laws.strategies import check_strategy
+from ..routes.penalty import loss_of_law
+from ..laws.strategies import validate_strategy
 from .._threads import limit_threads, threads_for
 
 __all__ = ["train", "TrainingResult", "TrainingHistory", "SCHEDULES", "OPTIMIZERS", "lr_multiplier"]
@@ -205,18 +204,6 @@ class TrainingResult(ResultDisplay):
 
 
 # --------------------------------------------------------------------------- validation
-
-def _check_real(name, value, low, high, low_open=False, high_open=True) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InvalidParameterError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
-    value = float(value)
-    ok_low = value > low if low_open else value >= low
-    ok_high = value < high if high_open else value <= high
-    if not (math.isfinite(value) and ok_low and ok_high):
-        interval = ("(" if low_open else "[") + f"{low}, {high}" + (")" if high_open else "]")
-        raise InvalidParameterError(f"{name} must be in {interval}, got {value!r}")
-    return value
-
 
 def _training_device(device) -> torch.device:
     """``None``: the GPU when one is present, else the CPU; a requested CUDA device must exist."""
@@ -381,155 +368,204 @@ def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0,
     the standard deviation of that of per-sample masks over 512 samples, and they need about
     twice as many steps to land within 1% on the singular values.
     """
-    check_strategy(strategy)
-    _, arrays = as_arrays(X=X, Y=Y)
-    check_data(arrays["X"], arrays["Y"], None, None)
-    n_in, N = arrays["X"].shape
-    n_out = arrays["Y"].shape[0]
-    width = check_positive_int("width", width)
-    strategy.law(n_in, width, n_out)  # validates the width for this strategy (block size, rates)
-    epochs = check_positive_int("epochs", epochs)
-    lr = _check_real("lr", lr, 0.0, math.inf, low_open=True)
-    if batch_size is None:
-        batch_size = N
-    batch_size = check_positive_int("batch_size", batch_size)
-    if batch_size > N:
-        raise InvalidParameterError(f"batch_size must be at most the number of samples N = {N}, got {batch_size}")
-    seed = check_seed(seed)
-    device = _training_device(device)
-    dtype = check_dtype(dtype)
-    progress = check_bool("progress", progress)
-    init_scale = check_init_scale(init_scale)
-    if not (callable(schedule) or schedule in SCHEDULES):
-        raise InvalidParameterError(f"schedule must be one of {', '.join(map(repr, SCHEDULES))} or a callable; got {schedule!r}")
-    hold = _check_real("hold", hold, 0.0, 1.0)
-    average = _check_real("average", average, 0.0, 1.0)
-    if optimizer not in OPTIMIZERS:
-        raise InvalidParameterError(f"optimizer must be one of {', '.join(map(repr, OPTIMIZERS))}; got {optimizer!r}")
-    momentum = _check_real("momentum", momentum, 0.0, 1.0)
-    noise = check_choice("noise", noise, NOISE_MODES)
-    matched_every = check_positive_int("matched_every", matched_every)
-    batches_per_epoch = -(-N // batch_size)
-    steps = epochs * batches_per_epoch
-    if record_every is None:
-        record_every = max(1, steps // 200)
-    record_every = check_positive_int("record_every", record_every)
-
-    U_init = None if U_init is None else _initial_factor("U_init", U_init, (n_out, width), init_scale, None, dtype, device)
-    V_init = None if V_init is None else _initial_factor("V_init", V_init, (n_in, width), init_scale, None, dtype, device)
-
-    X_t = torch.as_tensor(arrays["X"]).to(device=device, dtype=dtype)
-    Y_t = torch.as_tensor(arrays["Y"]).to(device=device, dtype=dtype)
-    X_rows, Y_rows = X_t.T.contiguous(), Y_t.T.contiguous()  # samples as rows for the network
-    cpu_generator = torch.Generator().manual_seed(seed)
-    noise_generator = torch.Generator().manual_seed(seed)  # the matched Gaussian noise
-    mask_generator = torch.Generator(device=device).manual_seed(seed)
-    net = LinearNetwork(n_in, width, n_out, strategy, device=device, dtype=dtype, generator=mask_generator,
-                        U=U_init, V=V_init, init_scale=init_scale, init_generator=cpu_generator)
-    net.train()
-    params = [net.U, net.V]
-    if optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=lr, momentum=momentum)
-    else:
-        opt = torch.optim.Adam(params, lr=lr)
-
-    X_64, Y_64 = X_t.to(torch.float64), Y_t.to(torch.float64)
-
-    def objective_of(U, V):  # in float64 whatever the training dtype
-        return expected_loss(strategy, U.to(torch.float64), V.to(torch.float64), X_64, Y_64)
-
-    average_from = steps - int(round(average * steps))  # first averaged step (0-based)
-    sum_U = torch.zeros_like(net.U.detach())
-    sum_V = torch.zeros_like(net.V.detach())
-    n_averaged = 0
-    rec = {"step": [], "batch_loss": [], "mean_batch_loss": [], "objective": [], "singular_values": [], "lr": []}
-    loss_sum = torch.zeros((), device=device, dtype=dtype)
-    losses_since = 0
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps, desc=f"train {strategy!r}", unit="step", mininterval=0.5)
-    step = 0
-    restore_threads = limit_threads(threads_for(threads, 3 * batch_size * width * (n_in + n_out)))
+    a = _checked_arguments(dict(locals()))
+    run = _build(a)
+    restore_threads = limit_threads(threads_for(a["threads"], 3 * a["batch_size"] * a["width"] * (run.n_in + run.n_out)))
     try:
-        for _ in range(epochs):
-            # full batch: every step sees all samples, each with fresh masks; no order to draw
-            order = None if batch_size == N else torch.randperm(N, generator=cpu_generator).to(device)
-            for start in range(0, N, batch_size):
-                factor = lr_multiplier(schedule, step / steps, hold)
-                if not (math.isfinite(factor) and factor >= 0):
-                    raise InvalidParameterError(f"schedule must return a finite non-negative multiplier; got {factor!r} "
-                                     f"at fraction {step / steps:.4g} of the run")
-                step_lr = lr * factor
-                for group in opt.param_groups:
-                    group["lr"] = step_lr
-                if order is None:
-                    x_batch, y_batch = X_rows, Y_rows
-                else:
-                    idx = order[start:start + batch_size]
-                    x_batch, y_batch = X_rows[idx], Y_rows[idx]
-                if noise == "masks":
-                    out = net(x_batch)
-                    loss = ((y_batch - out) ** 2).sum(dim=1).mean()
-                else:  # the batch's closed-form L + R, no mask
-                    loss = expected_loss(strategy, net.U, net.V, x_batch.T, y_batch.T)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if noise == "penalty+matched":
-                    if step % matched_every == 0:
-                        root = _covariance_root(strategy, net.U, net.V, x_batch, y_batch)
-                    _add_gradient_noise(net.U, net.V, root, noise_generator)
-                opt.step()
-                loss_sum += loss.detach()
-                losses_since += 1
-                if step >= average_from:
-                    with torch.no_grad():
-                        U_b, V_b = _balanced(net.U, net.V)
-                        sum_U += U_b
-                        sum_V += V_b
-                    n_averaged += 1
-                step += 1
-                if step % record_every == 0 or step == steps:
-                    batch_loss = float(loss.detach())
-                    finite = bool(torch.isfinite(net.U).all() and torch.isfinite(net.V).all())
-                    if not (finite and math.isfinite(batch_loss)):
-                        raise FloatingPointError(
-                            f"training diverged (non-finite loss or weights) by step {step}: lr={lr} is too large "
-                            "for this data; lower lr (or scale the data)"
-                        )
-                    with torch.no_grad():
-                        U_now, V_now = net.U.detach(), net.V.detach()
-                        sv = torch.linalg.svdvals(U_now @ V_now.T)
-                    obj = objective_of(U_now, V_now)
-                    rec["step"].append(step)
-                    rec["batch_loss"].append(batch_loss)
-                    rec["mean_batch_loss"].append(float(loss_sum) / losses_since)
-                    rec["objective"].append(obj)
-                    rec["singular_values"].append(sv.cpu().numpy())
-                    rec["lr"].append(step_lr)
-                    loss_sum.zero_()
-                    losses_since = 0
-                    if bar is not None:
-                        bar.set_postfix(objective=f"{obj:.6g}", refresh=False)
-                if bar is not None:
-                    bar.update(1)
+        _loop(run, a)
     finally:
         restore_threads()
-        if bar is not None:
-            bar.close()
+        if run.bar is not None:
+            run.bar.close()
+    return _result(run, a)
 
+
+# --------------------------------------------------------------------------- train, in stages
+
+class _Checked(Constraint):
+    """A constraint checked by one of the package's checkers ``fn(value, name)``."""
+
+    def __init__(self, fn, violations, optional=False):
+        self.fn, self.violations, self.optional = fn, violations, optional
+
+    def check(self, name, value):
+        return self.fn(value, name)
+
+
+#: the constraints of :func:`train`'s arguments, checked in one place (the bad-argument tests
+#: read this table); ``batch_size``, ``record_every`` and ``width`` are checked against the data
+#: and the strategy after it
+TRAIN_PARAMETERS = {
+    "width": PositiveInt(), "epochs": PositiveInt(), "lr": RealIn(0.0, math.inf, low_open=True),
+    "batch_size": PositiveInt(optional=True), "seed": Seed(),
+    "device": _Checked(lambda v, name: _training_device(v), violations=(3, "nonsense"), optional=True),
+    "dtype": _Checked(check_dtype, violations=(torch.int64, "float64")), "progress": Flag(),
+    "record_every": PositiveInt(optional=True),
+    "init_scale": _Checked(lambda v, name: check_init_scale(v), violations=(0.0, -1.0, math.nan)),
+    "schedule": OneOf(SCHEDULES, callable_ok=True), "hold": RealIn(0.0, 1.0, high_open=True),
+    "average": RealIn(0.0, 1.0, high_open=True), "optimizer": OneOf(OPTIMIZERS),
+    "momentum": RealIn(0.0, 1.0, high_open=True), "noise": OneOf(NOISE_MODES), "matched_every": PositiveInt(),
+    "threads": _Checked(lambda v, name: threads_for(v, 0), violations=(0, 1.5), optional=True),
+}
+
+
+def _checked_arguments(arguments: dict) -> dict:
+    """Stage 1: every argument checked, once; the data as arrays; derived sizes."""
+    a = check_arguments(TRAIN_PARAMETERS, arguments)
+    validate_strategy(a["strategy"])
+    _, arrays = as_arrays(X=a["X"], Y=a["Y"])
+    check_data(arrays["X"], arrays["Y"], None, None)
+    a["X"], a["Y"] = arrays["X"], arrays["Y"]
+    n_in, N = a["X"].shape
+    a["law"] = a["strategy"].law(n_in, a["width"], a["Y"].shape[0])  # validates the width (block size, rates)
+    a["device"] = _training_device(a["device"])
+    if a["batch_size"] is None:
+        a["batch_size"] = N
+    if a["batch_size"] > N:
+        raise invalid("batch_size", f"at most the number of samples N = {N}", a["batch_size"])
+    a["steps"] = a["epochs"] * -(-N // a["batch_size"])
+    if a["record_every"] is None:
+        a["record_every"] = max(1, a["steps"] // 200)
+    return a
+
+
+class _Run:
+    """Stage 2's state: the network, its optimizer, the data on the device, the records."""
+
+
+def _build(a: dict) -> _Run:
+    """Stage 2: data on the device, the network, the optimizer, the generators, the records."""
+    run = _Run()
+    device, dtype, seed = a["device"], a["dtype"], a["seed"]
+    run.n_in, run.N = a["X"].shape
+    run.n_out = a["Y"].shape[0]
+    U_init = a["U_init"] if a["U_init"] is None else _initial_factor(
+        "U_init", a["U_init"], (run.n_out, a["width"]), a["init_scale"], None, dtype, device)
+    V_init = a["V_init"] if a["V_init"] is None else _initial_factor(
+        "V_init", a["V_init"], (run.n_in, a["width"]), a["init_scale"], None, dtype, device)
+    X_t = torch.as_tensor(a["X"]).to(device=device, dtype=dtype)
+    Y_t = torch.as_tensor(a["Y"]).to(device=device, dtype=dtype)
+    run.X_rows, run.Y_rows = X_t.T.contiguous(), Y_t.T.contiguous()  # samples as rows for the network
+    run.X_64, run.Y_64 = X_t.to(torch.float64), Y_t.to(torch.float64)
+    run.cpu_generator = torch.Generator().manual_seed(seed)
+    run.noise_generator = torch.Generator().manual_seed(seed)  # the matched Gaussian noise
+    mask_generator = torch.Generator(device=device).manual_seed(seed)
+    run.net = LinearNetwork(run.n_in, a["width"], run.n_out, a["strategy"], device=device, dtype=dtype,
+                            generator=mask_generator, U=U_init, V=V_init, init_scale=a["init_scale"],
+                            init_generator=run.cpu_generator)
+    run.net.train()
+    params = [run.net.U, run.net.V]
+    if a["optimizer"] == "sgd":
+        run.opt = torch.optim.SGD(params, lr=a["lr"], momentum=a["momentum"])
+    else:
+        run.opt = torch.optim.Adam(params, lr=a["lr"])
+    run.average_from = a["steps"] - int(round(a["average"] * a["steps"]))  # first averaged step (0-based)
+    run.sum_U = torch.zeros_like(run.net.U.detach())
+    run.sum_V = torch.zeros_like(run.net.V.detach())
+    run.n_averaged = 0
+    run.rec = {"step": [], "batch_loss": [], "mean_batch_loss": [], "objective": [], "singular_values": [], "lr": []}
+    run.bar = None
+    if a["progress"]:
+        from tqdm.auto import tqdm
+
+        run.bar = tqdm(total=a["steps"], desc=f"train {a['strategy']!r}", unit="step", mininterval=0.5)
+    return run
+
+
+def _objective(run: _Run, a: dict, U, V) -> float:
+    """:math:`L + R` of the full data in float64, whatever the training dtype."""
+    return float(loss_of_law(a["law"], U.to(torch.float64), V.to(torch.float64), run.X_64, run.Y_64))
+
+
+def _loop(run: _Run, a: dict) -> None:
+    """Stage 3: the steps."""
+    net, opt, N, batch_size, steps = run.net, run.opt, run.N, a["batch_size"], a["steps"]
+    loss_sum = torch.zeros((), device=a["device"], dtype=a["dtype"])
+    losses_since = 0
+    step = 0
+    for _ in range(a["epochs"]):
+        # full batch: every step sees all samples, each with fresh masks; no order to draw
+        order = None if batch_size == N else torch.randperm(N, generator=run.cpu_generator).to(a["device"])
+        for start in range(0, N, batch_size):
+            factor = lr_multiplier(a["schedule"], step / steps, a["hold"])
+            if not (math.isfinite(factor) and factor >= 0):
+                raise InvalidParameterError(f"schedule must return a finite non-negative multiplier; got {factor!r} "
+                                            f"at fraction {step / steps:.4g} of the run")
+            step_lr = a["lr"] * factor
+            for group in opt.param_groups:
+                group["lr"] = step_lr
+            if order is None:
+                x_batch, y_batch = run.X_rows, run.Y_rows
+            else:
+                idx = order[start:start + batch_size]
+                x_batch, y_batch = run.X_rows[idx], run.Y_rows[idx]
+            if a["noise"] == "masks":
+                loss = ((y_batch - net(x_batch)) ** 2).sum(dim=1).mean()
+            else:  # the batch's closed-form L + R, no mask
+                loss = loss_of_law(a["law"], net.U, net.V, x_batch.T, y_batch.T)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if a["noise"] == "penalty+matched":
+                if step % a["matched_every"] == 0:
+                    root = _covariance_root(a["strategy"], net.U, net.V, x_batch, y_batch)
+                _add_gradient_noise(net.U, net.V, root, run.noise_generator)
+            opt.step()
+            loss_sum += loss.detach()
+            losses_since += 1
+            if step >= run.average_from:
+                with torch.no_grad():
+                    U_b, V_b = _balanced(net.U, net.V)
+                    run.sum_U += U_b
+                    run.sum_V += V_b
+                run.n_averaged += 1
+            step += 1
+            if step % a["record_every"] == 0 or step == steps:
+                _record(run, a, step, step_lr, float(loss.detach()), float(loss_sum) / losses_since)
+                loss_sum.zero_()
+                losses_since = 0
+            if run.bar is not None:
+                run.bar.update(1)
+
+
+def _record(run: _Run, a: dict, step: int, step_lr: float, batch_loss: float, mean_batch_loss: float) -> None:
+    """One record of the history; a non-finite loss or weight stops the run."""
+    net = run.net
+    finite = bool(torch.isfinite(net.U).all() and torch.isfinite(net.V).all())
+    if finite:
+        with torch.no_grad():
+            product = net.U.detach() @ net.V.detach().T
+        finite = bool(torch.isfinite(product).all())
+    if not (finite and math.isfinite(batch_loss)):
+        raise FloatingPointError(
+            f"training diverged (non-finite loss or weights) by step {step}: lr={a['lr']} is too large "
+            "for this data; lower lr (or scale the data)"
+        )
+    sv = torch.linalg.svdvals(product)
+    obj = _objective(run, a, net.U.detach(), net.V.detach())
+    rec = run.rec
+    rec["step"].append(step)
+    rec["batch_loss"].append(batch_loss)
+    rec["mean_batch_loss"].append(mean_batch_loss)
+    rec["objective"].append(obj)
+    rec["singular_values"].append(sv.cpu().numpy())
+    rec["lr"].append(step_lr)
+    if run.bar is not None:
+        run.bar.set_postfix(objective=f"{obj:.6g}", refresh=False)
+
+
+def _result(run: _Run, a: dict) -> TrainingResult:
+    """Stage 4: the averaged factors and the history."""
+    net, rec = run.net, run.rec
     last_U = net.U.detach().cpu().numpy().copy()
     last_V = net.V.detach().cpu().numpy().copy()
     last_objective = rec["objective"][-1]
-    if n_averaged:
+    if run.n_averaged:
         with torch.no_grad():
-            net.U.copy_(sum_U / n_averaged)
-            net.V.copy_(sum_V / n_averaged)
+            net.U.copy_(run.sum_U / run.n_averaged)
+            net.V.copy_(run.sum_V / run.n_averaged)
     U = net.U.detach().cpu().numpy().astype(np.float64)
     V = net.V.detach().cpu().numpy().astype(np.float64)
-    objective = objective_of(net.U.detach(), net.V.detach()) if n_averaged else last_objective
+    objective = _objective(run, a, net.U.detach(), net.V.detach()) if run.n_averaged else last_objective
     net.eval()
     history = TrainingHistory(
         step=np.asarray(rec["step"], dtype=np.int64),
@@ -542,5 +578,6 @@ def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0,
     return TrainingResult(
         U=U, V=V, objective=float(objective), singular_values=np.linalg.svd(U @ V.T, compute_uv=False),
         history=history, network=net, last_U=last_U, last_V=last_V, last_objective=float(last_objective),
-        averaged_steps=n_averaged, steps=steps, strategy=strategy, width=width, seed=seed, device=str(device),
+        averaged_steps=run.n_averaged, steps=a["steps"], strategy=a["strategy"], width=a["width"], seed=a["seed"],
+        device=str(a["device"]),
     )
