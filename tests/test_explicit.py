@@ -4,7 +4,9 @@ isotropic limit, a Hessian of the per-sample loss by autograd, enumeration over 
 Monte Carlo with the layers' own masks."""
 
 import itertools
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -222,3 +224,13 @@ def test_bad_input_is_refused_clearly(call, message):
     with pytest.raises(pt.InvalidParameterError, match=message.replace("(", r"\(").replace(")", r"\)")
                        .replace("[", r"\[")):
         call(net, X, Y)
+
+
+def test_readme_quotes_the_benchmark_file():
+    """The README's cost of one call is the range written by benchmarks/bench_explicit.py."""
+    root = Path(__file__).resolve().parents[1]
+    data = json.loads((root / "benchmarks/results/explicit.json").read_text())
+    ratios = [row["penalty_over_forward"] for row in data["rows"]]
+    text = f"costs {min(ratios):.1f}x to {max(ratios):.1f}x\none forward pass of the model"
+    assert text in (root / "README.md").read_text()
+    assert data["torch_threads"] == 1
