@@ -13,7 +13,6 @@ import argparse
 import json
 import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,15 +22,7 @@ from torch import nn
 import pnd_theory as pt
 from pnd_theory.nn import GaussianDropout
 
-
-def median_time(fn, repeats):
-    fn()  # warm up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+from bench_deep import median_time  # the median of timed runs after a warm-up, as the other benchmarks time
 
 
 def models(n_in, width, n_out, hessian_width):
