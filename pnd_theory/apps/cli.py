@@ -358,8 +358,8 @@ def _cmd_verify(args):
         mc = f"{r.monte_carlo:.5f}±{r.monte_carlo_se:.5f}"
         lines.append(f"{repr(r.strategy)[:52]:<52} {num(r.symbolic)} {num(r.numeric)} {num(r.exact)} {mc:>20}  "
                      f"{'yes' if r.agree else 'NO'}{mark}")
-    lines.append(f"{len(rows) - len(bad)} of {len(rows)} strategies agree (deterministic routes to 1e-9 relative, "
-                 f"Monte Carlo within 5 standard errors)")
+    lines.append(f"{len(rows) - len(bad)} of {len(rows)} strategies agree (deterministic routes to "
+                 f"{rows[0].rtol:g} relative, Monte Carlo within {rows[0].mc_sigmas:g} standard errors)")
     for k, skipped in enumerate(notes, 1):
         for route, reason in skipped.items():
             lines.append(f"[{k}] no {route} value: {reason}")

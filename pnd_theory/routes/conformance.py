@@ -97,11 +97,13 @@ class ConformanceReport:
         return self.table()
 
 
-def _close(a, b, scale):
+def agree_to_rounding(a, b, scale) -> bool:
+    """Deterministic routes agree: within :data:`RTOL` of ``scale``."""
     return abs(a - b) <= RTOL * max(abs(scale), 1e-300)
 
 
-def _within(value, reference, se):
+def agree_within_errors(value, reference, se) -> bool:
+    """A Monte Carlo route agrees: within :data:`MC_SIGMAS` standard errors (plus rounding)."""
     return abs(value - reference) <= MC_SIGMAS * se + RTOL * max(abs(reference), 1e-300)
 
 
@@ -169,7 +171,7 @@ def _verdict(route, ok, value, reference, detail=""):
 
 def _numeric(strategy, R, U, V, X, Y, L, **_):
     value = expected_loss(strategy, U, V, X, Y) - L
-    ok = math.isfinite(R) and R >= -RTOL * max(1.0, abs(L)) and _close(value, R, max(abs(R), abs(L)))
+    ok = math.isfinite(R) and R >= -RTOL * max(1.0, abs(L)) and agree_to_rounding(value, R, max(abs(R), abs(L)))
     return _verdict("numeric", ok, R, value, "R(U, V) >= 0; expected_loss - plain_loss = R")
 
 
@@ -179,24 +181,24 @@ def _torch(strategy, R, U, V, S, **_):
     value = expected_penalty(strategy, Ut, Vt, torch.as_tensor(S))
     value.backward()
     finite = bool(torch.isfinite(Ut.grad).all() and torch.isfinite(Vt.grad).all())
-    return _verdict("torch", finite and _close(float(value.detach()), R, R), float(value.detach()), R,
+    return _verdict("torch", finite and agree_to_rounding(float(value.detach()), R, R), float(value.detach()), R,
                     "torch backend, differentiable")
 
 
 def _exact(strategy, R, U, V, X, Y, L, **_):
     value = exact_expected_loss(strategy, U, V, X, Y) - L
-    return _verdict("exact", _close(value, R, max(abs(R), abs(L))), value, R, "enumeration over every mask")
+    return _verdict("exact", agree_to_rounding(value, R, max(abs(R), abs(L))), value, R, "enumeration over every mask")
 
 
 def _monte_carlo(strategy, R, U, V, X, Y, L, samples, seed, **_):
     est, se = monte_carlo_loss(strategy, U, V, X, Y, samples=samples, seed=seed)
-    return _verdict("monte_carlo", _within(est, L + R, se), est, L + R, f"se {se:.3g}")
+    return _verdict("monte_carlo", agree_within_errors(est, L + R, se), est, L + R, f"se {se:.3g}")
 
 
 def _symbolic(strategy, R, U, V, S, **_):
     n_in, width = V.shape
     value = derive(strategy, n_in, width, U.shape[0]).penalty_function()(U, V, S)
-    return _verdict("symbolic", _close(value, R, R), value, R, "sympy penalty from the moments")
+    return _verdict("symbolic", agree_to_rounding(value, R, R), value, R, "sympy penalty from the moments")
 
 
 def _mean_and_se(losses):
@@ -211,7 +213,7 @@ def _network(strategy, R, U, V, X, Y, L, samples, seed, **_):
     with torch.no_grad():
         losses = [float(((net(x) - y) ** 2).sum(1).mean()) for _ in range(min(samples, 2000))]
     est, se = _mean_and_se(losses)
-    return _verdict("network", _within(est, L + R, se), est, L + R, f"LinearNetwork, se {se:.3g}")
+    return _verdict("network", agree_within_errors(est, L + R, se), est, L + R, f"LinearNetwork, se {se:.3g}")
 
 
 def _layers(law, R, U, V, X, Y, L, samples, seed, **_):
@@ -221,7 +223,7 @@ def _layers(law, R, U, V, X, Y, L, samples, seed, **_):
     with torch.no_grad():
         losses = [float(((net(x) - y) ** 2).sum(1).mean()) for _ in range(min(samples, 2000))]
     est, se = _mean_and_se(losses)
-    return _verdict("layers", _within(est, L + R, se), est, L + R, f"torch layers {type(net[0]).__name__}, "
+    return _verdict("layers", agree_within_errors(est, L + R, se), est, L + R, f"torch layers {type(net[0]).__name__}, "
                     f"{type(net[1]).__name__}, {type(net[2]).__name__}; se {se:.3g}")
 
 
@@ -236,7 +238,7 @@ def _induced(strategy, R, U, V, S, **_):
         detail += f"; balanced factors refused: {str(err).splitlines()[0]}"
     else:
         attained = expected_penalty(strategy, Ub, Vb, S)
-        ok = ok and _close(attained, theta, max(theta, R)) and np.allclose(Ub @ Vb.T, A, rtol=1e-9, atol=1e-9)
+        ok = ok and agree_to_rounding(attained, theta, max(theta, R)) and np.allclose(Ub @ Vb.T, A, rtol=1e-9, atol=1e-9)
         detail += f"; balanced factors attain it ({attained:.10g})"
     return _verdict("induced", ok, theta, R, detail)
 
@@ -251,7 +253,7 @@ def _minimizer(strategy, U, V, X, Y, R, L, **_):
         detail += f"; factors refused: {str(err).splitlines()[0]}"
     else:
         own = expected_loss(strategy, Uf, Vf, X, Y)
-        ok = ok and _close(own, res.objective, res.objective)
+        ok = ok and agree_to_rounding(own, res.objective, res.objective)
         detail += "; equals the expected loss of its own factors"
     return _verdict("minimizer", ok, res.objective, L + R, detail)
 
@@ -270,10 +272,10 @@ def _gradient_noise(strategy, samples, seed, **_):
         except InvalidParameterError as err:
             detail += f"; enumeration refused: {str(err).splitlines()[0]}"
         else:
-            ok = ok and _close(float(ex.trace), trace, trace)
+            ok = ok and agree_to_rounding(float(ex.trace), trace, trace)
             detail += "; equals enumeration"
     mc = monte_carlo_gradient_noise(strategy, U, V, X, Y, draws=min(samples, 2000), seed=seed, progress=False)
-    ok = ok and _within(float(mc.trace), trace, float(mc.trace_se))
+    ok = ok and agree_within_errors(float(mc.trace), trace, float(mc.trace_se))
     return _verdict("gradient_noise", ok, trace, float(mc.trace),
                     f"{detail}; Monte Carlo se {float(mc.trace_se):.3g} (n_in=2, width={width}, n_out=2, N=3)")
 

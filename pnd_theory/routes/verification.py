@@ -1,13 +1,19 @@
-"""Four routes to the same penalty, side by side: symbolic, numeric, exact and Monte Carlo."""
+"""Four routes to the same penalty, side by side: symbolic, numeric, exact and Monte Carlo.
+
+A view of the conformance harness (:mod:`pnd_theory.routes.conformance`) on a problem of the
+caller's: every built-in strategy on one problem, judged by the harness's own agreement rules
+and tolerances (:data:`~pnd_theory.routes.conformance.RTOL`, ``MC_SIGMAS``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
 from .._validation import InvalidParameterError
 from .._display import ResultDisplay
+from .conformance import MC_SIGMAS, RTOL, agree_to_rounding, agree_within_errors
 from .exact import exact_expected_loss
 from .montecarlo import monte_carlo_loss
 from .penalty import expected_penalty, plain_loss, second_moment
@@ -15,10 +21,6 @@ from ..laws.strategies import (DropBlock, DropConnect, Dropout, GaussianDropout,
                          PerNodeDrop)
 from .symbolic import derive
 
-#: agreement of the deterministic routes, relative to the penalty's scale (float64 rounding)
-RTOL = 1e-9
-#: Monte Carlo agreement, in standard errors
-MC_SIGMAS = 5.0
 
 
 def default_strategies(width=4, p=0.3):
@@ -47,14 +49,16 @@ class VerificationRow(ResultDisplay):
     monte_carlo_se: float
     #: route -> why it refused (``"symbolic"`` or ``"exact"`` above their size limits); its value is None
     skipped: dict = field(default_factory=dict)
+    #: the harness's tolerances the row is judged by (class constants)
+    rtol: ClassVar[float] = RTOL
+    mc_sigmas: ClassVar[float] = MC_SIGMAS
 
     @property
     def agree(self) -> bool:
         """Whether every route that ran agrees with the numeric closed form."""
-        scale = max(abs(self.numeric), 1e-300)
         others = [v for v in (self.symbolic, self.exact) if v is not None]
-        deterministic = all(abs(v - self.numeric) <= RTOL * scale for v in others)
-        return deterministic and abs(self.monte_carlo - self.numeric) <= MC_SIGMAS * self.monte_carlo_se
+        deterministic = all(agree_to_rounding(v, self.numeric, self.numeric) for v in others)
+        return deterministic and agree_within_errors(self.monte_carlo, self.numeric, self.monte_carlo_se)
 
 
 def verify(strategies, U, V, X, Y, samples=20000, seed=0, device=None, progress=False):
