@@ -25,6 +25,7 @@ GN, EX = "paper_figures/gradient_noise.json", "benchmarks/results/readme_example
 BP, BS, BPN = "benchmarks/results/penalty.json", "benchmarks/results/symbolic.json", \
     "benchmarks/results/bench_pernodedrop_cpu.json"
 BMC = "benchmarks/results/montecarlo_cpu_1thread.json"
+BPN2 = "benchmarks/results/bench_pernodedrop_cpu_2threads.json"
 
 PCT, PCT1, G1, G2, G3, F2, F4 = "{:.2%}", "{:.1%}", "{:.1g}", "{:.2g}", "{:.3g}", "{:.2f}", "{:.4f}"
 MASKED = ("Dropout", "PerNodeDrop")
@@ -90,6 +91,15 @@ CLAIMS = [
      ("rows", {"case": "pnd-exact-gaussian-conditional"}, "ratio_to_linear_dropout"), F2),
     ("(chunked path {}x)", BPN, ("rows", {"case": "chunked-drop"}, "ratio_to_linear_dropout"), F2),
     ("and {} MiB (chunked)", BPN, ("rows", {"case": "chunked-drop"}, "peak_extra_mib"), "{:.1f}"),
+    ("torch {} thread, numba", BPN, ("setup", "threads_during_timed_runs", "torch"), "{}"),
+    ("numba {} thread, BLAS 1 thread", BPN, ("setup", "threads_during_timed_runs", "numba"), "{}"),
+    ("`--threads 2`: torch {},", BPN2, ("setup", "threads_during_timed_runs", "torch"), "{}"),
+    (", numba {}, BLAS 2 threads", BPN2, ("setup", "threads_during_timed_runs", "numba"), "{}"),
+    ("exact layer 2 threads {}x", BPN2, ("rows", {"case": "pnd-exact-drop"}, "ratio_to_linear_dropout"), F2),
+    ("exact Gaussian 2 threads {}x", BPN2, ("rows", {"case": "pnd-exact-gaussian"}, "ratio_to_linear_dropout"), F2),
+    ("and 2 threads {}x conditional", BPN2, ("rows", {"case": "pnd-exact-gaussian-conditional"},
+                                             "ratio_to_linear_dropout"), F2),
+    ("First forward+backward in a new process {} s", BPN, ("setup", "first_step_new_process_seconds"), "{:.1f}"),
     ("| {}x (per-batch DropConnect)", BMC, ("rows", "DropConnect(p=0.5, layer='output', per_sample=False)",
                                             "ratio_to_forward"), F2),
     ("to {}x (per-sample DropConnect on both layers)", BMC, ("rows", "DropConnect(p=0.5, layer='both', per_sample=True)",
