@@ -171,10 +171,10 @@ def test_strategy_options_are_the_strategies_fields():
     parser = cli._build_parser()
     derive = parser._subparsers._group_actions[0].choices["derive"]
     options = {a.dest for a in derive._actions}
-    fields = {f for cls in pt.strategies.STRATEGY_NAMES.values() for f in cls.fields}
+    fields = {f for cls in pt.STRATEGY_NAMES.values() for f in cls.fields}
     assert fields <= options
     source = inspect.getsource(cli)
-    assert not [cls.__name__ for cls in pt.strategies.STRATEGY_NAMES.values() if cls.__name__ in source]
+    assert not [cls.__name__ for cls in pt.STRATEGY_NAMES.values() if cls.__name__ in source]
 
 
 def test_version_and_module_entry_point():

@@ -1,15 +1,13 @@
-"""The ``pnd-theory sweep`` subcommand: parse its options, run :func:`pnd_theory.studies.sweeps.sweep`, print.
-
-Kept apart from :mod:`pnd_theory.apps.cli`: the options, the run and the summary table of a sweep.
-"""
+"""``pnd-theory sweep``: a grid of tasks from a TOML spec (:func:`pnd_theory.sweep`), resumable,
+and the summary table of its results (mean and standard error over seeds per cell)."""
 
 from __future__ import annotations
 
 import json
 
-from .._validation import InvalidParameterError
-from .. import sweep
+import pnd_theory as pt
 
+NAME = "sweep"
 HELP = "run a grid of tasks from a TOML spec on Dask, resumable, and print the table"
 
 
@@ -46,8 +44,8 @@ def run(args) -> int:
     """Run the sweep of ``args.spec``; exit 0 when every cell is done, 1 when some failed."""
     client = args.scheduler
     if args.workers is not None and args.scheduler is not None:
-        raise InvalidParameterError("--workers sizes the LocalCluster started without --scheduler; give one of the two")
-    df = sweep(args.spec, client=client, store=args.store, progress=not args.no_progress, workers=args.workers)
+        raise pt.InvalidParameterError("--workers sizes the LocalCluster started without --scheduler; give one of the two")
+    df = pt.sweep(args.spec, client=client, store=args.store, progress=not args.no_progress, workers=args.workers)
     failed = df[df.status == "failed"]
     if args.json:
         print(json.dumps(json.loads(df.to_json(orient="records")), indent=1))
