@@ -142,60 +142,78 @@ def check_generator(generator, name: str = "generator"):
     return generator
 
 
+#: arrays that may be ``None``: the second moment, the identity (whitened inputs) when omitted
+OPTIONAL_ARRAYS = frozenset({"second_moment", "S"})
+
+def as_real_array(name: str, a, ndim=None, keep_tensor=False):
+    """One real, finite array: float64 numpy, or with ``keep_tensor`` a torch tensor kept a
+    tensor (float32 or float64, integer tensors as float64) so that autograd flows through it;
+    a tensor that is not kept is detached and copied to the CPU.  Refuses ``None``, what is not
+    numeric, complex values (never dropping their imaginary part), NaN and inf, and a number of
+    axes other than ``ndim``."""
+    if a is None or isinstance(a, (str, bytes)):
+        raise invalid(name, "a real numeric array", a)
+    if is_tensor(a):
+        if a.is_complex():
+            raise InvalidParameterError(
+                f"{name} must be real; got a complex tensor (dtype {a.dtype}), whose imaginary part would be lost")
+        if not keep_tensor:
+            a = a.detach().cpu().to(torch.float64).numpy()
+        elif a.dtype not in (torch.float32, torch.float64):
+            a = a.to(torch.float64)
+    else:
+        try:
+            a = np.asarray(a)
+        except ValueError:  # ragged nested sequences
+            raise invalid(name, "a real numeric array (not a ragged sequence)", type(a).__name__) from None
+        _check_numeric(name, a)
+        a = a.astype(np.float64, copy=False)
+    if ndim is not None and a.ndim != ndim:
+        raise InvalidParameterError(f"{name} must be a {ndim}-D array, got shape {tuple(a.shape)}")
+    xp = torch if is_tensor(a) else np
+    if not bool(xp.isfinite(a).all()):
+        raise InvalidParameterError(f"{name} has non-finite entries (NaN or inf); shape {tuple(a.shape)}")
+    return a
+
+
 def as_arrays(**arrays):
     """Convert named 2-D arrays to one backend and return ``(xp, dict)``.
 
     ``xp`` is ``numpy`` unless one of the inputs is a torch tensor, in which case every
     array becomes a tensor on that tensor's device (float64 unless a tensor was float32).
-    ``None`` values are passed through.  Entries must be finite.
+    ``None`` is accepted only for the names in :data:`OPTIONAL_ARRAYS` and passed through.
+    Entries must be real and finite (:func:`as_real_array`).
     """
-    tensors = [a for a in arrays.values() if is_tensor(a)]
     out = {}
-    if tensors:
-        ref = tensors[0]
-        dtype = ref.dtype if ref.dtype in (torch.float32, torch.float64) else torch.float64
-        for name, a in arrays.items():
-            if a is None:
-                out[name] = None
-                continue
-            if not is_tensor(a):
-                a = np.asarray(a)
-                _check_numeric(name, a)
-                a = torch.as_tensor(a)
-            elif a.is_complex():
-                raise InvalidParameterError(f"{name} must be a real tensor; got dtype {a.dtype}")
-            out[name] = a.to(device=ref.device, dtype=dtype)
-        xp = torch
-    else:
-        for name, a in arrays.items():
-            if a is None:
-                out[name] = None
-                continue
-            a = np.asarray(a)
-            _check_numeric(name, a)
-            out[name] = a.astype(np.float64, copy=False)
-        xp = np
-    for name, a in out.items():
-        if a is None:
+    for name, a in arrays.items():
+        if a is None and name in OPTIONAL_ARRAYS:
+            out[name] = None
             continue
-        if a.ndim != 2:
-            raise InvalidParameterError(f"{name} must be a 2-D array, got shape {tuple(a.shape)}")
-        finite = bool(xp.isfinite(a).all())
-        if not finite:
-            raise InvalidParameterError(f"{name} has non-finite entries (NaN or inf); shape {tuple(a.shape)}")
-    return xp, out
+        out[name] = as_real_array(name, a, ndim=2, keep_tensor=True)
+    tensors = [a for a in out.values() if is_tensor(a)]
+    if not tensors:
+        return np, out
+    ref = tensors[0]
+    dtype = ref.dtype if ref.dtype in (torch.float32, torch.float64) else torch.float64
+    for name, a in out.items():
+        if a is not None:
+            out[name] = torch.as_tensor(a).to(device=ref.device, dtype=dtype)
+    return torch, out
 
 
 def as_numpy_arrays(**arrays):
     """Named 2-D arrays (numpy, lists or torch tensors on any device) as checked, finite
-    float64 numpy arrays; ``None`` values pass through."""
-    converted = {k: (v.detach().cpu().numpy() if is_tensor(v) else v) for k, v in arrays.items()}
+    float64 numpy arrays; ``None`` only where :func:`as_arrays` accepts it."""
+    converted = {k: (v.detach().cpu().numpy() if is_tensor(v) and not v.is_complex() else v)
+                 for k, v in arrays.items()}
     return as_arrays(**converted)[1]
 
 
 def _check_numeric(name, a):
-    if a.dtype == object or np.issubdtype(a.dtype, np.complexfloating) or not (
-            np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+    if np.issubdtype(a.dtype, np.complexfloating):
+        raise InvalidParameterError(
+            f"{name} must be real; got complex values (dtype {a.dtype}), whose imaginary part would be lost")
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
         raise InvalidParameterError(f"{name} must be a numeric array of real values; got dtype {a.dtype}")
 
 
@@ -252,6 +270,9 @@ def check_data(X, Y, U, V, x_name="X", y_name="Y"):
         )
     if X.shape[1] == 0:
         raise InvalidParameterError(f"{x} and {y} must hold at least one sample (column)")
+    for name, a in ((x, X), (y, Y)):
+        if a.shape[0] == 0:
+            raise InvalidParameterError(f"{name} must have at least one row (a feature); got shape {tuple(a.shape)}")
     if V is not None and X.shape[0] != V.shape[0]:
         raise InvalidParameterError(f"{x} must have n_in = V.shape[0] = {V.shape[0]} rows; got {x} {tuple(X.shape)}, V {tuple(V.shape)}")
     if U is not None and Y.shape[0] != U.shape[0]:

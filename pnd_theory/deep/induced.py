@@ -51,8 +51,8 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
-from .._validation import (InvalidParameterError, as_numpy_arrays, check_positive_int, check_second_moment,
-                           check_seed, invalid)
+from .._validation import (InvalidParameterError, as_numpy_arrays, check_data, check_positive_int,
+                           check_second_moment, check_seed, invalid)
 from ..regularizers.induced import balanced_factors
 from .closed import penalty_of_deep_law
 from .network import check_problem, check_widths, deep_law
@@ -404,6 +404,7 @@ def global_minimizer(X, Y, widths, hidden=None, weight_noise=None, starts=8, see
     seed = check_seed(seed)
     max_iter = check_positive_int("max_iter", max_iter)
     X, Y = (as_numpy_arrays(X=X, Y=Y)[k] for k in ("X", "Y"))
+    check_data(X, Y, None, None)
     sizes = (X.shape[0],) + widths + (Y.shape[0],)
     Ws0 = [np.zeros((sizes[l + 1], sizes[l])) for l in range(len(sizes) - 1)]
     check_problem(Ws0, X, Y)

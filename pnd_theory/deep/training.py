@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .._validation import (as_numpy_arrays, check_bool, check_dtype, check_positive_int, check_real, check_seed,
-                           resolve_device)
+from .._validation import (as_numpy_arrays, check_bool, check_data, check_dtype, check_positive_int, check_real,
+                           check_seed, resolve_device)
 from ..studies.training import lr_multiplier
 from .closed import penalty_of_deep_law
 from .network import check_problem, check_widths, deep_law, product
@@ -116,6 +116,7 @@ def train(X, Y, widths, hidden=None, weight_noise=None, epochs=3000, lr=0.01, ba
     average = check_real("average", average, "a fraction in (0, 1]", low=0.0, high=1.0, low_open=True)
     progress = check_bool("progress", progress)
     Xn, Yn = (as_numpy_arrays(X=X, Y=Y)[k] for k in ("X", "Y"))
+    check_data(Xn, Yn, None, None)
     sizes = (Xn.shape[0],) + widths + (Yn.shape[0],)
     check_problem([np.zeros((sizes[l + 1], sizes[l])) for l in range(len(sizes) - 1)], Xn, Yn)
     law = deep_law(sizes, hidden, weight_noise)

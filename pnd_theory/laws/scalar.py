@@ -24,7 +24,7 @@ import numpy as np
 import sympy
 import torch
 
-from .._validation import InvalidParameterError, check_probability, check_real, invalid
+from .._validation import InvalidParameterError, as_real_array, check_probability, check_real, invalid
 from ._sampling import sample_mask
 
 #: relative tolerance of "mean 1" and "probabilities sum to 1" for user-given finite laws
@@ -262,11 +262,8 @@ def _as_float_vector(name, values):
     if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, (Sequence, np.ndarray)) and not (
             torch.is_tensor(values)):
         raise invalid(name, "a sequence of finite real numbers", values)
-    try:
-        arr = np.array(values.detach().cpu() if torch.is_tensor(values) else values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise invalid(name, "a sequence of finite real numbers", values) from None
-    if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
+    arr = np.array(as_real_array(name, values), dtype=np.float64)
+    if arr.ndim != 1 or arr.size == 0:
         raise invalid(name, "a non-empty 1-D sequence of finite real numbers", values)
     return arr
 

@@ -32,8 +32,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import sympy
 
-from .._validation import (InvalidParameterError, check_bool, check_choice, check_positive_int, check_probability,
-                          invalid)
+from .._validation import (InvalidParameterError, as_real_array, check_bool, check_choice, check_positive_int,
+                          check_probability, invalid)
 from .masks import (Bernoulli, CovarianceMask, Gaussian, MaskLaw, ScalarLaw, check_scalar_law,
                    independent_mask)
 
@@ -395,14 +395,9 @@ class HiddenNoise(Strategy):
             if C != C.T:
                 raise InvalidParameterError("covariance must be symmetric; got a sympy matrix with C != C.T")
         else:
-            try:
-                C = np.array(C, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise invalid("covariance", "a numeric or sympy square matrix", covariance) from None
+            C = np.array(as_real_array("covariance", C), dtype=np.float64)
             if C.ndim != 2 or C.shape[0] != C.shape[1] or C.shape[0] == 0:
                 raise InvalidParameterError(f"covariance must be a non-empty square matrix; got shape {C.shape}")
-            if not np.all(np.isfinite(C)):
-                raise InvalidParameterError("covariance must be finite; got non-finite entries (NaN or inf)")
             scale = max(1.0, float(np.abs(C).max()))
             if np.abs(C - C.T).max() > 1e-12 * scale:
                 raise InvalidParameterError(

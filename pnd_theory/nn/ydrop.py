@@ -48,7 +48,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_generator, check_positive_int, check_probability, check_real, invalid, is_tensor
+from .._backend import max_abs
+from .._validation import (as_arrays, as_real_array, check_generator, check_positive_int, check_probability,
+                           check_real, invalid, is_tensor)
 from ..laws._sampling import generator_for, sample_mask
 
 __all__ = ["YDrop", "conductance", "unit_importance", "ydrop_rates", "DEFAULT_EPS", "DEFAULT_RATE_RANGE"]
@@ -59,36 +61,28 @@ DEFAULT_EPS = 1e-6
 DEFAULT_RATE_RANGE = (0.0, 0.95)
 
 
-def _xp(*arrays):
-    return torch if any(is_tensor(a) for a in arrays) else np
-
-
-def _float_array(name, a):
-    """``a`` as a float numpy array, or a torch tensor as it is; refuses what is not numeric."""
-    if is_tensor(a):
-        return a
-    try:
-        return np.asarray(a, dtype=float)
-    except (TypeError, ValueError):
-        raise invalid(name, "a numeric array", a) from None
-
-
 def _check_factor_shapes(U, V, X=None, hidden=None):
-    U = _float_array("U", U)
-    if U.ndim != 2:
-        raise invalid("U", "a matrix (n_out, d)", tuple(U.shape))
+    """Checked ``(U, V, X, hidden)`` of one backend (torch if any is a tensor), real and finite,
+    with at least one output, unit and sample."""
+    if hidden is not None:
+        xp, a = as_arrays(U=U, hidden=hidden)
+    else:
+        xp, a = as_arrays(U=U, V=V, X=X)
+    U = a["U"]
+    if 0 in U.shape:
+        raise invalid("U", "a matrix (n_out, d) with at least one output and one unit", tuple(U.shape))
     d = U.shape[1]
     if hidden is not None:
-        hidden = _float_array("hidden", hidden)
-        if hidden.ndim != 2 or hidden.shape[1] != d:
-            raise invalid("hidden", f"an array (N, d={d})", tuple(hidden.shape))
-        return U, None, None, hidden
-    V, X = _float_array("V", V), _float_array("X", X)
-    if V.ndim != 2 or V.shape[1] != d:
-        raise invalid("V", f"a matrix (n_in, d={d})", tuple(V.shape))
-    if X.ndim != 2 or X.shape[0] != V.shape[0]:
-        raise invalid("X", f"an array (n_in={V.shape[0]}, N), samples as columns", tuple(X.shape))
-    return U, V, X, None
+        hidden = a["hidden"]
+        if hidden.shape[1] != d or hidden.shape[0] == 0:
+            raise invalid("hidden", f"an array (N, d={d}) with at least one sample", tuple(hidden.shape))
+        return xp, U, None, None, hidden
+    V, X = a["V"], a["X"]
+    if V.shape[1] != d or V.shape[0] == 0:
+        raise invalid("V", f"a matrix (n_in, d={d}) with n_in >= 1", tuple(V.shape))
+    if X.shape[0] != V.shape[0] or X.shape[1] == 0:
+        raise invalid("X", f"an array (n_in={V.shape[0]}, N) with N >= 1, samples as columns", tuple(X.shape))
+    return xp, U, V, X, None
 
 
 def conductance(U, V, X):
@@ -109,7 +103,7 @@ def conductance(U, V, X):
     -------
     array (N, n_out, d)
     """
-    U, V, X, _ = _check_factor_shapes(U, V, X)
+    _, U, V, X, _ = _check_factor_shapes(U, V, X)
     H = X.T @ V  # (N, d): v_i^T x_k
     return U[None, :, :] * H[:, None, :]
 
@@ -140,15 +134,19 @@ def unit_importance(U, V, X=None, *, hidden=None):
     if hidden is None:
         if V is None or X is None:
             raise invalid("X", "given with V when hidden is not", X)
-        U, V, X, _ = _check_factor_shapes(U, V, X)
+        xp, U, V, X, _ = _check_factor_shapes(U, V, X)
         hidden = X.T @ V
     else:
-        U, _, _, hidden = _check_factor_shapes(U, None, hidden=hidden)
-    xp = _xp(U, hidden)
+        xp, U, _, _, hidden = _check_factor_shapes(U, None, hidden=hidden)
+    # both factors are homogeneous of degree 1: computed on the scaled arrays, no overflow
+    # where the importance itself is representable
+    su, sh = max_abs(xp, U), max_abs(xp, hidden)
+    Un, Hn = U / (su or 1.0), hidden / (sh or 1.0)
     if xp is torch:
-        return torch.linalg.vector_norm(U, dim=0) * torch.sqrt((hidden ** 2).mean(dim=0))
-    U, hidden = np.asarray(U, dtype=float), np.asarray(hidden, dtype=float)
-    return np.linalg.norm(U, axis=0) * np.sqrt((hidden ** 2).mean(axis=0))
+        norms = torch.linalg.vector_norm(Un, dim=0) * torch.sqrt((Hn ** 2).mean(dim=0))
+    else:
+        norms = np.linalg.norm(Un, axis=0) * np.sqrt((Hn ** 2).mean(axis=0))
+    return norms * su * sh
 
 
 def _check_rule(p, eps, rate_range):
@@ -195,12 +193,14 @@ def ydrop_rates(importance, p=0.5, *, eps=DEFAULT_EPS, rate_range=DEFAULT_RATE_R
     """
     p, eps, (low, high) = _check_rule(p, eps, rate_range)
     torch_in = is_tensor(importance)
-    imp = importance if torch_in else torch.as_tensor(_float_array("importance", importance))
+    imp = torch.as_tensor(as_real_array("importance", importance, keep_tensor=True))
     if imp.ndim != 1 or imp.numel() < 2:
         raise invalid("importance", "a 1-D array of at least 2 unit importances", tuple(imp.shape))
-    if not bool(torch.isfinite(imp).all()):
-        raise invalid("importance", "finite", importance)
-    z = (imp - imp.mean()) / (imp.std() + eps)
+    # z is invariant to scaling the importances but for eps: computed on imp / max |imp|, so
+    # that importances near the largest float standardise without overflow
+    m = max_abs(torch, imp) or 1.0
+    centred, spread = imp / m - (imp / m).mean(), (imp / m).std() + eps / m
+    z = torch.where(spread > 0, centred / torch.where(spread > 0, spread, 1.0), 0.0 * centred)
     kappa = 1.0 - torch.sigmoid(z)
     keep = torch.clamp((1.0 - p) * kappa / kappa.mean(), 1.0 - high, 1.0 - low)
     rates = 1.0 - keep

@@ -32,7 +32,7 @@ import math
 import numpy as np
 import torch
 
-from .._validation import invalid, is_tensor
+from .._validation import as_real_array, invalid, is_tensor
 
 __all__ = ["activation_sparsity", "SparsityMonitor"]
 
@@ -51,20 +51,19 @@ def activation_sparsity(activations):
     float
         :math:`s \in [0, 1]`.
     """
-    if is_tensor(activations):
-        a = activations.detach()
-    else:
-        try:
-            a = torch.as_tensor(np.asarray(activations, dtype=float))
-        except (TypeError, ValueError):
-            raise invalid("activations", "a numeric array of shape (batch, units...)", activations) from None
+    a = as_real_array("activations", activations.detach() if is_tensor(activations) else activations,
+                      keep_tensor=True)
+    a = torch.as_tensor(a)
     if a.ndim < 2 or a.shape[0] == 0 or a[0].numel() == 0:
         raise invalid("activations", "an array of shape (batch, units...) with at least one sample and unit",
                       tuple(a.shape))
     a = a.reshape(a.shape[0], -1).to(torch.float64)
-    if not bool(torch.isfinite(a).all()) or bool((a < 0).any()):
-        raise invalid("activations", "finite and non-negative (activations after a ReLU)", "an array with "
-                      + ("negative" if bool((a < 0).any()) else "non-finite") + " entries")
+    if bool((a < 0).any()):
+        raise invalid("activations", "non-negative (activations after a ReLU)", "an array with negative entries")
+    # s is invariant to scaling a sample: each divided by its largest entry, so that the sum
+    # of activations near the largest float does not overflow
+    peak = a.max(dim=1, keepdim=True).values
+    a = a / torch.where(peak > 0, peak, torch.ones_like(peak))
     n = a.shape[1]
     total = a.sum(dim=1, keepdim=True)
     silent = total[:, 0] == 0

@@ -47,8 +47,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .._validation import (as_numpy_arrays, check_bool, check_data, check_positive_int, check_real, check_seed,
-                          invalid)
+from .._validation import (as_numpy_arrays, as_real_array, check_bool, check_data, check_positive_int, check_real,
+                          check_seed, invalid)
 from ..regularizers.minimizers import global_minimizer
 from ..routes.penalty import expected_loss
 from ..laws.strategies import NodeDropout
@@ -69,8 +69,8 @@ def _problem(X, Y, width):
 
 
 def _check_rates(rates, width, rate_range):
-    r = np.asarray(rates, dtype=float).reshape(-1) if not isinstance(rates, str) else None
-    if r is None or r.size != width or not np.all(np.isfinite(r)):
+    r = as_real_array("rates", rates).reshape(-1)
+    if r.size != width:
         raise invalid("rates", f"{width} finite drop rates", rates)
     low, high = rate_range
     if np.any(r < low) or np.any(r > high):
