@@ -61,7 +61,8 @@ from ..laws.scalar import Bernoulli
 from ..nn.layers import BlockDropout, DropConnectLinear, GaussianDropout, NodeDropout, PerNodeDropLinear
 from ..nn.ydrop import YDrop
 
-__all__ = ["explicit_penalty", "ExplicitPenalty", "SitePenalty", "MonteCarlo", "LOSSES"]
+__all__ = ["explicit_penalty", "penalized_loss", "PenalizedLoss", "ExplicitPenalty", "SitePenalty", "MonteCarlo",
+           "LOSSES"]
 
 #: the losses :func:`explicit_penalty` takes
 LOSSES = ("mse", "cross_entropy")
@@ -71,6 +72,8 @@ MAX_ELEMENTS = 2**23
 AFFINE_DRAWS = 2
 
 MonteCarlo = namedtuple("MonteCarlo", "estimate standard_error samples")
+#: the result of :func:`penalized_loss`: two scalar tensors
+PenalizedLoss = namedtuple("PenalizedLoss", "loss penalty")
 
 
 # ----------------------------------------------------------------------------
@@ -420,6 +423,22 @@ def _curvature(f, ones, xs, g, v, chunk_elements, generator):
     return total
 
 
+def _site_terms(model, sites, s, xs, g, quadratic, max_elements, generator):
+    r"""Site ``s`` on the samples ``xs``: the Jacobian :math:`J` ``(b, n_out, variables)``, the mask of ones,
+    and per sample :math:`\frac12 \sum_j v_j J_j^\top (\nabla^2\ell) J_j` and
+    :math:`\frac12 \sum_j v_j\, \nabla\ell \cdot \partial^2 f / \partial m_j^2`; differentiable in the
+    model's parameters when called with autograd on."""
+    site = sites[s]
+    ones = torch.ones(site.shape(), dtype=g.dtype, device=g.device)
+    f = _site_function(model, sites, s)
+    J = vmap(jacrev(f), in_dims=(None, 0))(ones, xs).reshape(xs.shape[0], g.shape[-1], -1)
+    v = site.variance(ones)
+    flat_v = torch.broadcast_to(v, ones.shape).reshape(-1)
+    part = 0.5 * (quadratic(J) @ flat_v)
+    curv = 0.5 * _curvature(f, ones, xs, g, v, max_elements, generator)
+    return J, ones, part, curv
+
+
 def _affine(out, f0, Js, draws, sites_idx):
     """Whether ``out = f0 + sum_s J_s (m_s - 1)`` to sqrt(eps) of the terms' scale, for every sample."""
     pred, scale = f0.clone(), f0.abs() + out.abs()
@@ -498,25 +517,10 @@ def explicit_penalty(model, X, Y, *, loss="mse", samples=1000, seed=None, max_el
     ExplicitPenalty
     """
     X, Y, samples, seed, max_elements, dtype = _checked_inputs(model, X, Y, loss, samples, seed, max_elements)
-    sites = find_sites(model)
-    if not sites:
-        raise invalid("model", "a model with a noise site (torch.nn.Dropout, GaussianDropout, BlockDropout, "
-                      "NodeDropout, PerNodeDropLinear or DropConnectLinear)", type(model).__name__)
     modes = {m: m.training for m in model.modules()}
     model.eval()
     try:
-        with torch.no_grad():
-            with _masked(sites, [None] * len(sites), record=True):
-                out = model(X[:1])
-        unused = [s.name for s in sites if s.calls == 0]
-        again = [s.name for s in sites if s.calls > 1]
-        if again:
-            raise invalid("model", "a model whose noise modules run once per forward (each run needs its own "
-                          "masks); these run more often", again)
-        sites = [s for s in sites if s.calls == 1]
-        if not sites:
-            raise invalid("model", "a model whose forward runs a noise site; none of these runs", unused)
-        T = _targets(loss, Y, out if isinstance(out, torch.Tensor) else torch.empty(0))
+        sites, T = _running_sites(model, X, Y, loss)
         result = _penalty(model, sites, X, T, loss, seed, max_elements, dtype)
         plain = result.pop("plain")
         mc = None
@@ -528,6 +532,71 @@ def explicit_penalty(model, X, Y, *, loss="mse", samples=1000, seed=None, max_el
         for m, mode in modes.items():
             m.training = mode
     return ExplicitPenalty(plain_loss=plain, monte_carlo=mc, loss=loss, **result)
+
+
+def _running_sites(model, X, Y, loss):
+    """The noise sites that ``model`` runs (once each) on ``X[:1]``, their input shapes recorded, and the
+    targets as rows; the model in eval mode."""
+    sites = find_sites(model)
+    if not sites:
+        raise invalid("model", "a model with a noise site (torch.nn.Dropout, GaussianDropout, BlockDropout, "
+                      "NodeDropout, PerNodeDropLinear or DropConnectLinear)", type(model).__name__)
+    with torch.no_grad():
+        with _masked(sites, [None] * len(sites), record=True):
+            out = model(X[:1])
+    unused = [s.name for s in sites if s.calls == 0]
+    again = [s.name for s in sites if s.calls > 1]
+    if again:
+        raise invalid("model", "a model whose noise modules run once per forward (each run needs its own "
+                      "masks); these run more often", again)
+    sites = [s for s in sites if s.calls == 1]
+    if not sites:
+        raise invalid("model", "a model whose forward runs a noise site; none of these runs", unused)
+    return sites, _targets(loss, Y, out if isinstance(out, torch.Tensor) else torch.empty(0))
+
+
+def penalized_loss(model, X, Y, *, loss="mse", max_elements=MAX_ELEMENTS):
+    r"""The loss of the mean network and the explicit penalty of its noise, as tensors differentiable in the
+    model's parameters: train on ``loss + penalty`` to keep the explicit effect of the noise alone.
+
+    .. math::
+
+        L = \frac1N \sum_i \ell(f_i(1), y_i), \qquad
+        R_2 = \frac1N \sum_i \frac12 \sum_j v_j \big(\nabla\ell \cdot \partial^2_{m_j} f_i
+        + \partial_{m_j} f_i^\top\, \nabla^2\ell\, \partial_{m_j} f_i\big),
+
+    the same :math:`R_2` as :func:`explicit_penalty`'s ``value`` (equal to the exact :math:`R` where the model
+    is affine in the masks and the loss is ``"mse"``, so that :math:`L + R_2 = E_m[\text{loss}]` there),
+    computed by the same per-sample Jacobians with autograd left on: its gradient is
+    :math:`\nabla_\theta (L + R_2)`.  Nothing is sampled and nothing checked for affinity; the model runs in
+    eval mode for the call (its modes restored), every noise site replaced by a mask of ones.
+
+    Parameters
+    ----------
+    model, X, Y, loss, max_elements
+        As for :func:`explicit_penalty` (``X`` a batch: it is held at once).
+
+    Returns
+    -------
+    PenalizedLoss
+        ``(loss, penalty)``: two scalar tensors with their autograd graphs.
+    """
+    X, Y, _, _, max_elements, _ = _checked_inputs(model, X, Y, loss, 0, None, max_elements)
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        sites, T = _running_sites(model, X, Y, loss)
+        gen = torch.Generator(device=X.device).manual_seed(0)
+        f0 = _forward(model, sites, [None] * len(sites), X)
+        value, g, quadratic = _loss_terms(loss, f0, T)
+        penalty = value.new_zeros(())
+        for s in range(len(sites)):
+            _, _, part, curv = _site_terms(model, sites, s, X, g, quadratic, max_elements, gen)
+            penalty = penalty + (part + curv).sum()
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+    return PenalizedLoss(value.mean(), penalty / X.shape[0])
 
 
 def _penalty(model, sites, X, T, loss, seed, max_elements, dtype):
@@ -552,13 +621,7 @@ def _penalty(model, sites, X, T, loss, seed, max_elements, dtype):
             plain += float(value.sum())
             Js = []
             for s, site in enumerate(sites):
-                ones = torch.ones(site.shape(), dtype=f0.dtype, device=device)
-                f = _site_function(model, sites, s)
-                J = vmap(jacrev(f), in_dims=(None, 0))(ones, xs).reshape(b, n_out, -1)
-                v = site.variance(ones)
-                flat_v = torch.broadcast_to(v, ones.shape).reshape(-1)
-                part = 0.5 * (quadratic(J) @ flat_v)
-                curv = 0.5 * _curvature(f, ones, xs, g, v, max_elements, gen)
+                J, ones, part, curv = _site_terms(model, sites, s, xs, g, quadratic, max_elements, gen)
                 penalty[s] += float((part + curv).sum())
                 curvature[s] += float(curv.sum())
                 Js.append(J)

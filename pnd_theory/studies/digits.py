@@ -199,7 +199,7 @@ def _loss_fn(loss):
 
 
 def train_network(model, X, Y, loss="squared", epochs=100, lr=1e-3, batch_size=None, seed=0, hold=0.5,
-                  weight_decay=0.0, progress=False, desc="train") -> np.ndarray:
+                  weight_decay=0.0, progress=False, desc="train", objective=None) -> np.ndarray:
     r"""Fit ``model`` by Adam on mini-batches, with real sampled masks; returns the loss per epoch.
 
     The learning rate is ``lr`` for the first ``hold`` fraction of the steps and then decays
@@ -231,6 +231,11 @@ def train_network(model, X, Y, loss="squared", epochs=100, lr=1e-3, batch_size=N
         A tqdm bar over the epochs.
     desc : str
         Label of the bar.
+    objective : callable, optional
+        ``objective(model, X_batch, Y_batch) -> scalar tensor`` minimized in place of ``loss`` of the
+        model's output (for instance the loss of the mean network plus its explicit penalty,
+        :func:`pnd_theory.routes.explicit.penalized_loss`); it runs under the same seeded random
+        state and the model is in training mode when it is called.
 
     Returns
     -------
@@ -238,6 +243,11 @@ def train_network(model, X, Y, loss="squared", epochs=100, lr=1e-3, batch_size=N
         Mean training loss (with the masks of that epoch) of each epoch.
     """
     loss_fn = _loss_fn(loss)
+    if objective is None:
+        def objective(model, xb, yb):
+            return loss_fn(model(xb), yb)
+    elif not callable(objective):
+        raise InvalidParameterError(f"objective must be None or a callable (model, X, Y) -> tensor; got {objective!r}")
     epochs = _check_int("epochs", epochs, 1, 10**9)
     N = int(X.shape[0])
     batch_size = N if batch_size is None else _check_int("batch_size", batch_size, 1, 10**9)
@@ -266,7 +276,7 @@ def train_network(model, X, Y, loss="squared", epochs=100, lr=1e-3, batch_size=N
             for start in range(0, N, batch_size):
                 idx = order[start:start + batch_size] if order is not None else slice(None)
                 optimizer.zero_grad(set_to_none=True)
-                value = loss_fn(model(X[idx]), Y[idx])
+                value = objective(model, X[idx], Y[idx])
                 value.backward()
                 optimizer.step()
                 scheduler.step()
