@@ -19,6 +19,7 @@ from scipy import stats
 import pnd_theory.nn as pnn
 from pnd_theory._validation import InvalidParameterError
 from pnd_theory.kernels import counter_masks
+from pnd_theory.laws._sampling import sample_mask
 from pnd_theory.nn import (
     BlockDropout,
     DropConnectLinear,
@@ -384,13 +385,13 @@ def test_leading_dimensions_each_get_their_own_mask():
 def test_sample_mask_is_chunk_invariant_and_out_gives_the_same_values(stir, dtype):
     sizes = (37, 1000, 4099)
     g = torch.Generator().manual_seed(5)
-    whole = pnn._sample_mask((sum(sizes),), 0.3, stir, generator=g, dtype=dtype)
+    whole = sample_mask((sum(sizes),), 0.3, stir, generator=g, dtype=dtype)
     g.manual_seed(5)
     buf = torch.empty(max(sizes), dtype=dtype)
-    parts = [pnn._sample_mask((k,), 0.3, stir, generator=g, out=buf[:k]).clone() for k in sizes]
+    parts = [sample_mask((k,), 0.3, stir, generator=g, out=buf[:k]).clone() for k in sizes]
     assert torch.equal(whole, torch.cat(parts))
     g.manual_seed(5)
-    centered = pnn._sample_mask((sum(sizes),), 0.3, stir, generator=g, dtype=dtype, centered=True)
+    centered = sample_mask((sum(sizes),), 0.3, stir, generator=g, dtype=dtype, centered=True)
     torch.testing.assert_close(centered, whole - 1, rtol=0, atol=4 * torch.finfo(dtype).eps)
     assert torch.isfinite(whole).all()
 
@@ -400,7 +401,7 @@ def test_sample_mask_per_position_p_and_centered_moments():
     n = 50_000
     torch.manual_seed(0)
     for stir in STIRS:
-        e = pnn._sample_mask((n, 3), p, stir, dtype=DT, centered=True).numpy()
+        e = sample_mask((n, 3), p, stir, dtype=DT, centered=True).numpy()
         assert (e[:, 0] == 0).all()
         for u in (1, 2):
             lam = float(p[u] / (1 - p[u]))

@@ -116,7 +116,22 @@ def _prepared(dt, *tensors):
 # ----------------------------------------------------------------------------
 # the operators
 # ----------------------------------------------------------------------------
-@torch.library.custom_op("pnd_theory::masked_linear", mutates_args=())
+def _operator(name: str):
+    """Define ``pnd_theory::name`` from the function's annotations and implement it for every
+    device (``torch.library.define`` and ``impl``); returns the operator.  Unlike
+    ``torch.library.custom_op`` this adds no wrapper that loads ``torch._dynamo`` on the first
+    call (seconds of a new process's first step)."""
+
+    def define(fn):
+        qualname = f"pnd_theory::{name}"
+        torch.library.define(qualname, torch.library.infer_schema(fn, mutates_args=()))
+        torch.library.impl(qualname, "default", fn)
+        return getattr(torch.ops.pnd_theory, name).default
+
+    return define
+
+
+@_operator("masked_linear")
 def _forward_op(x: Tensor, weight: Tensor, seed: Tensor, p: float, gaussian: bool, positions: int) -> Tensor:
     dt = _dt(x, weight)
     if x.shape[0] == 0:
@@ -125,7 +140,7 @@ def _forward_op(x: Tensor, weight: Tensor, seed: Tensor, p: float, gaussian: boo
     return route_for(x.device).forward(x, weight, int(seed), p, gaussian, positions).to(dt)
 
 
-@torch.library.custom_op("pnd_theory::masked_linear_grad_input", mutates_args=())
+@_operator("masked_linear_grad_input")
 def _grad_input_op(grad: Tensor, weight: Tensor, seed: Tensor, p: float, gaussian: bool,
                    positions: int) -> Tensor:
     dt = _dt(grad, weight)
@@ -135,7 +150,7 @@ def _grad_input_op(grad: Tensor, weight: Tensor, seed: Tensor, p: float, gaussia
     return route_for(grad.device).grad_input(grad, weight, int(seed), p, gaussian, positions).to(dt)
 
 
-@torch.library.custom_op("pnd_theory::masked_linear_grad_weight", mutates_args=())
+@_operator("masked_linear_grad_weight")
 def _grad_weight_op(grad: Tensor, x: Tensor, seed: Tensor, p: float, gaussian: bool, positions: int) -> Tensor:
     dt = _dt(grad, x)
     if grad.shape[0] == 0:
@@ -144,7 +159,7 @@ def _grad_weight_op(grad: Tensor, x: Tensor, seed: Tensor, p: float, gaussian: b
     return route_for(grad.device).grad_weight(grad, x, int(seed), p, gaussian, positions).to(dt)
 
 
-@torch.library.custom_op("pnd_theory::masked_linear_backward", mutates_args=())
+@_operator("masked_linear_backward")
 def _backward_op(grad: Tensor, x: Tensor, weight: Tensor, seed: Tensor, p: float, gaussian: bool,
                  positions: int) -> tuple[Tensor, Tensor]:
     dx, dw = _dt(grad, weight), _dt(grad, x)
@@ -161,14 +176,14 @@ def _backward_op(grad: Tensor, x: Tensor, weight: Tensor, seed: Tensor, p: float
             _grad_weight_op(grad, x, seed, p, gaussian, positions))
 
 
-@torch.library.custom_op("pnd_theory::counter_normals", mutates_args=())
+@_operator("counter_normals")
 def _normals_op(seed: Tensor, like: Tensor, n_out: int) -> Tensor:
     if like.shape[0] == 0:
         return like.new_empty((0, n_out))
     return counter_normals(int(seed), like.shape[0], n_out, device=like.device, dtype=like.dtype).contiguous()
 
 
-@torch.library.custom_op("pnd_theory::conditional_gaussian", mutates_args=())
+@_operator("conditional_gaussian")
 def _conditional_op(x: Tensor, weight: Tensor, seed: Tensor, p: float) -> Tensor:
     dt = _dt(x, weight)
     if x.shape[0] == 0:
@@ -177,7 +192,7 @@ def _conditional_op(x: Tensor, weight: Tensor, seed: Tensor, p: float) -> Tensor
     return route_for(x.device).conditional(x, weight, int(seed), p).to(dt)
 
 
-@torch.library.custom_op("pnd_theory::conditional_gaussian_backward", mutates_args=())
+@_operator("conditional_gaussian_backward")
 def _conditional_backward_op(grad: Tensor, x: Tensor, weight: Tensor, seed: Tensor,
                              p: float) -> tuple[Tensor, Tensor]:
     dt = _dt(grad, x, weight)
@@ -194,38 +209,38 @@ def _conditional_backward_op(grad: Tensor, x: Tensor, weight: Tensor, seed: Tens
     return gx.addcmul_(x, gc @ (weight * weight)), gw.addcmul_(weight, gc.t() @ (x * x))
 
 
-@_forward_op.register_fake
+@torch.library.register_fake(_forward_op)
 def _(x, weight, seed, p, gaussian, positions):
     return x.new_empty((x.shape[0], weight.shape[0]), dtype=_dt(x, weight))
 
 
-@_grad_input_op.register_fake
+@torch.library.register_fake(_grad_input_op)
 def _(grad, weight, seed, p, gaussian, positions):
     return grad.new_empty((grad.shape[0], weight.shape[1]), dtype=_dt(grad, weight))
 
 
-@_grad_weight_op.register_fake
+@torch.library.register_fake(_grad_weight_op)
 def _(grad, x, seed, p, gaussian, positions):
     return grad.new_empty((grad.shape[1], x.shape[1]), dtype=_dt(grad, x))
 
 
-@_backward_op.register_fake
+@torch.library.register_fake(_backward_op)
 def _(grad, x, weight, seed, p, gaussian, positions):
     return (grad.new_empty((grad.shape[0], weight.shape[1]), dtype=_dt(grad, weight)),
             grad.new_empty((grad.shape[1], x.shape[1]), dtype=_dt(grad, x)))
 
 
-@_normals_op.register_fake
+@torch.library.register_fake(_normals_op)
 def _(seed, like, n_out):
     return like.new_empty((like.shape[0], n_out))
 
 
-@_conditional_op.register_fake
+@torch.library.register_fake(_conditional_op)
 def _(x, weight, seed, p):
     return x.new_empty((x.shape[0], weight.shape[0]), dtype=_dt(x, weight))
 
 
-@_conditional_backward_op.register_fake
+@torch.library.register_fake(_conditional_backward_op)
 def _(grad, x, weight, seed, p):
     dt = _dt(grad, x, weight)
     return grad.new_empty((grad.shape[0], weight.shape[1]), dtype=dt), grad.new_empty(tuple(weight.shape), dtype=dt)
@@ -296,11 +311,11 @@ def _normals_backward(ctx, G):
     return None, None, None
 
 
-_forward_op.register_autograd(_forward_backward, setup_context=_save_pair)
-_grad_input_op.register_autograd(_grad_input_backward, setup_context=_save_pair)
-_grad_weight_op.register_autograd(_grad_weight_backward, setup_context=_save_pair)
-_backward_op.register_autograd(_backward_backward, setup_context=_save_triple)
-_normals_op.register_autograd(_normals_backward, setup_context=lambda ctx, inputs, output: None)
+torch.library.register_autograd(_forward_op, _forward_backward, setup_context=_save_pair)
+torch.library.register_autograd(_grad_input_op, _grad_input_backward, setup_context=_save_pair)
+torch.library.register_autograd(_grad_weight_op, _grad_weight_backward, setup_context=_save_pair)
+torch.library.register_autograd(_backward_op, _backward_backward, setup_context=_save_triple)
+torch.library.register_autograd(_normals_op, _normals_backward, setup_context=lambda ctx, inputs, output: None)
 
 
 # ----------------------------------------------------------------------------
@@ -362,8 +377,8 @@ def _conditional_backward_backward(ctx, Gx, Gw):
     return _cast(dg, g), _cast(dx, x), _cast(dw, w), None, None
 
 
-_conditional_op.register_autograd(_conditional_backward, setup_context=_save_conditional)
-_conditional_backward_op.register_autograd(_conditional_backward_backward, setup_context=_save_conditional)
+torch.library.register_autograd(_conditional_op, _conditional_backward, setup_context=_save_conditional)
+torch.library.register_autograd(_conditional_backward_op, _conditional_backward_backward, setup_context=_save_conditional)
 
 
 # ----------------------------------------------------------------------------
@@ -392,7 +407,7 @@ def _vmap_rule(op, n, seed_at, rows_at):
             return tuple(torch.stack(group) for group in zip(*parts)), (0,) * len(parts[0])
         return torch.stack(parts), 0
 
-    op.register_vmap(rule)
+    torch.library.register_vmap(op, rule)
 
 
 #: every operator of this module with (number of tensor arguments, seed's place, places of rows)
