@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -76,6 +77,33 @@ def check_positive_int(name: str, value) -> int:
     if value < 1:
         raise invalid(name, "a positive integer", value)
     return int(value)
+
+
+def machine_memory() -> int:
+    """Bytes of physical memory of this machine (the bound of :func:`check_memory`)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return 2**40
+
+
+def check_memory(names: str, floats, what: str):
+    """Refuse, before allocating, sizes whose ``floats`` float64 numbers (an estimate of
+    ``what`` the computation holds) exceed the machine's memory; ``names`` are the sizes, with
+    their values, that set the estimate."""
+    need, have = 8 * int(floats), machine_memory()
+    if need > have:
+        raise InvalidParameterError(
+            f"{names} must be sizes whose {what} fit in memory; they need about {need / 2**30:.3g} GiB "
+            f"and this machine has {have / 2**30:.3g} GiB")
+
+
+def check_problem_sizes(n_in: int, width: int, n_out: int, n_samples: int = 0):
+    """Refuse sizes whose factors ``U`` (n_out, width) and ``V`` (n_in, width), second moment
+    (n_in, n_in) and data ((n_in + n_out), n_samples), a few working copies of each, exceed memory."""
+    floats = 4 * ((n_in + n_out) * width + n_in * n_in + (n_in + n_out) * n_samples + width)
+    names = f"n_in={n_in}, width={width}, n_out={n_out}" + (f", n_samples={n_samples}" if n_samples else "")
+    check_memory(names, floats, "factors, second moment and data")
 
 
 def check_seed(seed, name: str = "seed") -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_positive_int, check_real, check_seed
+from ._validation import check_positive_int, check_problem_sizes, check_real, check_seed
 
 
 def random_problem(n_in=3, width=4, n_out=2, n_samples=8, correlation=0.6, seed=0):
@@ -20,6 +20,7 @@ def random_problem(n_in=3, width=4, n_out=2, n_samples=8, correlation=0.6, seed=
     """
     n_in, width, n_out = (check_positive_int(k, v) for k, v in (("n_in", n_in), ("width", width), ("n_out", n_out)))
     n_samples = check_positive_int("n_samples", n_samples)
+    check_problem_sizes(n_in, width, n_out, n_samples)
     correlation = check_real("correlation", correlation)
     rng = np.random.default_rng(check_seed(seed))
     mix = np.eye(n_in) + correlation * rng.normal(size=(n_in, n_in))

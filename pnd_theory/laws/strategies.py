@@ -33,7 +33,7 @@ import numpy as np
 import sympy
 
 from .._validation import (InvalidParameterError, as_real_array, check_bool, check_choice, check_positive_int,
-                          check_probability, invalid)
+                          check_probability, check_real, invalid)
 from .masks import (Bernoulli, CovarianceMask, Gaussian, MaskLaw, ScalarLaw, check_scalar_law,
                    independent_mask)
 
@@ -42,12 +42,16 @@ STIRS = ("drop", "gaussian")
 
 
 def noise_strength(p):
-    r""":math:`\lambda = p / (1 - p)`, the variance of a mean-one mask of drop probability ``p``."""
+    r""":math:`\lambda = p / (1 - p)`, the variance of a mean-one mask of drop probability ``p``
+    (``p`` in [0, 1))."""
+    p = check_probability("p", p)
     return p / (1 - p)
 
 
 def drop_probability(lam):
-    r"""The drop probability :math:`p = \lambda / (1 + \lambda)` of a noise strength :math:`\lambda`."""
+    r"""The drop probability :math:`p = \lambda / (1 + \lambda)` of a noise strength
+    :math:`\lambda` (a finite real number >= 0)."""
+    lam = check_real("lam", lam, "a noise strength, a finite real number >= 0", low=0.0)
     return lam / (1 + lam)
 
 

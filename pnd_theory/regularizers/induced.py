@@ -83,7 +83,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-from .._validation import InvalidParameterError, as_numpy_arrays, check_choice, check_positive_int, check_second_moment
+from .._validation import (InvalidParameterError, as_numpy_arrays, check_choice, check_positive_int,
+                           check_problem_sizes, check_second_moment)
 from .norms import spectral_k_support_norm
 from ._factorizations import _EPS, _block_factors, _plain_factors, _rank, certified_block_factors, schur_horn_rotation
 from ..routes.penalty import penalty_and_gradient
@@ -117,6 +118,7 @@ def _prepare(strategy, A, width, second_moment):
     n_out, n_in = A.shape
     if n_out == 0 or n_in == 0:
         raise InvalidParameterError(f"A must be a non-empty n_out x n_in matrix, got shape {tuple(A.shape)}")
+    check_problem_sizes(n_in, width, n_out)
     if S is None:
         S = np.eye(n_in)
     else:

@@ -55,7 +55,8 @@ from dataclasses import dataclass, replace, field
 import numpy as np
 from scipy.optimize import lsq_linear, minimize
 
-from .._validation import InvalidParameterError, as_numpy_arrays, check_choice, check_data, check_positive_int
+from .._validation import (InvalidParameterError, as_numpy_arrays, check_choice, check_data, check_positive_int,
+                           check_problem_sizes)
 from .._display import ResultDisplay
 from ._factorizations import _rank, certified_block_factors
 from .induced import _sqrt_psd, balanced_factors, penalty_form, weighted_split
@@ -187,6 +188,7 @@ def global_minimizer(strategy, X, Y, width, method="auto", *, tol=1e-12, max_ite
     X, Y = arrays["X"], arrays["Y"]
     check_data(X, Y, None, None)
     width = check_positive_int("width", width)
+    check_problem_sizes(X.shape[0], width, Y.shape[0], X.shape[1])
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1):
         raise InvalidParameterError(f"tol must be a number in (0, 1), got {tol!r}")
     max_iter = check_positive_int("max_iter", max_iter)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._validation import InvalidParameterError, as_problem
+from .._validation import InvalidParameterError, as_problem, check_positive_int
 from ..laws.strategies import validate_strategy
 
 MAX_CONFIGURATIONS = 2**20
@@ -114,6 +114,7 @@ def exact_expected_loss(strategy, U, V, X, Y, max_configurations=MAX_CONFIGURATI
     float, or a 0-d torch tensor for torch inputs (on their device, differentiable)
     """
     validate_strategy(strategy)
+    max_configurations = check_positive_int("max_configurations", max_configurations)
     xp, U, V, X, Y = as_problem(U, V, X, Y)
     law = strategy.law(V.shape[0], V.shape[1], U.shape[0])
     if xp is np:

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .._backend import max_abs, namespace
 from .._validation import (Constraint, Flag, InvalidParameterError, OneOf, PositiveInt, RealIn, Seed, as_arrays,
                            check_arguments, check_data, check_dtype, invalid, resolve_device)
 from ..nn.network import DEFAULT_INIT_SCALE, LinearNetwork, _initial_factor, check_init_scale
@@ -527,6 +528,19 @@ def _loop(run: _Run, a: dict) -> None:
                 run.bar.update(1)
 
 
+def _divergence(a: dict, step: int) -> FloatingPointError:
+    """The error of a run that stopped being finite, blaming the data where their second moment
+    overflows and the learning rate otherwise."""
+    top = max(max_abs(namespace(a["X"]), a["X"]), max_abs(namespace(a["Y"]), a["Y"]))
+    if top > math.sqrt(1e300 / a["X"].shape[1]):
+        blame = (f"the data overflow: the largest entry of X or Y is {top:.3g}, whose square times the number "
+                 "of samples is not a finite float64; scale the data")
+    else:
+        blame = f"lr={a['lr']} is too large for this data; lower lr (or scale the data)"
+    return FloatingPointError(
+        f"training diverged (non-finite loss, weights, product or objective) by step {step}: {blame}")
+
+
 def _record(run: _Run, a: dict, step: int, step_lr: float, batch_loss: float, mean_batch_loss: float) -> None:
     """One record of the history; a non-finite loss or weight stops the run."""
     net = run.net
@@ -535,13 +549,15 @@ def _record(run: _Run, a: dict, step: int, step_lr: float, batch_loss: float, me
         with torch.no_grad():
             product = net.U.detach() @ net.V.detach().T
         finite = bool(torch.isfinite(product).all())
+    if finite and math.isfinite(batch_loss):
+        # singular values of the product divided by its largest entry (scaled back): no
+        # overflow inside the SVD where the product itself is finite
+        top = float(product.abs().max()) or 1.0
+        sv = torch.linalg.svdvals(product / top) * top
+        obj = _objective(run, a, net.U.detach(), net.V.detach())
+        finite = bool(torch.isfinite(sv).all()) and math.isfinite(obj)
     if not (finite and math.isfinite(batch_loss)):
-        raise FloatingPointError(
-            f"training diverged (non-finite loss or weights) by step {step}: lr={a['lr']} is too large "
-            "for this data; lower lr (or scale the data)"
-        )
-    sv = torch.linalg.svdvals(product)
-    obj = _objective(run, a, net.U.detach(), net.V.detach())
+        raise _divergence(a, step)
     rec = run.rec
     rec["step"].append(step)
     rec["batch_loss"].append(batch_loss)
