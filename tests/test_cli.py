@@ -46,6 +46,9 @@ def test_verify_prints_agreeing_table(capsys):
     assert code == 0
     assert "11 of 11 strategies agree" in out
     assert "PerNodeDrop(p=0.3, layer='both'" in out
+    # a strategy holding a matrix shows it by shape, and every row keeps its columns apart
+    hidden = next(line for line in out.splitlines() if line.startswith("HiddenNoise"))
+    assert hidden.startswith("HiddenNoise(covariance=array(4x4))  ") and "\n" not in hidden
 
 
 def test_verify_marks_a_row_it_cannot_enumerate(capsys):
@@ -204,6 +207,9 @@ def bad_files(tmp_path, problem_files):
     np.save(folder / "nan.npy", np.where(X > 0, X, np.nan))
     np.save(folder / "vector.npy", X[0])
     (folder / "words.csv").write_text("a,b\nc,d\n")
+    (folder / "empty.csv").write_text("")
+    np.save(folder / "X_rows.npy", X.T)
+    np.save(folder / "Y_rows.npy", Y.T)
     return folder
 
 
@@ -221,8 +227,13 @@ USER_ERRORS = [
     (["train", "--lr", "-1", "--epochs", "5"], "lr"),
     (["figures", "--out", "/proc/forbidden", "--only", "objective"], "--out '/proc/forbidden'"),
     (["figures", "--only", "nope"], "--only 'nope' is not a figure"),
-    (["penalty", "--U", "{d}/U.npy", "--V", "{d}/V.npy", "--X", "{d}/X.npy"], "missing --Y"),
-    (["penalty", "--X", "{d}/nonexistent.npy"], "missing --U, --V, --Y"),
+    (["penalty", "--U", "{d}/U.npy", "--V", "{d}/V.npy"], "missing --X"),
+    (["penalty", "--X", "{d}/nonexistent.npy"], "missing --U, --V (files"),
+    (["penalty", "--U", "{d}/U.npy", "--V", "{d}/V.npy", "--X", "{d}"], "is a folder; give a .npy, .npz or .csv file"),
+    (["penalty", "--U", "{d}/U.npy", "--V", "{d}/V.npy", "--X", "{d}/empty.csv"], "holds no numbers"),
+    (["minimize", "--X", "{d}/X_rows.npy", "--Y", "{d}/Y_rows.npy"], "add --samples-as-rows: they hold one sample per row"),
+    (["minimize", "--X", "{d}/X.npy", "--Y", "{d}/Y.npy", "--samples-as-rows"], "drop --samples-as-rows"),
+    (["penalty", "--U", "{d}/U.npy", "--V", "{d}/V.npy", "--X", "{d}/X_rows.npy"], "add --samples-as-rows"),
     (["penalty", "--U", "{d}/U.npy", "--V", "{d}/V.npy", "--X", "{d}/none.npy", "--Y", "{d}/Y.npy"],
      "--X '{d}/none.npy': no such file"),
     (["penalty", "--U", "{d}/U.npy", "--V", "{d}/V.npy", "--X", "{d}/huge.npy", "--Y", "{d}/Y.npy"],
@@ -255,3 +266,58 @@ def test_user_errors_exit_2_with_one_line(argv, message, bad_files, capsys):
     assert code == 2
     assert message.format(d=bad_files) in err
     assert err.count("\n") == 1 and err.startswith("pnd-theory ") and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- frictions of a first use
+
+def test_penalty_needs_no_Y(problem_files, capsys):
+    folder, (U, V, X, Y) = problem_files
+    data = run_json(["penalty"] + files(folder, "UVX"), capsys)
+    assert data["penalty"] == pt.expected_penalty(pt.Dropout(), U, V, pt.second_moment(X))
+    assert data["plain_loss"] is None and data["expected_loss"] is None and set(data["shapes"]) == set("UVX")
+    code, out, _ = run(["penalty"] + files(folder, "UVX"), capsys)
+    assert code == 0 and "penalty        R(U, V)" in out and "plain loss" not in out
+
+
+def test_help_shows_each_strategys_own_default(capsys):
+    assert main(["penalty", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "layer of dropconnect (default: output); pernodedrop (default: input)" in out
+    assert "node-dropout (default: 0.5, one value per hidden unit)" in out and "(0.5,)" not in out
+
+
+def test_figures_help_lists_the_figure_names_and_where_it_writes(capsys):
+    from paper_figures import FIGURES
+    assert main(["figures", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert all(name in out for name in FIGURES) and "./paper_figures/ of the current folder" in out
+
+
+def test_figures_without_out_write_into_the_current_folder(tmp_path, monkeypatch, capsys):
+    import importlib
+    from paper_figures import FIGURES
+    module = importlib.import_module(FIGURES["objective"])
+    monkeypatch.setattr(module, "make", lambda out, quick, device: [out / "objective.png"])
+    monkeypatch.chdir(tmp_path)
+    data = run_json(["figures", "--only", "objective", "--quick"], capsys)
+    assert data["out"] == "paper_figures" and (tmp_path / "paper_figures").is_dir()
+
+
+def test_out_of_memory_is_one_line(monkeypatch, capsys):
+    def too_big(*args, **kwargs):
+        raise MemoryError("Unable to allocate 74.5 GiB for an array with shape (100000, 100000)")
+    monkeypatch.setattr(pt, "expected_penalty", too_big)
+    code, out, err = run(["penalty"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("pnd-theory penalty: error: not enough memory") and "74.5 GiB" in err
+
+
+def test_version_and_help_load_neither_torch_nor_sympy():
+    """``--version`` and ``--help`` answer before any heavy import (no timing: what is loaded)."""
+    code = ("import sys, contextlib, io\n"
+            "from pnd_theory.apps.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    codes = [main(['--version']), main(['--help'])]\n"
+            "print(codes, sorted(m for m in ('torch', 'sympy', 'scipy', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "[0, 0] []", out.stderr[-2000:]

@@ -49,7 +49,7 @@ to stderr).  Every object has ``"command"``; the other keys are
   ``latex``, ``rates`` (symbol -> value), ``strengths`` (``lambda`` symbol -> value) and,
   with ``--expanded``, ``expanded`` (sympy's string of the polynomial);
 * ``penalty``: ``strategy``, ``source``, ``shapes``, ``plain_loss``, ``penalty``,
-  ``expected_loss``;
+  ``expected_loss`` (the two losses ``null`` on files without ``--Y``);
 * ``induced``: ``strategy``, ``width``, ``source``, ``induced_penalty`` (Theta(A)),
   ``balanced_penalty`` (R of the balanced factors), ``saved``;
 * ``minimize``: ``strategy``, ``width``, ``source``, ``method``, ``objective``,
@@ -73,6 +73,8 @@ import os
 import sys
 import warnings
 
+import pnd_theory as pt
+
 from ... import __version__
 from . import _common, derive, figures, gradient_noise, induced, minimize, penalty, sweep, train, verify
 
@@ -85,19 +87,30 @@ EXIT_CLOSED_PIPE = 141
 UserError = _common.UserError
 
 
-def _build_parser():
-    """The parser of ``pnd-theory``: one subparser per module of :data:`COMMANDS`."""
+def _build_parser(command=None):
+    """The parser of ``pnd-theory``: one subparser per module of :data:`COMMANDS`.
+
+    With ``command`` (a name, ``""`` for none) only that subcommand gets its options; the others
+    are listed by name and help alone.  Options read their defaults from the API's signatures, which loads
+    the modules behind them, so ``pnd-theory --help`` and ``--version`` build none.
+    """
     parser = _common.Parser(prog="pnd-theory", description="Closed-form theory of noise regularizers in linear networks.",
                             epilog="Exit codes: 0 success, 1 verify disagreed, 2 bad arguments or input (one line), "
                                    "141 output pipe closed.")
     parser.add_argument("--version", action="version", version=f"pnd-theory {__version__}")
     parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_common.Parser)
-    for command in COMMANDS:
-        p = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP)
-        command.add_arguments(p)
-        p.set_defaults(func=command.run)
+    for module in COMMANDS:
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        if command is None or command == module.NAME:
+            module.add_arguments(p)
+        p.set_defaults(func=module.run)
     return parser
+
+
+def _command_of(argv):
+    """The subcommand ``argv`` names: its first word that is not an option (``None`` if none)."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def _run(args):
@@ -112,8 +125,9 @@ def _run(args):
 
 def main(argv=None) -> int:
     """Run ``pnd-theory`` on ``argv`` (default: ``sys.argv[1:]``); the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        parser = _build_parser()
+        parser = _build_parser(_command_of(argv) or "")
         try:
             args = parser.parse_args(argv)
         except SystemExit as exc:  # --help, --version, or a usage error already reported
@@ -122,7 +136,13 @@ def main(argv=None) -> int:
             return _run(args)
         except BrokenPipeError:
             raise
-        except (UserError, _common.InvalidParameterError, ValueError, TypeError, OSError, ArithmeticError) as exc:
+        except MemoryError as exc:
+            if args.traceback:
+                raise
+            print(f"pnd-theory {args.command}: error: not enough memory for this problem "
+                  f"({' '.join(str(exc).split()) or 'MemoryError'}); try smaller sizes", file=sys.stderr)
+            return 2
+        except (UserError, pt.InvalidParameterError, ValueError, TypeError, OSError, ArithmeticError) as exc:
             if args.traceback:
                 raise
             message = " ".join(str(exc).split()) or type(exc).__name__

@@ -17,8 +17,6 @@ import numpy as np
 
 import pnd_theory as pt
 
-from ..._validation import InvalidParameterError, check_positive_int, resolve_device
-
 
 class UserError(Exception):
     """A problem with the command line or the input files: reported in one line, exit 2."""
@@ -45,9 +43,12 @@ def option(name: str) -> str:
 def positive_int(text):
     """Argument type: an integer >= 1."""
     try:
-        return check_positive_int("value", int(text))
-    except (ValueError, InvalidParameterError):
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}") from None
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}")
+    return value
 
 
 def seed(text):
@@ -62,11 +63,21 @@ def seed(text):
 
 
 def device(text):
-    """Argument type: a torch device that is present (``cpu``, ``cuda``, ``cuda:N``)."""
-    try:
-        resolve_device(text, "device")
-    except InvalidParameterError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+    """Argument type: a torch device that is present (``cpu``, ``cuda``, ``cuda:N``); torch is
+    loaded only to ask for CUDA, so that parsing stays fast."""
+    kind, colon, index = text.partition(":")
+    if kind not in ("cpu", "cuda") or (colon and not index.isdigit()):
+        raise argparse.ArgumentTypeError(f'device must be "cpu", "cuda" or "cuda:N"; got {text!r}')
+    if kind == "cuda":
+        import torch  # only for a CUDA device: the one question parsing cannot answer without it
+
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(
+                f"device must be a present device; got {text!r} but no CUDA device is available "
+                "(torch.cuda.is_available() is False)")
+        if index and int(index) >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"device must be a CUDA index below {torch.cuda.device_count()}; "
+                                             f"got {text!r}")
     return text
 
 
@@ -105,16 +116,21 @@ def add_strategy_options(parser, default="dropout"):
     g.add_argument("--strategy", default=default, choices=list(pt.STRATEGY_NAMES),
                    help="noise strategy (default: %(default)s)")
     for f, (names, values) in strategy_fields().items():
-        where = ", ".join(names)
-        shown = ", ".join(sorted({repr(d) for d in values}))
-        help_text = f"{f} of {where} (default: {shown})"
+        help_text = f"{f} of " + "; ".join(f"{', '.join(n for n, d in zip(names, values) if _shown(d) == shown)} "
+                                            f"(default: {shown})" for shown in dict.fromkeys(map(_shown, values)))
         if all(isinstance(d, bool) for d in values):
             g.add_argument(option(f), dest=f, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif any(isinstance(d, (tuple, list)) for d in values):
-            g.add_argument(option(f), dest=f, type=float, nargs="+", default=None,
-                           help=help_text + "; several values for a per-unit parameter")
+            g.add_argument(option(f), dest=f, type=float, nargs="+", default=None, help=help_text)
         else:
             g.add_argument(option(f), dest=f, type=type(values[0]), default=None, help=help_text)
+
+
+def _shown(default):
+    """A strategy default as the help text shows it: ``0.5``, ``output``, or a per-unit tuple."""
+    if isinstance(default, (tuple, list)):
+        return " ".join(map(str, default)) + ", one value per hidden unit"
+    return str(default)
 
 
 def strategy(args):
@@ -178,6 +194,8 @@ def load(spec, name, samples_as_rows):
     if sep and head.lower().endswith(".npz"):
         path, key = head, tail
     where = f"--{name} {path!r}"
+    if os.path.isdir(path):
+        raise UserError(f"{where} is a folder; give a .npy, .npz or .csv file")
     if not os.path.isfile(path):
         raise UserError(f"{where}: no such file")
     suffix = Path(path).suffix.lower()
@@ -199,6 +217,8 @@ def load(spec, name, samples_as_rows):
     except (OSError, ValueError, EOFError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"cannot read {where} (.npy, .npz or .csv): {reason}") from None
+    if array.size == 0:
+        raise UserError(f"{where} holds no numbers (an empty file or array)")
     if array.dtype.kind not in "biuf":
         raise UserError(f"{where} must hold real numbers; got dtype {array.dtype}")
     if array.ndim != 2:
@@ -243,12 +263,36 @@ def problem(args, needs, random_only):
         if stray:
             raise UserError(f"{option(stray[0])} applies to the built-in random problem, not to files")
         arrays = {n: load(getattr(args, n), n, args.samples_as_rows) for n in needs}
+        _check_layout(arrays, args.samples_as_rows)
         return arrays, "files " + ", ".join(f"{n}={getattr(args, n)}" for n in needs)
     if getattr(args, "samples_as_rows", False):
         raise UserError("--samples-as-rows applies to files only")
     U, V, X, Y = random_problem(args)
     arrays = {"U": U, "V": V, "X": X, "Y": Y, "A": U @ V.T}
     return {n: arrays[n] for n in needs}, "the built-in random problem"
+
+
+def _check_layout(arrays, samples_as_rows):
+    """Refuse data files whose shapes fit only in the other layout, with the flag that reads them.
+
+    In the package's layout ``X`` is ``n_in x N`` and ``Y`` is ``n_out x N``; ``V`` (``n_in x
+    width``) and ``A`` (``n_out x n_in``) fix ``n_in``.  When the shapes disagree as read but
+    agree with ``X`` and ``Y`` transposed, the files hold the other layout.
+    """
+    X, Y = arrays.get("X"), arrays.get("Y")
+    if X is None:
+        return
+
+    def fits(X, Y):
+        n_in = [arrays["V"].shape[0]] if "V" in arrays else []
+        n_in += [arrays["A"].shape[1]] if "A" in arrays else []
+        return all(n == X.shape[0] for n in n_in) and (Y is None or Y.shape[1] == X.shape[1])
+
+    if not fits(X, Y) and fits(X.T, None if Y is None else Y.T):
+        shapes = ", ".join(f"{n} {arrays[n].shape}" for n in ("U", "V", "A", "X", "Y") if n in arrays)
+        fix = ("drop --samples-as-rows: they hold one sample per column" if samples_as_rows else
+               "add --samples-as-rows: they hold one sample per row (N x n_in, as in scikit-learn and torch)")
+        raise UserError(f"the files do not fit as read ({shapes}); {fix}")
 
 
 def random_problem(args):

@@ -13,7 +13,10 @@ from pathlib import Path
 from . import _common as c
 
 NAME = "figures"
-HELP = "reproduce the analysis figures into paper_figures/"
+HELP = "reproduce the analysis figures (PNG, PDF, JSON) into ./paper_figures/ of the current folder, or --out"
+
+#: where the figures go without ``--out``: relative to the current folder, never the installed package
+DEFAULT_OUT = Path("paper_figures")
 
 
 def add_arguments(parser):
@@ -21,19 +24,33 @@ def add_arguments(parser):
     c.add_json(parser)
     parser.add_argument("--quick", action="store_true", help="small sizes: a few minutes on a laptop CPU")
     parser.add_argument("--device", type=c.device, default=None, help="torch device for training (e.g. cuda)")
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="only these figures")
-    parser.add_argument("--out", metavar="DIR", help="write here instead of paper_figures/")
+    try:
+        names = "only these figures, of: " + ", ".join(_figures())
+    except c.UserError as err:
+        names = f"only these figures ({err})"
+    parser.add_argument("--only", nargs="+", metavar="NAME", help=names)
+    parser.add_argument("--out", metavar="DIR",
+                        help=f"write into DIR (default: {DEFAULT_OUT}/ under the current folder, created if missing)")
+
+
+def _figures():
+    """The registry of the figure scripts (``paper_figures.FIGURES``): name -> module."""
+    try:
+        import paper_figures  # the figure scripts sit above the package and import it
+    except ImportError:
+        raise c.UserError("the figure scripts (paper_figures/) are not importable: run from a checkout of "
+                          "the repository") from None
+    return paper_figures.FIGURES
 
 
 def run(args) -> int:
     """Make the figures one after the other, printing each one's time and files."""
-    import paper_figures  # the figure scripts sit above the package and import it
-
-    names = args.only or list(paper_figures.FIGURES)
-    unknown = [n for n in names if n not in paper_figures.FIGURES]
+    figures = _figures()
+    names = args.only or list(figures)
+    unknown = [n for n in names if n not in figures]
     if unknown:
-        raise c.UserError(f"--only {unknown[0]!r} is not a figure; choose from {', '.join(paper_figures.FIGURES)}")
-    out = Path(args.out) if args.out else Path(paper_figures.__file__).parent
+        raise c.UserError(f"--only {unknown[0]!r} is not a figure; choose from {', '.join(figures)}")
+    out = Path(args.out) if args.out else DEFAULT_OUT
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -43,7 +60,7 @@ def run(args) -> int:
     done = []
     for name in names:
         start = time.perf_counter()
-        module = importlib.import_module(paper_figures.FIGURES[name])
+        module = importlib.import_module(figures[name])
         # a figure's own reports go to stderr, so that stdout holds the JSON object alone
         with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
             paths = module.make(out, quick=args.quick, device=args.device)

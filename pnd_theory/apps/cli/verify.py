@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pnd_theory as pt
 
+from ..._display import format_value
 from . import _common as c
 
 NAME = "verify"
@@ -23,6 +24,12 @@ def add_arguments(parser):
     c.add_progress(parser)
 
 
+def label(strategy) -> str:
+    """A strategy's name and parameters in one short line: arrays by shape (``array(4x4)``)."""
+    inner = ", ".join(f"{f}={format_value(getattr(strategy, f))}" for f in strategy.fields)
+    return f"{type(strategy).__name__}({inner})"
+
+
 def _number(v, width=12):
     return f"{'—':>{width}}" if v is None else f"{v:{width}.8f}"
 
@@ -35,17 +42,19 @@ def run(args) -> int:
     rows = pt.verify(strategies, U, V, X, Y, samples=args.samples, seed=sizes["seed"], device=args.device,
                      progress=not args.no_progress)
     bad = [r for r in rows if not r.agree]
-    header = f"{'strategy':<52} {'symbolic':>12} {'numeric':>12} {'exact':>12} {'monte carlo':>20}  agree"
+    labels = [label(r.strategy) for r in rows]
+    w = max(len("strategy"), *map(len, labels))
+    header = f"{'strategy':<{w}} {'symbolic':>12} {'numeric':>12} {'exact':>12} {'monte carlo':>20}  agree"
     lines = [f"penalty R(U, V) by four routes; n_in={sizes['n_in']} width={sizes['width']} n_out={sizes['n_out']} "
              f"N={sizes['n_samples']}, correlated inputs, {args.samples} Monte Carlo draws", header, "-" * len(header)]
     notes = []
-    for r in rows:
+    for r, name in zip(rows, labels):
         mark = ""
         if r.skipped:
             notes.append(r.skipped)
             mark = f" [{len(notes)}]"
         mc = f"{r.monte_carlo:.5f}±{r.monte_carlo_se:.5f}"
-        lines.append(f"{repr(r.strategy)[:52]:<52} {_number(r.symbolic)} {_number(r.numeric)} {_number(r.exact)} "
+        lines.append(f"{name:<{w}} {_number(r.symbolic)} {_number(r.numeric)} {_number(r.exact)} "
                      f"{mc:>20}  {'yes' if r.agree else 'NO'}{mark}")
     lines.append(f"{len(rows) - len(bad)} of {len(rows)} strategies agree (deterministic routes to "
                  f"{rows[0].rtol:g} relative, Monte Carlo within {rows[0].mc_sigmas:g} standard errors)")
