@@ -20,4 +20,5 @@ FIGURES = {
     "implicit_explicit": "paper_figures.fig_implicit_explicit",
     "ydrop": "paper_figures.fig_ydrop",
     "sparsity": "paper_figures.fig_sparsity",
+    "explicit_digits": "paper_figures.fig_explicit_digits",
 }

@@ -91,6 +91,9 @@ _PUBLIC = {
     "prox_squared_k_support_vector": ("regularizers.norms", "prox_squared_k_support_vector"),
     "spectral_k_support_norm": ("regularizers.norms", "spectral_k_support_norm"),
     "explicit_penalty": ("routes.explicit", "explicit_penalty"),
+    "penalized_loss": ("routes.explicit", "penalized_loss"),
+    "ExplicitImplicit": ("studies.explicit_implicit", "ExplicitImplicit"),
+    "explicit_implicit_digits": ("studies.explicit_implicit", "explicit_implicit_digits"),
 }
 _SUBPACKAGES = ("deep", "nn")
 
@@ -110,7 +113,7 @@ __all__ = [
     "noise_mode_spread", "NoiseModeSpread", "activation_sparsity", "SparsityMonitor",
     "k_support_norm", "dual_k_support_norm", "prox_squared_k_support_vector",
     "spectral_k_support_norm", "dual_spectral_k_support_norm", "prox_squared_k_support", "deep",
-    "nn", "explicit_penalty",
+    "nn", "explicit_penalty", "penalized_loss", "explicit_implicit_digits", "ExplicitImplicit",
 ]
 
 
