@@ -111,10 +111,12 @@ class ResultDisplay:
         return pd.DataFrame([scalars])
 
     def plot(self, *args, **kwargs):
-        """The picture of this result (:mod:`pnd_theory._plotting`); returns the matplotlib axes."""
+        """Draw the picture of this result (:mod:`pnd_theory._plotting`) and return ``None``, so
+        that a notebook shows the picture alone; ``ax`` (matplotlib axes, a pair for two panels)
+        draws into axes of one's own, which then hold the lines."""
         if self._plot_function is None:
             raise TypeError(f"{type(self).__name__} has no plot; its numbers are in to_dataframe()")
-        return getattr(plotting, self._plot_function)(self, *args, **kwargs)
+        getattr(plotting, self._plot_function)(self, *args, **kwargs)
 
 
 def _plain(value):

@@ -8,6 +8,7 @@ import pnd_theory as pt
 from pnd_theory._display import ResultDisplay, format_value
 
 matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402,F401  (the notebook extra; to_dataframe needs it)
 
 
@@ -38,7 +39,11 @@ def test_derivation_shows_latex_with_the_value_of_lambda():
     assert d.compact()._repr_latex_() == latex
     short = repr(d)
     assert len(short) < 400 and "\n" not in short and "penalty_terms=" in short
-    assert "<table>" in d._repr_html_() and "strengths" in d._repr_html_()
+    # a formula offers no HTML: notebook front ends prefer HTML to LaTeX when both are there
+    from IPython.core.formatters import DisplayFormatter
+    assert d._repr_html_() is None and d.compact()._repr_html_() is None
+    assert set(DisplayFormatter().format(d)[0]) == {"text/plain", "text/latex"}
+    assert set(DisplayFormatter().format(d.compact())[0]) == {"text/plain", "text/latex"}
     # one lambda per rate: per-unit rates give one strength each
     d = pt.derive(pt.NodeDropout([0.2, 0.5]), 2, 2, 1)
     assert d.strengths() == pytest.approx({"lambda_1": 0.25, "lambda_2": 1.0})
@@ -54,7 +59,8 @@ def test_minimizer_result_table_and_export(problem):
         assert f">{name}<" in html
     frame = r.to_dataframe()
     assert len(frame) == 1 and frame["objective"][0] == r.objective and frame["method"][0] == r.method
-    ax = r.plot()
+    _, ax = plt.subplots()
+    assert r.plot() is None and r.plot(ax=ax) is None  # a notebook shows the picture, no repr of axes
     np.testing.assert_array_equal(ax.lines[0].get_ydata(), r.singular_values)
 
 
@@ -72,7 +78,8 @@ def test_training_result_is_short_and_history_is_a_tidy_table(trained, problem):
 def test_training_plot_draws_history_against_the_optimum(trained, problem):
     _, _, X, Y = problem
     optimum = pt.global_minimizer(pt.Dropout(0.3), X, Y, 4)
-    left, right = trained.plot(optimum)
+    _, (left, right) = plt.subplots(1, 2)
+    assert trained.plot(optimum, ax=(left, right)) is None
     drawn = {line.get_label(): line for line in left.lines}
     np.testing.assert_array_equal(drawn["L + R of the iterates"].get_ydata(), trained.history.objective)
     assert drawn[f"global minimum: {optimum.objective:.6g}"].get_ydata()[0] == optimum.objective
@@ -99,7 +106,8 @@ def test_gradient_noise_results_are_tables_and_pictures(problem):
     assert (frame["sampling"] == sweep.sampling).all()
     noise = pt.gradient_noise(s, U, V, X, Y)
     assert f"trace={noise.trace:.6g}" in repr(noise) and "covariance=array(" in repr(noise)
-    ax = sweep.plot()
+    _, ax = plt.subplots()
+    sweep.plot(ax=ax)
     np.testing.assert_array_equal(ax.lines[0].get_ydata(), sweep.per_sample)
 
 
@@ -121,8 +129,21 @@ def test_explorer_state_and_widgets(problem):
     controls = [c for row in box.children[:2] for c in row.children]
     assert [c.description for c in controls] == ["strategy", "p", "block size", "width", "correlation"]
     assert box.state.strategy == pt.Dropout(0.3)
+    assert (controls[4].min, controls[4].max) == (0.0, 1.0)  # the input correlation's range, not 0 to 2
     controls[0].value = "node-dropout"  # per-unit strategies take p for every unit
     assert box.state.strategy == pt.NodeDropout([0.3] * 4)
     controls[2].value = 3  # a block size that does not divide the width is refused, not raised
     controls[0].value = "dropblock"
     assert box.state is None
+
+
+def test_conformance_report_shows_its_table():
+    report = pt.check_strategy(pt.Dropout(0.3), samples=400, seed=2)
+    short = repr(report)
+    assert short.startswith("ConformanceReport(Dropout(p=0.3): ") and len(short) < 120 and "\n" not in short
+    assert f"of {len(report.results)} routes)" in short
+    from IPython.core.formatters import DisplayFormatter
+    shown = DisplayFormatter().format(report)[0]
+    assert shown["text/plain"] == report.table() == str(report)  # IPython shows the table, not the fields
+    assert shown["text/html"].count("<tr>") == len(report.results) + 1
+    assert all(f">{r.route}<" in shown["text/html"] for r in report.results)

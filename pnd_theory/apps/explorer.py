@@ -135,7 +135,9 @@ def explore(strategy="dropout", p=0.3, block_size=2, width=4, correlation=0.6, *
         "p": widgets.FloatSlider(value=p, min=0.0, max=0.9, step=0.05, description="p"),
         "block_size": widgets.IntSlider(value=block_size, min=1, max=8, description="block size"),
         "width": widgets.IntSlider(value=width, min=1, max=16, description="width"),
-        "correlation": widgets.FloatSlider(value=correlation, min=0.0, max=2.0, step=0.1, description="correlation"),
+        # rho mixes the inputs, X = (I + rho G) Z: 0 is white, 1 already far from diagonal
+        "correlation": widgets.FloatSlider(value=correlation, min=0.0, max=max(1.0, correlation), step=0.05,
+                                           description="correlation"),
     }
     output = widgets.Output()
     box = widgets.VBox([widgets.HBox(list(controls.values())[:3]), widgets.HBox(list(controls.values())[3:]), output])

@@ -24,6 +24,7 @@ Monte Carlo within standard errors.
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass, field
 
@@ -66,9 +67,13 @@ class RouteResult:
     detail: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ConformanceReport:
-    """:func:`check_strategy`'s report: one :class:`RouteResult` per route, in :data:`ROUTES` order."""
+    """:func:`check_strategy`'s report: one :class:`RouteResult` per route, in :data:`ROUTES` order.
+
+    ``repr`` is one line (the strategy and how many routes agree, refuse, disagree); Jupyter
+    and IPython show :meth:`table`, as HTML in a notebook; ``print`` shows the text table.
+    """
 
     strategy: object
     results: tuple = field(default_factory=tuple)
@@ -95,6 +100,26 @@ class ConformanceReport:
 
     def __str__(self):
         return self.table()
+
+    def __repr__(self):
+        counts = {s: sum(r.status == s for r in self.results) for s in ("agree", "refused", "disagree")}
+        return (f"ConformanceReport({self.strategy!r}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+                + f" of {len(self.results)} routes)")
+
+    def _repr_pretty_(self, printer, cycle):
+        printer.text(self.table())
+
+    def _repr_html_(self) -> str:
+        cells = ("route", "status", "value", "reference", "detail")
+        rows = "".join(
+            "<tr>" + "".join(f"<td style='text-align:{'right' if k in ('value', 'reference') else 'left'}'>"
+                             f"{html.escape(t)}</td>" for k, t in zip(cells, (
+                                 r.route, r.status, "" if r.value is None else f"{r.value:.10g}",
+                                 "" if r.reference is None else f"{r.reference:.10g}", r.detail))) + "</tr>"
+            for r in self.results)
+        head = "".join(f"<th style='text-align:left'>{c}</th>" for c in cells)
+        return (f"<table><caption style='text-align:left'><b>check_strategy({html.escape(repr(self.strategy))})"
+                f"</b></caption><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
 
 
 def agree_to_rounding(a, b, scale) -> bool:

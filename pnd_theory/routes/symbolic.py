@@ -73,6 +73,11 @@ class CompactForm(ResultDisplay):
     def _repr_latex_(self) -> str:
         return _latex_with_strengths(f"R(U, V) = {self.latex}", self.strengths)
 
+    def _repr_html_(self):
+        """None: a formula shows as LaTeX (JupyterLab and the classic notebook prefer HTML when
+        both are offered); the table of fields stays in ``repr`` and :meth:`to_dataframe`."""
+        return None
+
 
 @dataclass(frozen=True)
 class Derivation(ResultDisplay):
@@ -117,6 +122,8 @@ class Derivation(ResultDisplay):
 
     def _repr_latex_(self) -> str:
         return _latex_with_strengths(self.latex(), self.strengths())
+
+    _repr_html_ = CompactForm._repr_html_
 
     def _display_items(self) -> list:
         compact = self.compact()
