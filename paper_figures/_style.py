@@ -70,7 +70,9 @@ def _atomic_write(path: Path, write):
 def save_figure(fig, out_dir, name, quick=False):
     """Write ``name.png`` and ``name.pdf`` atomically (never a half-written file); returns paths.
 
-    A quick run (small sizes) says so in the image itself."""
+    A quick run (small sizes) says so in the image itself.  The file is written under the shared
+    style whatever the global settings are (the resolution and the tight bounding box that takes
+    in the mark), so that a figure looks the same alone and after others in one process."""
     out = Path(out_dir)
     if quick:
         # below everything (the tight bounding box takes it in), so that it covers no label
@@ -79,7 +81,8 @@ def save_figure(fig, out_dir, name, quick=False):
     paths = []
     for ext in ("png", "pdf"):
         path = out / f"{name}.{ext}"
-        _atomic_write(path, lambda tmp, ext=ext: fig.savefig(tmp, format=ext))
+        with plt.rc_context(STYLE):
+            _atomic_write(path, lambda tmp, ext=ext: fig.savefig(tmp, format=ext))
         paths.append(path)
     plt.close(fig)
     return paths

@@ -179,3 +179,29 @@ def test_width_condition_gap(width_condition):
     assert np.all(G[refused] < rank[refused])
     # the optimizer's own objective (enumeration over masks) and the closed form agree
     np.testing.assert_allclose(data["factorized"], data["factorized_enumeration"], rtol=1e-12)
+
+
+def test_quick_mark_and_size_do_not_depend_on_earlier_figures(tmp_path):
+    """A figure drawn in a style context and saved with the global settings at their defaults
+    (as when it runs alone) has the same pixels' size, QUICK RUN mark included, as one saved
+    after another figure changed the global settings (as in a full run)."""
+    import matplotlib
+    import matplotlib.image
+    import matplotlib.pyplot as plt
+
+    from paper_figures._style import STYLE, save_figure
+
+    def draw(name, quick):
+        with plt.rc_context(STYLE):
+            fig, ax = plt.subplots(figsize=(4, 3))
+            ax.plot([0, 1], [0, 1])
+        return matplotlib.image.imread(save_figure(fig, tmp_path, name, quick=quick)[0]).shape[:2]
+
+    with matplotlib.rc_context():
+        matplotlib.rcdefaults()
+        alone = draw("alone", quick=True)
+        plt.rcParams.update(STYLE)
+        after_others = draw("after", quick=True)
+        plain = draw("plain", quick=False)
+    assert alone == after_others
+    assert alone[0] > plain[0]  # the mark below the axes is inside the image
