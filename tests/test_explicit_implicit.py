@@ -151,3 +151,48 @@ def test_study_runs_every_cell_and_summarizes_by_seed():
 def test_bad_input_is_refused_clearly(call, message):
     with pytest.raises(pt.InvalidParameterError, match=message):
         call()
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+FIG = "paper_figures/explicit_digits.json"
+PCT1, F2, G3 = "{:.1%}", "{:.2f}", "{:.3g}"
+#: README snippet with {} for the number, key path into the figure's JSON, format
+README_CLAIMS = [
+    ("test accuracy falls from\n{} (d)", ("summary", "Dropout", "none", "test_accuracy", "mean"), PCT1),
+    ("(d) to {} with Dropout masks", ("summary", "Dropout", "masks", "test_accuracy", "mean"), PCT1),
+    ("and {} with\nPerNodeDrop masks", ("summary", "PerNodeDrop", "masks", "test_accuracy", "mean"), PCT1),
+    ("the test loss rises from {} to", ("summary", "Dropout", "none", "test_loss", "mean"), G3),
+    ("to {} (Dropout). The penalty", ("summary", "Dropout", "masks", "test_loss", "mean"), G3),
+    ("explains a share {} (Dropout)", ("explained", "Dropout", "test_accuracy", "share"), F2),
+    ("and {} (PerNodeDrop) of the accuracy effect", ("explained", "PerNodeDrop", "test_accuracy", "share"), F2),
+    ("test loss the other way: {} against", ("summary", "Dropout", "penalty", "test_loss", "mean"), G3),
+    ("against {} without noise", ("summary", "Dropout", "none", "test_loss", "mean"), G3),
+    ("(a share {} of the\neffect)", ("explained", "Dropout", "test_loss", "share"), F2),
+    ("reproduces {} and", ("explained", "Dropout", "test_accuracy", "matched_share"), F2),
+    ("and {} (accuracy)", ("explained", "PerNodeDrop", "test_accuracy", "matched_share"), F2),
+    ("{} (test loss, Dropout)", ("explained", "Dropout", "test_loss", "matched_share"), F2),
+]
+
+
+@pytest.mark.parametrize("snippet, keys, fmt", README_CLAIMS, ids=[c[0] for c in README_CLAIMS])
+def test_readme_number_matches_the_figure_file(snippet, keys, fmt):
+    value = json.loads((ROOT / FIG).read_text())
+    for key in keys:
+        value = value[key]
+    text = snippet.format(fmt.format(value))
+    assert text in (ROOT / "README.md").read_text(), f"README should say {text!r} (from {FIG})"
+
+
+def test_the_committed_figure_is_the_full_run():
+    data = json.loads((ROOT / FIG).read_text())
+    assert data["quick"] is False and len(data["seeds"]) >= 5
+    assert len(data["runs"]) == len(data["seeds"]) * (1 + 2 * 3)
+
+
+def test_quick_figure_writes_its_files(tmp_path):
+    from paper_figures import fig_explicit_digits
+
+    paths = fig_explicit_digits.make(tmp_path, quick=True)
+    assert {p.name for p in paths} == {"explicit_digits.png", "explicit_digits.pdf", "explicit_digits.json"}
+    data = json.loads((tmp_path / "explicit_digits.json").read_text())
+    assert data["quick"] is True and set(data["explained"]) == {"Dropout", "PerNodeDrop"}
