@@ -32,10 +32,38 @@ averaged rates and inverted scaling: every mask has mean 1.  ``beta = 0`` refres
 from each batch alone.
 
 **Choices stated.**  The importance of a unit aggregates its conductance over outputs and
-samples by the root mean square.  Unlike a signed sum it does not change sign when the unit is
-rescaled by :math:`-1` (a symmetry of the network), and it depends on the factors only through
-:math:`\|u_i\|\,\|S^{1/2} v_i\|`, the unit's contribution that the dropout penalty weighs.  The
-authors clip the keep probabilities into :math:`[0, 1]`; here into
+samples; three aggregations are offered (``measure``):
+
+* ``"rms"`` (default), the root mean square
+  :math:`\big(\frac1N \sum_k \sum_c Y_{ci}(x_k)^2\big)^{1/2} = \|u_i\|\,\|S^{1/2} v_i\|`: the unit's
+  contribution :math:`c_i` that the dropout penalty weighs;
+* ``"mean_abs"``, the mean absolute conductance
+  :math:`\frac1N \sum_k \sum_c |Y_{ci}(x_k)| = \|u_i\|_1\, \frac1N \sum_k |v_i^\top x_k|`;
+* ``"abs_mean"``, the absolute mean conductance
+  :math:`\big|\frac1N \sum_k \sum_c Y_{ci}(x_k)\big| = |\mathbf 1^\top u_i|\, |v_i^\top \bar x|`
+  (zero for centred inputs).
+
+Flipping a unit, :math:`(u_i, v_i) \to (-u_i, -v_i)`, a symmetry of the network, leaves every
+conductance :math:`Y_{ci} = U_{ci} v_i^\top x` unchanged (both factors change sign), so every
+aggregation, signed or not, is unchanged by it; so is rescaling :math:`(a u_i, v_i / a)`.  What
+separates them is everything else: only the root mean square depends on the factors through
+:math:`c_i` alone, so only it is the same for all factorizations with the same contributions; the
+other two depend on the directions of :math:`u_i` and :math:`v_i` against the coordinate axes and
+the mean input.  Consequence for the linear network (:mod:`pnd_theory.studies.ydrop_fixed_point`):
+uniform rates are a fixed point of the rule with ``"rms"``, not with the other two.
+
+**What the public code found does.**  The public repository ``ntua-el20160/Y-drop-DeiT``
+(GitHub), which implements Y-Drop for CNNs, MLPs and DeiT, computes per batch the layer
+conductance (a Gauss-Legendre path integral from a zero baseline) of each sample's *predicted
+class* only, and aggregates it with the **signed mean over samples**, averaged over
+``update_batches`` batches (``simplecnn.py``, ``calculate_scores``: ``score.mean(dim=0)``); its
+rule (``updated_transformer/dynamic_dropout.py``, ``MyDropout.update_dropout_masks``, mask type
+``"sigmoid"``) negates the score, standardises it, takes ``sigmoid(logit(1 - p) + scaler * z)``
+as keep probability, clamps it into ``[0.3, 1 - min_dropout]``, and keeps an exponential running
+average of it with weight ``elasticity`` (0.01) on the new value.  That aggregation is none of the
+three above: it is ``"abs_mean"`` without the absolute value and with one output per sample.
+Whether that repository is the paper authors' own could not be established from the code.
+The authors clip the keep probabilities into :math:`[0, 1]` in the paper; here into
 :math:`[1 - p_{\max}, 1 - p_{\min}]` (default :math:`[0.05, 1]`), so that no unit is dropped
 always and every mask variance :math:`p_i / (1 - p_i)` is finite.
 
@@ -49,14 +77,17 @@ import torch
 from torch import Tensor, nn
 
 from .._backend import max_abs
-from .._validation import (as_arrays, as_real_array, check_generator, check_positive_int, check_probability,
-                           check_real, invalid, is_tensor)
+from .._validation import (as_arrays, as_real_array, check_choice, check_generator, check_positive_int,
+                           check_probability, check_real, invalid, is_tensor)
 from ..laws._sampling import generator_for, sample_mask
 
-__all__ = ["YDrop", "conductance", "unit_importance", "ydrop_rates", "DEFAULT_EPS", "DEFAULT_RATE_RANGE"]
+__all__ = ["YDrop", "conductance", "unit_importance", "ydrop_rates", "DEFAULT_EPS", "DEFAULT_RATE_RANGE",
+           "IMPORTANCE_MEASURES"]
 
 #: the authors' guard against a zero spread of the importances
 DEFAULT_EPS = 1e-6
+#: aggregations of the conductance into a unit's importance (module docstring)
+IMPORTANCE_MEASURES = ("rms", "mean_abs", "abs_mean")
 #: drop rates are clipped into this range (the authors clip keep probabilities into [0, 1])
 DEFAULT_RATE_RANGE = (0.0, 0.95)
 
@@ -108,13 +139,18 @@ def conductance(U, V, X):
     return U[None, :, :] * H[:, None, :]
 
 
-def unit_importance(U, V, X=None, *, hidden=None):
-    r"""Root-mean-square conductance of every hidden unit, over outputs and samples.
+def unit_importance(U, V, X=None, *, hidden=None, measure="rms"):
+    r"""Importance of every hidden unit: its conductance aggregated over outputs and samples.
 
     .. math::
 
-        \mathcal{I}_i = \Big(\frac1N \sum_k \sum_c Y_{ci}(x_k)^2\Big)^{1/2}
-            = \|u_i\|\,\Big(\frac1N \sum_k (v_i^\top x_k)^2\Big)^{1/2}
+        \text{rms:}\ \Big(\frac1N \sum_k \sum_c Y_{ci}(x_k)^2\Big)^{1/2}
+            = \|u_i\|\,\Big(\frac1N \sum_k h_{ki}^2\Big)^{1/2}, \quad
+        \text{mean\_abs:}\ \frac1N \sum_k \sum_c |Y_{ci}(x_k)| = \|u_i\|_1\, \frac1N \sum_k |h_{ki}|, \quad
+        \text{abs\_mean:}\ \Big|\frac1N \sum_k \sum_c Y_{ci}(x_k)\Big| = \Big|\sum_c U_{ci}\Big|\,
+            \Big|\frac1N \sum_k h_{ki}\Big|
+
+    with :math:`h_{ki} = v_i^\top x_k` (module docstring for the choice).
 
     Parameters
     ----------
@@ -125,12 +161,15 @@ def unit_importance(U, V, X=None, *, hidden=None):
         Samples as columns.
     hidden : array (N, d), optional, keyword-only
         The activations :math:`v_i^\top x_k` themselves (samples as rows), as a layer sees them.
+    measure : {"rms", "mean_abs", "abs_mean"}, keyword-only
+        The aggregation (default the root mean square).
 
     Returns
     -------
     array (d,)
         numpy for numpy inputs, torch for torch inputs.
     """
+    measure = check_choice("measure", measure, IMPORTANCE_MEASURES)
     if hidden is None:
         if V is None or X is None:
             raise invalid("X", "given with V when hidden is not", X)
@@ -142,10 +181,13 @@ def unit_importance(U, V, X=None, *, hidden=None):
     # where the importance itself is representable
     su, sh = max_abs(xp, U), max_abs(xp, hidden)
     Un, Hn = U / (su or 1.0), hidden / (sh or 1.0)
-    if xp is torch:
-        norms = torch.linalg.vector_norm(Un, dim=0) * torch.sqrt((Hn ** 2).mean(dim=0))
+    lib = torch if xp is torch else np
+    if measure == "rms":
+        norms = lib.sqrt((Un ** 2).sum(0)) * lib.sqrt((Hn ** 2).mean(0))
+    elif measure == "mean_abs":
+        norms = lib.abs(Un).sum(0) * lib.abs(Hn).mean(0)
     else:
-        norms = np.linalg.norm(Un, axis=0) * np.sqrt((Hn ** 2).mean(axis=0))
+        norms = lib.abs(Un.sum(0)) * lib.abs(Hn.mean(0))
     return norms * su * sh
 
 
@@ -234,6 +276,9 @@ class YDrop(nn.Module):
         Of the rule (:func:`ydrop_rates`).
     generator : torch.Generator, optional
         Source of the masks.
+    measure : {"rms", "mean_abs", "abs_mean"}
+        Aggregation of the conductance when the importances are computed from ``output_weight``
+        (:func:`unit_importance`).
 
     Attributes
     ----------
@@ -242,7 +287,7 @@ class YDrop(nn.Module):
     """
 
     def __init__(self, width, p=0.5, beta=0.999, *, eps=DEFAULT_EPS, rate_range=DEFAULT_RATE_RANGE,
-                 generator=None):
+                 generator=None, measure="rms"):
         super().__init__()
         width = check_positive_int("width", width)
         if width < 2:
@@ -250,6 +295,7 @@ class YDrop(nn.Module):
         self.p, self.eps, self.rate_range = _check_rule(p, eps, rate_range)
         self.beta = check_real("beta", beta, "a real number in [0, 1)", low=0.0, high=1.0, high_open=True)
         self.generator = check_generator(generator)
+        self.measure = check_choice("measure", measure, IMPORTANCE_MEASURES)
         self.register_buffer("rates", torch.full((width,), self.p, dtype=torch.float64))
 
     @property
@@ -283,7 +329,7 @@ class YDrop(nn.Module):
         if not self.training:
             return input
         if importance is None and output_weight is not None:
-            importance = unit_importance(output_weight.detach(), None, hidden=input.detach())
+            importance = unit_importance(output_weight.detach(), None, hidden=input.detach(), measure=self.measure)
         if importance is not None:
             self.update(importance)
         gen = generator_for(self.generator, input.device)
@@ -291,4 +337,5 @@ class YDrop(nn.Module):
         return input * sample_mask(input.shape, rates, "drop", generator=gen, device=input.device, dtype=input.dtype)
 
     def extra_repr(self) -> str:
-        return f"width={self.width}, p={self.p}, beta={self.beta}, eps={self.eps}, rate_range={self.rate_range}"
+        return (f"width={self.width}, p={self.p}, beta={self.beta}, eps={self.eps}, rate_range={self.rate_range}, "
+                f"measure={self.measure!r}")

@@ -21,7 +21,21 @@ self-consistent point :math:`p_i > p_j` would give :math:`c_i \le c_j` and then
 contributions are all equal at its optimum (equalization, on the theory page), the standardised
 importances vanish, and the rate is the mean rate :math:`p` itself:
 :math:`p^\star = (p, \dots, p)`, with the product, :math:`\Theta`, rank and spectrum of
-``Dropout(p)``.  The same holds for any importance that increases with :math:`c_i`.
+``Dropout(p)``.  The same holds for any importance that is a function of :math:`c_i` alone.
+
+**Per importance measure** (``measure``, :func:`pnd_theory.nn.ydrop.unit_importance`).  The
+argument needs the importance to be an increasing function of :math:`c_i` alone; only the root
+mean square (``"rms"``, :math:`\mathcal{I}_i = c_i`) is.  The mean absolute conductance
+(``"mean_abs"``, :math:`\|u_i\|_1 \frac1N \sum_k |v_i^\top x_k|`) and the absolute mean conductance
+(``"abs_mean"``, :math:`|\mathbf 1^\top u_i|\, |v_i^\top \bar x|`) depend on the directions of the
+factors, so at the Dropout optimum, where the :math:`c_i` are equal, they are not, the rule
+spreads the rates, and uniform rates are **not** a fixed point: on the test problem of
+``tests/test_ydrop.py`` (:math:`p = 0.5`, width 4) one application of :math:`T` to the uniform
+rates spreads them over 0.52 (``"mean_abs"``) and 0.45 (``"abs_mean"``, max minus min), and the
+damped iteration finds no fixed point at all (residual 0.28 and 0.25 after the continuation,
+``converged=False``); with ``"rms"`` the same problem ends at the uniform rates.  Since the two
+measures see the factors' directions, :math:`T` under them is not even a function of the optimum's
+product alone: it can differ between equally optimal factorizations (not measured here).
 
 **Finding it without assuming it.**  :func:`ydrop_fixed_point` iterates
 :math:`p \leftarrow p + \alpha (T(p) - p)` from any start, with the step :math:`\alpha` halved
@@ -30,8 +44,17 @@ guard :math:`\epsilon` of the rule from a large value (where :math:`T` is a cont
 to the requested one: near the uniform rates the rule standardises differences of the
 importances by their own spread, so at :math:`\epsilon = 10^{-6}` the map :math:`T` has a gain
 of order :math:`c / \epsilon` there, and plain iteration falls into a two-cycle that swaps the
-rates of the units.  Convergence test: :math:`\|T(p) - p\|_\infty \le` ``tol`` at the requested
-:math:`\epsilon`.
+rates of the units.  Convergence test: :math:`\|T(p) - p\|_\infty \le` ``tol`` + ``resolution`` at the
+requested :math:`\epsilon`, where the resolution is the error of :math:`T` itself in floating point:
+the rule divides differences of importances by :math:`\operatorname{std}\mathcal{I} + \epsilon`, so an
+error :math:`\delta` of the importances moves the rates by up to
+:math:`\frac{1 - p}{4 \operatorname{mean}\kappa} \cdot 2\delta / (\operatorname{std}\mathcal{I} + \epsilon)`
+(:math:`\sigma' \le 1/4`, the keep factor :math:`(1 - p)/\operatorname{mean}\kappa`, and the shift of the mean
+:math:`\delta` as well); with :math:`\delta = 2^{-42} \max\mathcal{I}` (:math:`10^{3}` units of rounding
+of the importances, which come out of a minimizer's factors: measured errors were about 90 units)
+this is about :math:`5 \times 10^{-8}` at :math:`\epsilon = 10^{-6}` and importances of order 0.3.  At
+exactly uniform rates the importances are equal but for that rounding, which :math:`1/\epsilon` amplifies
+above a ``tol`` of :math:`10^{-9}`: without the resolution such an answer was reported as not converged.
 
 **Training.**  :func:`train_ydrop` trains the linear network with the torch layer
 :class:`pnd_theory.nn.ydrop.YDrop` on its hidden units (rates refreshed from every batch's
@@ -47,15 +70,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .._validation import (as_numpy_arrays, as_real_array, check_bool, check_data, check_positive_int, check_real,
-                          check_seed, invalid)
+from .._validation import (as_numpy_arrays, as_real_array, check_bool, check_choice, check_data, check_positive_int,
+                          check_real, check_seed, invalid)
 from ..regularizers.minimizers import global_minimizer
 from ..routes.penalty import expected_loss
 from ..laws.strategies import NodeDropout
 from .training import lr_multiplier
-from ..nn.ydrop import DEFAULT_EPS, DEFAULT_RATE_RANGE, YDrop, _check_rule, unit_importance, ydrop_rates
+from ..nn.ydrop import (DEFAULT_EPS, DEFAULT_RATE_RANGE, IMPORTANCE_MEASURES, YDrop, _check_rule, unit_importance,
+                        ydrop_rates)
 
-__all__ = ["ydrop_map", "ydrop_fixed_point", "YDropFixedPoint", "train_ydrop", "YDropTraining"]
+__all__ = ["ydrop_map", "ydrop_fixed_point", "YDropFixedPoint", "train_ydrop", "YDropTraining", "map_resolution"]
 
 
 def _problem(X, Y, width):
@@ -78,7 +102,7 @@ def _check_rates(rates, width, rate_range):
     return r
 
 
-def ydrop_map(rates, X, Y, width, p=0.5, *, eps=DEFAULT_EPS, rate_range=DEFAULT_RATE_RANGE):
+def ydrop_map(rates, X, Y, width, p=0.5, *, eps=DEFAULT_EPS, rate_range=DEFAULT_RATE_RANGE, measure="rms"):
     r"""One application of the self-consistency map.
 
     .. math::
@@ -94,6 +118,8 @@ def ydrop_map(rates, X, Y, width, p=0.5, *, eps=DEFAULT_EPS, rate_range=DEFAULT_
     width : int
     p, eps, rate_range
         Of the rule (:func:`pnd_theory.nn.ydrop.ydrop_rates`).
+    measure : {"rms", "mean_abs", "abs_mean"}
+        The importance (:func:`pnd_theory.nn.ydrop.unit_importance`).
 
     Returns
     -------
@@ -104,14 +130,29 @@ def ydrop_map(rates, X, Y, width, p=0.5, *, eps=DEFAULT_EPS, rate_range=DEFAULT_
     X, Y, width = _problem(X, Y, width)
     p, eps, rate_range = _check_rule(p, eps, rate_range)
     rates = _check_rates(rates, width, rate_range)
-    return _map(rates, X, Y, width, p, eps, rate_range)
+    return _map(rates, X, Y, width, p, eps, rate_range, check_choice("measure", measure, IMPORTANCE_MEASURES))
 
 
-def _map(rates, X, Y, width, p, eps, rate_range):
+def _map(rates, X, Y, width, p, eps, rate_range, measure="rms"):
     minimizer = global_minimizer(NodeDropout(tuple(float(r) for r in rates)), X, Y, width)
     U, V = minimizer.factors()
-    new = ydrop_rates(unit_importance(U, V, X), p, eps=eps, rate_range=rate_range)
+    new = ydrop_rates(unit_importance(U, V, X, measure=measure), p, eps=eps, rate_range=rate_range)
     return new, minimizer, (U, V)
+
+
+#: relative error assumed for importances computed from a minimizer's factors (module docstring)
+IMPORTANCE_ROUNDING = 2.0**-42
+
+
+def map_resolution(importance, p, eps):
+    r"""Error of the rule's rates caused by an error :math:`\delta = 2^{-42} \max \mathcal{I}` of the importances:
+    :math:`\frac{1 - p}{4\, \operatorname{mean}\kappa} \cdot \frac{2 \delta}{\operatorname{std}\mathcal{I} + \epsilon}`
+    (module docstring)."""
+    imp = np.asarray(importance, dtype=float)
+    z = (imp - imp.mean()) / (imp.std(ddof=1) + eps)
+    kappa = 1.0 - 1.0 / (1.0 + np.exp(-z))
+    delta = IMPORTANCE_ROUNDING * float(np.max(np.abs(imp)))
+    return float((1.0 - p) / (4.0 * kappa.mean()) * 2.0 * delta / (imp.std(ddof=1) + eps))
 
 
 @dataclass(eq=False)
@@ -125,7 +166,11 @@ class YDropFixedPoint:
     residual : float
         :math:`\|T(p^\star) - p^\star\|_\infty` at the requested :math:`\epsilon`.
     converged : bool
-        ``residual <= tol``.
+        ``residual <= tol + resolution``.
+    resolution : float
+        The error of :math:`T` in floating point at the end point (:func:`map_resolution`).
+    measure : str
+        The importance measure.
     minimizer : MinimizerResult
         The optimum of ``NodeDropout(p_star)``: ``.product``, ``.objective``,
         ``.penalty`` (:math:`\Theta`), ``.singular_values``, ``.rank``.
@@ -150,6 +195,8 @@ class YDropFixedPoint:
     p: float
     eps: float
     width: int
+    resolution: float = 0.0
+    measure: str = "rms"
 
     @property
     def objective(self) -> float:
@@ -158,7 +205,7 @@ class YDropFixedPoint:
 
 
 def ydrop_fixed_point(X, Y, width, p=0.5, *, eps=DEFAULT_EPS, rate_range=DEFAULT_RATE_RANGE, rates0=None,
-                      tol=1e-9, max_iter=200, eps_start=10.0, eps_factor=0.1) -> YDropFixedPoint:
+                      tol=1e-9, max_iter=200, eps_start=10.0, eps_factor=0.1, measure="rms") -> YDropFixedPoint:
     r"""The self-consistent Y-Drop rates :math:`p^\star = T(p^\star)`, by damped iteration with
     continuation in the rule's guard :math:`\epsilon` (module docstring).
 
@@ -185,6 +232,8 @@ def ydrop_fixed_point(X, Y, width, p=0.5, *, eps=DEFAULT_EPS, rate_range=DEFAULT
         Applications of :math:`T` per stage.
     eps_start, eps_factor : float
         The continuation: first guard and the factor between stages (in (0, 1)).
+    measure : {"rms", "mean_abs", "abs_mean"}
+        The importance (module docstring: only ``"rms"`` has the uniform fixed point).
 
     Returns
     -------
@@ -197,6 +246,7 @@ def ydrop_fixed_point(X, Y, width, p=0.5, *, eps=DEFAULT_EPS, rate_range=DEFAULT
     eps_start = check_real("eps_start", eps_start, "a positive finite real number", low=0.0, low_open=True)
     eps_factor = check_real("eps_factor", eps_factor, "a real number in (0, 1)", low=0.0, high=1.0,
                             low_open=True, high_open=True)
+    measure = check_choice("measure", measure, IMPORTANCE_MEASURES)
     low, high = rate_range
     if rates0 is None:
         rates = np.clip(np.linspace(p - 0.2, p + 0.2, width), low, high)
@@ -205,19 +255,19 @@ def ydrop_fixed_point(X, Y, width, p=0.5, *, eps=DEFAULT_EPS, rate_range=DEFAULT
     n_stages = max(0, math.ceil(math.log(eps_start / eps) / math.log(1.0 / eps_factor) - 1e-9))
     stages = [eps_start * eps_factor ** k for k in range(n_stages)] + [eps]
     history, total = [], 0
-    new, minimizer, factors = _map(rates, X, Y, width, p, stages[0], rate_range)
+    new, minimizer, factors = _map(rates, X, Y, width, p, stages[0], rate_range, measure)
     total += 1
     for index, stage_eps in enumerate(stages):
         if index > 0:  # the previous stage's end point, seen with this stage's guard
-            new, minimizer, factors = _map(rates, X, Y, width, p, stage_eps, rate_range)
+            new, minimizer, factors = _map(rates, X, Y, width, p, stage_eps, rate_range, measure)
             total += 1
         residual = float(np.max(np.abs(new - rates)))
         iterations = 0
-        while residual > tol and iterations < max_iter:
+        while residual > tol and iterations < max_iter:  # the resolution is judged at the end only
             alpha, accepted = 0.5, False
             while alpha > 1e-12:
                 trial = np.clip(rates + alpha * (new - rates), low, high)
-                t_new, t_min, t_fac = _map(trial, X, Y, width, p, stage_eps, rate_range)
+                t_new, t_min, t_fac = _map(trial, X, Y, width, p, stage_eps, rate_range, measure)
                 total += 1
                 t_res = float(np.max(np.abs(t_new - trial)))
                 if t_res < residual:
@@ -229,8 +279,10 @@ def ydrop_fixed_point(X, Y, width, p=0.5, *, eps=DEFAULT_EPS, rate_range=DEFAULT
                 break
         history.append({"eps": stage_eps, "iterations": iterations, "residual": residual})
     U, V = factors
-    return YDropFixedPoint(rates=rates, residual=residual, converged=residual <= tol, minimizer=minimizer, U=U, V=V,
-                           iterations=total, history=history, p=p, eps=eps, width=width)
+    resolution = map_resolution(unit_importance(U, V, X, measure=measure), p, eps)
+    return YDropFixedPoint(rates=rates, residual=residual, converged=residual <= tol + resolution, minimizer=minimizer,
+                           U=U, V=V, iterations=total, history=history, p=p, eps=eps, width=width,
+                           resolution=resolution, measure=measure)
 
 
 @dataclass(eq=False)
@@ -265,7 +317,8 @@ class YDropTraining:
 
 
 def train_ydrop(X, Y, width, p=0.5, *, beta=0.999, epochs=3000, lr=0.01, seed=0, init_scale=0.1, hold=0.5,
-                average=0.5, eps=DEFAULT_EPS, rate_range=DEFAULT_RATE_RANGE, progress=False) -> YDropTraining:
+                average=0.5, eps=DEFAULT_EPS, rate_range=DEFAULT_RATE_RANGE, progress=False,
+                measure="rms") -> YDropTraining:
     r"""Train :math:`f(x) = U\,\mathrm{diag}(m)\,V^\top x` with the Y-Drop layer on the hidden units.
 
     .. math::
@@ -295,6 +348,8 @@ def train_ydrop(X, Y, width, p=0.5, *, beta=0.999, epochs=3000, lr=0.01, seed=0,
         Held fraction of the run; fraction of the final steps over which the rates are averaged.
     progress : bool
         Show a progress bar.
+    measure : {"rms", "mean_abs", "abs_mean"}
+        The layer's importance measure.
 
     Returns
     -------
@@ -314,7 +369,7 @@ def train_ydrop(X, Y, width, p=0.5, *, beta=0.999, epochs=3000, lr=0.01, seed=0,
     std = init_scale / math.sqrt(width)
     U = torch.nn.Parameter(std * torch.randn(n_out, width, generator=gen, dtype=torch.float64))
     V = torch.nn.Parameter(std * torch.randn(n_in, width, generator=gen, dtype=torch.float64))
-    layer = YDrop(width, p, beta, eps=eps, rate_range=rate_range, generator=gen).train()
+    layer = YDrop(width, p, beta, eps=eps, rate_range=rate_range, generator=gen, measure=measure).train()
     x, y = torch.as_tensor(X.T), torch.as_tensor(Y.T)
     opt = torch.optim.Adam([U, V], lr=lr)
     average_from = epochs - max(1, int(round(average * epochs)))
