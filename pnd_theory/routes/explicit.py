@@ -39,6 +39,10 @@ masks, in chunks of samples whose size bounds the memory.  A site is declared af
 every sample, the output at drawn masks equals :math:`f_i(1) + \sum_j J_{ij} \epsilon_j` to
 :math:`\sqrt{\text{eps}}` of the scale of the terms; the curvature term is computed only where a
 Hessian-vector product at a random direction is nonzero.
+
+:func:`penalized_loss` is the same value with autograd left on: ``loss + penalty`` is a
+differentiable objective whose gradient is :math:`\nabla_\theta (L + R_2)`, to train a network on the
+explicit effect of its noise alone (:mod:`pnd_theory.studies.explicit_implicit`).
 """
 
 from __future__ import annotations
