@@ -27,9 +27,27 @@ def test_sphinx_builds_warning_free(tmp_path):
     assert drawn and all(f"{name}.png" in gallery for name in drawn)
     rendered = {p.stem for p in (tmp_path / "_generated/notebooks").glob("*.html")}
     assert rendered == {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")}
+    # the theory page is typeset: its formulas are math, not code, and the penalty table has
+    # three cells in every row (a || inside a code span once split them)
+    theory = (tmp_path / "theory.html").read_text()
+    assert theory.count('class="math') >= 20 and 'id="equation-penalty"' in theory
+    table = theory[theory.index("<table"):theory.index("</table>")]
+    rows = table.split("<tr")[2:]  # after the header row
+    assert len(rows) == 7 and all(row.count("<td") == 3 and "math" in row.split("<td")[3] for row in rows)
 
 
 def test_readme_links_the_theory_page_and_says_how_to_build_the_site():
     readme = (ROOT / "README.md").read_text()
     assert "(docs/theory.md)" in readme
     assert "python -m sphinx -W -b html docs docs/_build/html" in readme
+
+
+def test_the_reference_page_has_every_public_name():
+    """``docs/reference.md`` documents each name of ``pt.__all__`` (and nothing that is not one)."""
+    import re
+
+    import pnd_theory as pt
+    page = (ROOT / "docs" / "reference.md").read_text()
+    documented = set(re.findall(r"^\.\. auto(?:class|function|data|module):: pnd_theory\.(\w+)", page, re.M))
+    assert documented == set(pt.__all__)
+    assert {"InvalidParameterError", "sweep_plot"} <= documented
