@@ -8,6 +8,7 @@ import torch
 from scipy.stats import entropy
 
 import pnd_theory as pt
+from pnd_theory.nn.table import hidden_module
 from pnd_theory.studies.digits import train_network
 from pnd_theory.studies.sparsity import SparsityMonitor, activation_sparsity
 
@@ -48,7 +49,7 @@ def test_monitor_records_every_training_step():
     X = torch.randn(40, 5, generator=g)
     Y = torch.randn(40, 2, generator=g)
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.ReLU(), pt.layers.hidden_module(pt.Dropout(0.3), 16),
+    model = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.ReLU(), hidden_module(pt.Dropout(0.3), 16),
                                 torch.nn.Linear(16, 2))
     seen = []
     handle = model[1].register_forward_hook(lambda m, i, o: seen.append(activation_sparsity(o)) if m.training else None)
