@@ -16,17 +16,18 @@ and the rates in use are refreshed at every step as a running average
 :math:`\bar p \leftarrow \beta \bar p + (1 - \beta)\, p(\mathcal{I}_{\text{batch}})`.
 
 **The rule** (Georgiou, Paraskevopoulos and Potamianos, 2024, "Y-Drop: A Conductance based
-Dropout for fully connected layers"; the continuous "sigma-norm" mapping of the authors'
-implementation).  The conductance :math:`Y_{ci}(x)` of hidden unit :math:`i` for output
+Dropout for fully connected layers"; the continuous logistic mapping, the mask type
+``"sigmoid"`` of the public implementation described below).  The conductance :math:`Y_{ci}(x)` of hidden unit :math:`i` for output
 :math:`c` is the path integral of the output's gradient along the unit's activation from a
 baseline; in the linear network with baseline 0 it is exactly :math:`U_{ci} v_i^\top x`.  The
 importances are standardised across the units of the layer (mean 0, standard deviation 1,
 :math:`\epsilon = 10^{-6}` against a zero spread), a logistic function turns them into keep
 probabilities that *fall* with importance, and one common factor restores the mean keep
 probability :math:`1 - p` of plain dropout at rate :math:`p`: important units are dropped more
-often, the mean rate stays :math:`p`.  The authors refresh the probabilities from every
-mini-batch and keep an exponential running average of them (:math:`\beta = 0.999` in their
-code), which rescales the kept units and, in one of their modes, also draws the masks.  Here
+often, the mean rate stays :math:`p`.  The probabilities are refreshed from every mini-batch
+and an exponential running average of them is kept (here :math:`\beta = 0.999` by default; the
+public implementation below puts weight 0.01 on the new value, :math:`\beta = 0.99`), which
+rescales the kept units and, in one of its modes, also draws the masks.  Here
 the running average does both, so each step is per-unit dropout ``NodeDropout`` with the
 averaged rates and inverted scaling: every mask has mean 1.  ``beta = 0`` refreshes the rates
 from each batch alone.
@@ -271,7 +272,8 @@ class YDrop(nn.Module):
         Mean drop rate, in [0, 1).
     beta : float
         Weight of the past in the running average of the rates, in [0, 1); 0 refreshes the
-        rates from each batch alone.  The authors use 0.999.
+        rates from each batch alone.  The public implementation described in the module
+        docstring uses 0.99 (weight 0.01 on the new rates).
     eps, rate_range
         Of the rule (:func:`ydrop_rates`).
     generator : torch.Generator, optional
