@@ -6,10 +6,12 @@ differentiable tensors on the inputs' device).  Code written against ``xp`` (the
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
-__all__ = ["namespace", "const", "max_abs", "result", "eye", "ones"]
+__all__ = ["namespace", "const", "max_abs", "result", "eye", "ones", "power_of_two", "product_of_scales"]
 
 
 def namespace(a):
@@ -42,3 +44,21 @@ def eye(xp, n, like):
 
 def ones(xp, n, like):
     return np.ones(n, dtype=like.dtype) if xp is np else like.new_ones(n)
+
+
+def power_of_two(x: float) -> float:
+    """The power of two at or just above ``x > 0`` (1 for 0), at most 2^1023: dividing by it is
+    exact and brings ``x`` into [0.5, 1]."""
+    if x == 0.0:
+        return 1.0
+    return float(np.ldexp(1.0, min(int(np.frexp(x)[1]), 1023)))
+
+
+def product_of_scales(*scales: float) -> float:
+    """The product of positive floats without intermediate over- or underflow: infinite or
+    zero only where the product itself is."""
+    mantissa, exponent = 1.0, 0
+    for s in scales:
+        m, e = np.frexp(s)
+        mantissa, exponent = mantissa * float(m), exponent + int(e)
+    return float(np.ldexp(mantissa, exponent)) if exponent < 1100 else math.inf

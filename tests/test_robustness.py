@@ -145,3 +145,161 @@ def test_integer_values_and_tensors_that_require_grad_give_the_numpy_answer(fn, 
             continue
         assert out.shape == expected.shape, (out, expected)
         np.testing.assert_allclose(out, expected, rtol=1e-9, atol=1e-12, err_msg=f"{NAMES[fn]} {param}={type(given)}")
+
+
+# ----------------------------------------------------------------------------- scaling laws
+# Each answer is representable at these scales, and the test states the exact law it obeys.
+def test_expected_loss_is_invariant_to_moving_a_scale_from_U_to_X():
+    """f(x) = U V^T x: (U / c, X c) is the same network on the same data, so the same loss."""
+    reference = pt.expected_loss(D, U, V, X, Y)
+    for c in (1e160, 1e-160, 1e300):
+        assert pt.expected_loss(D, U / c, V, X * c, Y) == pytest.approx(reference, rel=1e-12)
+        assert pt.deep.expected_loss([V.T / c, U], X * c, Y, hidden=[D]) == pytest.approx(reference, rel=1e-12)
+
+
+def test_global_minimizer_objective_is_invariant_to_scaling_X_and_quadratic_in_Y():
+    """X -> c X leaves min_A L + Theta unchanged (A -> A / c); Y -> t Y multiplies it by t^2."""
+    reference = pt.global_minimizer(D, X, Y, 4)
+    for c in (1e300, 1e-300):
+        scaled = pt.global_minimizer(D, X * c, Y, 4)
+        assert scaled.objective == pytest.approx(reference.objective, rel=1e-12)
+        np.testing.assert_allclose(scaled.product * c, reference.product, rtol=1e-10, atol=1e-12)
+        U_c, V_c = scaled.factors()
+        np.testing.assert_allclose(U_c @ V_c.T * c, reference.product, rtol=1e-10, atol=1e-12)
+    assert pt.global_minimizer(D, X, Y * 2.0**-500, 4).objective == pytest.approx(
+        reference.objective * 2.0**-1000, rel=1e-12)
+    deep = pt.deep.global_minimizer(X * 1e150, Y, [4], hidden=[D], starts=2)
+    assert deep.objective == pytest.approx(reference.objective, rel=1e-8)
+
+
+def test_unit_contributions_are_homogeneous_of_degree_one():
+    reference = pt.unit_contributions(U, V, S)
+    np.testing.assert_allclose(pt.unit_contributions(U * 1e300, V, S), reference * 1e300, rtol=1e-12)
+    np.testing.assert_allclose(pt.unit_contributions(U, V * 1e-300, S), reference * 1e-300, rtol=1e-12)
+
+
+def test_gradient_noise_follows_the_rescaling_symmetry_and_overflows_to_inf_with_a_warning():
+    """(U c, V / c) is the same network: the U-gradients scale by 1/c, the V-gradients by c."""
+    reference = pt.gradient_noise(D, U, V, X, Y)
+    for c in (2.0**100, 2.0**-100):
+        noise = pt.gradient_noise(D, U * c, V / c, X, Y)
+        assert noise.trace_U == pytest.approx(reference.trace_U / c**2, rel=1e-12)
+        assert noise.trace_V == pytest.approx(reference.trace_V * c**2, rel=1e-12)
+    with pytest.warns(RuntimeWarning, match="overflows float64"):
+        noise = pt.gradient_noise(D, U * 1e80, V, X, Y)
+    assert noise.trace_V == math.inf and noise.trace == math.inf  # true trace_V ~ 1e160^2
+    assert 0 < noise.trace_U < math.inf  # ~ 1e80^2: representable
+
+
+def test_activation_sparsity_is_invariant_to_scaling_the_activations():
+    reference = pt.activation_sparsity(ACTIVATIONS)
+    assert pt.activation_sparsity(ACTIVATIONS * 1e307 / ACTIVATIONS.max()) == pytest.approx(
+        pt.activation_sparsity(ACTIVATIONS / ACTIVATIONS.max()), rel=1e-12)
+    assert pt.activation_sparsity(ACTIVATIONS * 1e300) == pytest.approx(reference, rel=1e-12)
+
+
+def test_ydrop_rates_are_invariant_to_scaling_the_importances_up():
+    """z is scale-free but for eps, which matters less as the importances grow."""
+    big = pt.ydrop_rates(IMPORTANCE * 1e300)
+    np.testing.assert_allclose(big, pt.ydrop_rates(IMPORTANCE, eps=1e-306), rtol=1e-12)
+    assert np.all(np.isfinite(big))
+
+
+# ----------------------------------------------------------------------------- domains and sizes
+@pytest.mark.parametrize("fn, kwargs, name", [
+    (pt.noise_strength, dict(p=1.0), "p"), (pt.noise_strength, dict(p=1.5), "p"),
+    (pt.noise_strength, dict(p=float("nan")), "p"), (pt.drop_probability, dict(lam=-1), "lam"),
+    (pt.drop_probability, dict(lam=float("inf")), "lam"),
+    (pt.exact_expected_loss, dict(strategy=D, U=U, V=V, X=X, Y=Y, max_configurations=float("nan")),
+     "max_configurations"),
+    (pt.random_problem, dict(n_in=10**30), "n_in"),
+    (pt.induced_penalty, dict(strategy=D, A=A, width=10**9), "width"),
+    (pt.global_minimizer, dict(strategy=D, X=X, Y=Y, width=10**12), "width"),
+])
+def test_values_outside_the_domain_and_sizes_beyond_memory_are_refused(fn, kwargs, name):
+    with pytest.raises(pt.InvalidParameterError, match=name):
+        fn(**kwargs)
+
+
+def test_noise_strength_and_drop_probability_are_inverse():
+    for p in (0.0, 0.3, 0.9):
+        assert pt.noise_strength(p) == pytest.approx(p / (1 - p), rel=1e-15)
+        assert pt.drop_probability(pt.noise_strength(p)) == pytest.approx(p, rel=1e-15, abs=0)
+
+
+def test_train_divergence_is_a_floating_point_error_naming_its_cause():
+    with pytest.raises(FloatingPointError, match="lr=1e[+]300"):
+        pt.train(D, X, Y, 4, epochs=50, lr=1e300, progress=False)
+    with pytest.raises(FloatingPointError, match="the data overflow"):
+        pt.train(D, X * 1e200, Y, 4, epochs=2, progress=False)
+
+
+# ----------------------------------------------------------------------------- laws that lie
+class _Liar(pt.ScalarLaw):
+    """Triangular on [0, 2] (E[m^k] = (2^(k+2) - 2) / ((k+1)(k+2))), with one lie switched on."""
+
+    def __init__(self, lie):
+        object.__setattr__(self, "lie", lie)
+
+    def moment(self, k):
+        true = (2 ** (k + 2) - 2) / ((k + 1) * (k + 2))
+        if self.lie == "mean 2" and k == 1:
+            return 2.0
+        if self.lie == "negative variance" and k == 2:
+            return 0.5
+        if self.lie == "nan moment" and k == 2:
+            return float("nan")
+        return true
+
+    def sample(self, shape, generator=None, device=None, dtype=None):
+        u = torch.rand((2,) + tuple(shape), generator=generator, device=device, dtype=dtype or torch.float64)
+        if self.lie == "wrong shape":
+            return (u[0] + u[1]).reshape(-1)[:1]
+        if self.lie == "complex sample":
+            return (u[0] + u[1]) * (1 + 1j)
+        return u[0] + u[1]
+
+
+LIES = ["mean 2", "negative variance", "nan moment", "wrong shape", "complex sample"]
+PROPERTY = {"mean 2": "mean 1", "negative variance": "variance >= 0", "nan moment": "finite moment(2)",
+            "wrong shape": "of that shape", "complex sample": "of that shape and dtype"}
+
+
+@pytest.mark.parametrize("lie", LIES)
+@pytest.mark.parametrize("build", [lambda law: pt.UnitNoise(law), lambda law: pt.WeightNoise(law),
+                                   lambda law: pt.UnitNoise([law, law])], ids=["UnitNoise", "WeightNoise", "per-unit"])
+def test_a_law_that_lies_is_refused_at_the_door_naming_the_property(lie, build):
+    with pytest.raises(pt.InvalidParameterError, match=PROPERTY[lie].replace("(", r"\(").replace(")", r"\)")):
+        build(_Liar(lie))
+
+
+def test_an_honest_user_law_is_accepted_and_checked_once():
+    class Counting(_Liar):
+        calls = 0
+
+        def moment(self, k):
+            Counting.calls += 1
+            return super().moment(k)
+
+    law = Counting("none")
+    pt.UnitNoise(law)
+    first = Counting.calls
+    assert first == 2  # moment(1) and moment(2), once
+    pt.UnitNoise(law)
+    pt.WeightNoise(law)
+    assert Counting.calls == first
+    # the closed form of an honest law: Var = E[m^2] - 1 = 7/6 - 1 = 1/6, R = (1/6) sum_j a_j s_j
+    penalty = pt.expected_penalty(pt.UnitNoise(law), U, V, S)
+    expected = (U * U).sum(0) @ (V * (S @ V)).sum(0) / 6
+    assert penalty == pytest.approx(expected, rel=1e-12)
+
+
+def test_monte_carlo_says_when_its_draws_overflow():
+    """At U, V * 1e77 every draw of the loss exceeds the largest float (A ~ 1e154, loss ~ 1e308
+    times a factor above 1): inf and inf with a warning, never a finite estimate with an infinite
+    standard error in silence."""
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        estimate, se = pt.monte_carlo_loss(D, U * 1e77, V * 1e77, X, Y, samples=50)
+    assert estimate == math.inf and se == math.inf
+    estimate, se = pt.monte_carlo_loss(D, U, V, X, Y, samples=400)
+    assert abs(estimate - pt.expected_loss(D, U, V, X, Y)) < 5 * se and 0 < se < math.inf

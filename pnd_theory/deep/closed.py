@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import const, max_abs, result
+from .._backend import const, max_abs, power_of_two, product_of_scales, result
 from .._validation import check_second_moment
 from .network import check_problem, check_weights, deep_law, product
 
@@ -56,9 +56,10 @@ def _hidden_excess(xp, cov, H, ref):
     return const(xp, cov.values, ref) * H
 
 
-def penalty_of_deep_law(law, Ws, S=None):
+def penalty_of_deep_law(law, Ws, S=None, x_scale=1.0):
     r""":math:`R = \mathrm{tr}(H_L) - \mathrm{tr}(\bar W S \bar W^\top)` for a :class:`DeepLaw`
-    and checked weights of one backend (module docstring); ``S`` None is the identity.
+    and checked weights of one backend (module docstring); ``S`` None is the identity; with
+    ``x_scale``, ``S`` is the second moment of the inputs divided by ``x_scale``.
 
     A float for numpy, a 0-d tensor for torch (differentiable).  :math:`R` is homogeneous of
     degree 2 in every :math:`W_l` and 1 in :math:`S`: it is computed on the matrices divided by
@@ -92,9 +93,9 @@ def penalty_of_deep_law(law, Ws, S=None):
             extra = _hidden_excess(xp, cov, Mn if E is None else Mn + E, ref)
             E = extra if E is None else E + extra
     value = (ref * 0).sum() if E is None else xp.trace(E)
-    factor = 1.0
-    for s in scales:
-        factor *= s  # R scales as prod(s_l)^2 s_S
+    # R scales as (x prod(s_l))^2 s_S, S being the second moment of X / x; factor over- or
+    # underflows only where R itself does
+    factor = product_of_scales(*scales, x_scale)
     value = value * factor * factor * ss
     return result(xp, value)
 
@@ -151,11 +152,15 @@ def plain_loss(weights, X, Y):
     return result(xp, value)
 
 
-def _plain(Ws, X, Y):
+def _plain(Ws, X, Y, x_scale=1.0):
+    """The plain loss, ``X`` given divided by ``x_scale``: the product computed on the matrices
+    divided by their largest entries and scaled back (no overflow in a partial product)."""
+    xp = np if isinstance(X, np.ndarray) else _torch()
+    scales = [max_abs(xp, W) or 1.0 for W in Ws]
     H = X
-    for W in Ws:
-        H = W @ H
-    residual = Y - H
+    for W, s in zip(Ws, scales):
+        H = (W / s) @ H
+    residual = Y - H * product_of_scales(*scales, x_scale)
     return (residual * residual).sum() / X.shape[1]
 
 
@@ -187,8 +192,10 @@ def expected_loss(weights, X, Y, hidden=None, weight_noise=None):
     """
     xp, Ws, X, Y, sizes = check_problem(weights, X, Y)
     law = deep_law(sizes, hidden, weight_noise)
+    cx = power_of_two(max_abs(xp, X))  # exact: S = X X^T / N of the scaled inputs does not overflow
+    X = X / cx
     S = X @ X.T / X.shape[1]
-    value = _plain(Ws, X, Y) + penalty_of_deep_law(law, Ws, S)
+    value = _plain(Ws, X, Y, cx) + penalty_of_deep_law(law, Ws, S, x_scale=cx)
     return result(xp, value)
 
 

@@ -51,6 +51,7 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
+from .._backend import max_abs, power_of_two
 from .._validation import (InvalidParameterError, as_numpy_arrays, check_data, check_positive_int,
                            check_second_moment, check_seed, invalid)
 from ..regularizers.induced import balanced_factors
@@ -410,6 +411,10 @@ def global_minimizer(X, Y, widths, hidden=None, weight_noise=None, starts=8, see
     check_problem(Ws0, X, Y)
     law = deep_law(sizes, hidden, weight_noise)
     N = X.shape[1]
+    # the objective is invariant to X -> X / cx with W_1 -> W_1 cx (the penalty is homogeneous
+    # of degree 2 in W_1 and 1 in S): solved on the scaled inputs (exact), W_1 scaled back
+    cx = power_of_two(max_abs(np, X))
+    X = X / cx
     Xt, Yt = torch.as_tensor(X), torch.as_tensor(Y)
     St = Xt @ Xt.T / N
     scale = max(float(np.abs(Y).max()), 1e-300)
@@ -443,4 +448,7 @@ def global_minimizer(X, Y, widths, hidden=None, weight_noise=None, starts=8, see
     A = weights[0]
     for W in weights[1:]:
         A = W @ A
-    return DeepMinimizerResult(weights, A, objective, np.linalg.svd(A, compute_uv=False), method, values, lower, nu)
+    singular_values = np.linalg.svd(A, compute_uv=False) / cx
+    weights = [weights[0] / cx] + list(weights[1:])
+    A = A / cx
+    return DeepMinimizerResult(weights, A, objective, singular_values, method, values, lower, nu)

@@ -3,6 +3,11 @@ per-batch pairing of a weight-noise law."""
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
+
+from .._backend import max_abs
 from .._validation import InvalidParameterError, check_bool, check_positive_int
 from ..laws.strategies import validate_strategy
 from .closed_form import _gradient_noise_closed_form
@@ -85,11 +90,16 @@ def gradient_noise(strategy, U, V, X_batch, Y_batch, *, method="auto", local_rep
             else "enumeration"
     if local_layer is not None and method != "closed_form":
         raise InvalidParameterError("local_reparameterization=True is computed in closed form only; use method='closed_form' or 'auto'")
+    # U -> U / c, V -> V c leaves every masked network unchanged and scales the gradients by c
+    # and 1 / c: computed on balanced factors (c a power of two, exact) and scaled back
+    c = _balancing_scale(U, V)
+    Ub, Vb = (U / c, V * c) if c != 1.0 else (U, V)
     if method == "closed_form":
-        res = _gradient_noise_closed_form(strategy, law, U, V, X, Y, local_layer, full_covariance)
+        res = _gradient_noise_closed_form(strategy, law, Ub, Vb, X, Y, local_layer, full_covariance)
     else:
-        res = _gradient_noise_enumeration(law, U, V, X, Y, full_covariance, max_configurations)
-    mean, cov_ps, cov_pb, tr_ps, tr_pb = res
+        res = _gradient_noise_enumeration(law, Ub, Vb, X, Y, full_covariance, max_configurations)
+    mean, cov_ps, cov_pb, tr_ps, tr_pb = _scaled_back(res, c, U.size) if c != 1.0 else res
+    _check_finite_noise(mean, tr_ps, tr_pb, {"U": U, "V": V, "X_batch": X, "Y_batch": Y})
     per_sample = bool(law.per_sample) or local_layer is not None
     tr = tr_ps if per_sample else tr_pb
     cov = cov_ps if per_sample else cov_pb
@@ -100,6 +110,41 @@ def gradient_noise(strategy, U, V, X_batch, Y_batch, *, method="auto", local_rep
         per_sample=per_sample, batch_size=B, method=method,
         local_reparameterization=local_reparameterization, shapes=(U.shape, V.shape),
     )
+
+
+def _balancing_scale(U, V) -> float:
+    """A power of two ``c`` with ``U / c`` and ``V c`` of comparable largest entries (1 unless
+    they differ by more than 2^60)."""
+    su, sv = max_abs(np, U), max_abs(np, V)
+    if su == 0.0 or sv == 0.0:
+        return 1.0
+    e = (int(np.frexp(su)[1]) - int(np.frexp(sv)[1])) // 2
+    return float(np.ldexp(1.0, e)) if abs(e) > 30 else 1.0
+
+
+def _scaled_back(res, c, n_u):
+    """The gradient noise of (U, V) from that of (U / c, V c): gradients times 1/c (U) and c (V)."""
+    mean, cov_ps, cov_pb, tr_ps, tr_pb = res
+    with np.errstate(over="ignore", invalid="ignore"):
+        w = np.concatenate([np.full(n_u, 1.0 / c), np.full(mean.size - n_u, c)])
+        outer = np.outer(w, w)
+        traces = [None if t is None else (t[0] / c / c, t[1] * c * c) for t in (tr_ps, tr_pb)]
+        return (mean * w, None if cov_ps is None else cov_ps * outer, None if cov_pb is None else cov_pb * outer,
+                traces[0], traces[1])
+
+
+def _check_finite_noise(mean, tr_ps, tr_pb, arrays):
+    """Where the gradient noise of finite inputs is not a finite float64: an infinite trace
+    with a warning that says so, never NaN (refused: the scales of the inputs named)."""
+    values = [float(v) for t in (tr_ps, tr_pb) if t is not None for v in t] + [float(np.abs(mean).max(initial=0.0))]
+    if all(np.isfinite(values)):
+        return
+    scales = ", ".join(f"max |{k}| = {max_abs(np, a):.3g}" for k, a in arrays.items())
+    if any(np.isnan(values)):
+        raise InvalidParameterError(
+            f"U, V, X_batch and Y_batch must have scales at which the gradient covariance is a float64 ({scales})")
+    warnings.warn(f"the gradient covariance overflows float64 at these scales ({scales}): its trace is inf",
+                  RuntimeWarning, stacklevel=3)
 
 
 def mask_sharing_pair(strategy):

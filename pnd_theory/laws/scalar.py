@@ -366,11 +366,56 @@ class Uniform(ScalarLaw):
 
 
 def check_scalar_law(name: str, law) -> ScalarLaw:
+    """A scalar law; a user's law (a subclass) is checked once, where it enters: mean 1, a
+    finite variance >= 0, and a sampler that draws finite real tensors of the shape asked for.
+    Each refusal names the property; the built-in laws hold them by construction."""
     if not isinstance(law, ScalarLaw):
         raise invalid(name, "a scalar law (pt.Bernoulli(p), pt.Gaussian(p), pt.DiscreteLaw, pt.Uniform "
                       "or a subclass of pt.ScalarLaw)", law)
+    if type(law) in _BUILT_IN or _checked(law):
+        return law
+    mean, second = _moment_value(name, law, 1), _moment_value(name, law, 2)
+    if abs(mean - 1.0) > LAW_RTOL:
+        raise invalid(name, f"a law of mean 1 (moment(1) = 1 to {LAW_RTOL:g})", f"{law!r} with moment(1) = {mean!r}")
+    if second - 1.0 < -LAW_RTOL * max(1.0, abs(second)):
+        raise invalid(name, "a law of variance >= 0 (moment(2) >= moment(1)^2 = 1)",
+                      f"{law!r} with moment(2) = {second!r}, variance {second - 1.0:.6g}")
+    try:
+        draw = law.sample((2, 3), None, None, torch.float64)
+    except Exception as error:  # a user's sampler: whatever it raises is reported as the law's fault
+        raise invalid(name, "a law whose sample(shape, generator, device, dtype) draws a tensor",
+                      f"{law!r}, whose sample((2, 3)) raised {type(error).__name__}: {error}") from None
+    if not torch.is_tensor(draw) or tuple(draw.shape) != (2, 3) or draw.dtype != torch.float64 \
+            or not bool(torch.isfinite(draw).all()):
+        shown = (f"shape {tuple(draw.shape)}, dtype {draw.dtype}, finite {bool(torch.isfinite(draw).all())}"
+                 if torch.is_tensor(draw) else type(draw).__name__)
+        raise invalid(name, "a law whose sample(shape, ..., dtype) draws finite values of that shape and dtype",
+                      f"{law!r}, whose sample((2, 3), dtype=torch.float64) gave {shown}")
+    _CHECKED[id(law)] = law
     return law
 
+
+def _moment_value(name, law, k) -> float:
+    try:
+        value = law.moment(k)
+        value = float(value)
+    except Exception as error:  # a user's moment: whatever it raises is reported as the law's fault
+        raise invalid(name, f"a law whose moment({k}) is a real number", f"{law!r}, whose moment({k}) raised "
+                      f"{type(error).__name__}: {error}") from None
+    if not math.isfinite(value):
+        raise invalid(name, f"a law with a finite moment({k})", f"{law!r} with moment({k}) = {value!r}")
+    return value
+
+
+#: user laws already checked, by identity (kept alive with them: a law is small)
+_CHECKED: dict = {}
+
+
+def _checked(law) -> bool:
+    return _CHECKED.get(id(law)) is law
+
+
+_BUILT_IN = (Bernoulli, Gaussian, DiscreteLaw, Uniform)
 
 __all__ = ["ScalarLaw", "Bernoulli", "Gaussian", "DiscreteLaw", "Uniform", "moment_matched_support",
            "check_scalar_law", "LAW_RTOL"]

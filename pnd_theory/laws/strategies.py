@@ -154,7 +154,7 @@ class Resampled(Strategy):
 def _check_laws(name, law):
     """One scalar law, or a non-empty sequence of them (per variable)."""
     if isinstance(law, ScalarLaw):
-        return law
+        return check_scalar_law(name, law)
     if isinstance(law, (str, bytes, Mapping)) or not isinstance(law, Sequence) or len(law) == 0:
         raise invalid(name, "a scalar law or a non-empty sequence of scalar laws", law)
     return tuple(check_scalar_law(f"{name}[{i}]", x) for i, x in enumerate(law))
@@ -245,7 +245,7 @@ class WeightNoise(Strategy):
     def __init__(self, law, layer="input", per_sample=True):
         self.layer = check_choice("layer", layer, LAYERS)
         if isinstance(law, ScalarLaw):
-            self.scalar_law = law
+            self.scalar_law = check_scalar_law("law", law)
         elif layer == "both" and isinstance(law, (tuple, list)) and len(law) == 2:
             self.scalar_law = (check_scalar_law("law[0] (on V)", law[0]), check_scalar_law("law[1] (on U)", law[1]))
         else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import least_squares
 
+from .._backend import max_abs, product_of_scales
 from .._validation import (InvalidParameterError, as_numpy_arrays, check_factors, check_positive_int,
                           check_second_moment)
 from .norms import k_support_norm
@@ -244,9 +245,12 @@ def unit_contributions(U, V, second_moment=None, block_size=1):
         S = np.eye(V.shape[0])
     check_second_moment(np, S, V.shape[0])
     G = d // block_size
-    Ub = U.reshape(U.shape[0], G, block_size)
-    Vb = V.reshape(V.shape[0], G, block_size)
+    # homogeneous of degree 1 in U and V and 1/2 in S: computed on the arrays divided by their
+    # largest entries and scaled back, finite wherever the contributions are
+    su, sv, ss = (max_abs(np, a) or 1.0 for a in (U, V, S))
+    Ub = (U / su).reshape(U.shape[0], G, block_size)
+    Vb = (V / sv).reshape(V.shape[0], G, block_size)
     # ||U_g V_g^T S^(1/2)||_F^2 = tr(U_g^T U_g V_g^T S V_g)
     gram_u = np.einsum("ogj,ogk->gjk", Ub, Ub)
-    gram_v = np.einsum("igj,ih,hgk->gjk", Vb, S, Vb)
-    return np.sqrt(np.maximum(np.einsum("gjk,gkj->g", gram_u, gram_v), 0.0))
+    gram_v = np.einsum("igj,ih,hgk->gjk", Vb, S / ss, Vb)
+    return np.sqrt(np.maximum(np.einsum("gjk,gkj->g", gram_u, gram_v), 0.0)) * product_of_scales(su, sv, ss ** 0.5)

@@ -52,6 +52,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace, field
 
+import math
+
 import numpy as np
 from scipy.optimize import lsq_linear, minimize
 
@@ -192,16 +194,31 @@ def global_minimizer(strategy, X, Y, width, method="auto", *, tol=1e-12, max_ite
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1):
         raise InvalidParameterError(f"tol must be a number in (0, 1), got {tol!r}")
     max_iter = check_positive_int("max_iter", max_iter)
-    # A* does not change when X and Y are scaled together, and every energy scales by the
-    # square: solve on the data divided by a power of two near their largest entry (exact).
-    top = max(float(np.abs(X).max(initial=0.0)), float(np.abs(Y).max(initial=0.0)))
-    scale = float(np.ldexp(1.0, np.frexp(top)[1])) if top > 0 else 1.0
-    res = _global_minimizer(strategy, X / scale, Y / scale, width, method, tol, max_iter)
-    if scale == 1.0:
+    # Scaling X by cx and Y by cy leaves the problem the same up to A* -> A* cy / cx (the
+    # penalty is invariant to V -> V / cx, S -> cx^2 S) and every energy times cy^2: solve on the
+    # data divided by powers of four near their largest entries (exact; the square root too).
+    cx, cy = _power_of_four(X), _power_of_four(Y)
+    res = _global_minimizer(strategy, X / cx, Y / cy, width, method, tol, max_iter)
+    if cx == 1.0 and cy == 1.0:
         return res
-    s2 = scale * scale
-    return replace(res, objective=res.objective * s2, data_fit=res.data_fit * s2, penalty=res.penalty * s2,
-                   residual=res.residual * s2, second_moment=res.second_moment * s2)
+    e, ratio = cy * cy, cy / cx
+    S = res.second_moment * cx * cx
+    factors = res._factors
+    if factors is None and not 2.0 ** -240 <= cx <= 2.0 ** 240:  # S may over- or underflow: factor now
+        factors = res.factors()
+    factors = factors and (factors[0] * math.sqrt(cy), factors[1] * (math.sqrt(cy) / cx))
+    return replace(res, product=res.product * ratio, singular_values=res.singular_values * ratio,
+                   objective=res.objective * e, data_fit=res.data_fit * e, penalty=res.penalty * e,
+                   residual=res.residual * cy * cx, second_moment=S, _factors=factors)
+
+
+def _power_of_four(a) -> float:
+    """The power of four at or just above the largest absolute entry of ``a`` (1 for zero)."""
+    top = float(np.abs(a).max(initial=0.0))
+    if top == 0.0:
+        return 1.0
+    exponent = int(np.frexp(top)[1])
+    return float(np.ldexp(1.0, min(exponent + exponent % 2, 1022)))  # 2^1024 is not a float
 
 
 def _global_minimizer(strategy, X, Y, width, method, tol, max_iter):

@@ -16,10 +16,13 @@ draws ``t`` and samples ``k`` being the rows of one call.
 
 from __future__ import annotations
 
+import math
+import warnings
+
 import numpy as np
 import torch
 
-from .._validation import as_problem, check_monte_carlo
+from .._validation import InvalidParameterError, as_problem, check_monte_carlo
 from ..laws.masks import Bernoulli, Gaussian
 from ..kernels import masked_linear
 from ..laws._sampling import draw_seed_tensor
@@ -82,8 +85,30 @@ def monte_carlo_loss(strategy, U, V, X, Y, samples, seed=0, device=None, dtype=t
         masks = law.sample(t, n_samples, generator, device, dtype)
         residual = Y.T - law.predict(U, V, X, masks)
         losses.append((residual * residual).sum(-1).mean(-1))
-    losses = torch.cat(losses)
-    return float(losses.mean()), float(losses.std(unbiased=True) / samples**0.5)
+    return _estimate(torch.cat(losses), samples)
+
+
+def _estimate(losses, samples):
+    """The mean of the draws and its standard error, computed on the draws divided by their
+    largest value (no overflow in the squares of the spread); an estimate or a standard error
+    that is not finite is said (a warning), and NaN draws are refused."""
+    if bool(torch.isnan(losses).any()):
+        raise InvalidParameterError(
+            "U, V, X and Y must have scales at which every draw of the loss is a number; some draws are NaN "
+            "(an overflow inside a draw)")
+    top = float(losses.max()) if losses.numel() else 0.0
+    if math.isinf(top):
+        warnings.warn("the Monte Carlo draws of the loss overflow float64: the estimate and its standard error "
+                      "are inf", RuntimeWarning, stacklevel=3)
+        return math.inf, math.inf
+    mean, se = float(losses.mean()), float(losses.std(unbiased=True)) / samples**0.5
+    if not (math.isfinite(mean) and math.isfinite(se)):  # the squares of the spread overflow
+        scaled = losses / top
+        mean, se = float(scaled.mean()) * top, float(scaled.std(unbiased=True)) / samples**0.5 * top
+    if not math.isfinite(se):
+        warnings.warn(f"the Monte Carlo standard error is not finite ({se}): the estimate {mean:.6g} has no error "
+                      "bar", RuntimeWarning, stacklevel=3)
+    return mean, se
 
 
 def _starts(samples, chunk, progress, strategy):
@@ -143,5 +168,4 @@ def _fused_monte_carlo(plan, U, V, X, Y, samples, generator, max_elements, progr
             f = h @ U.T
         residual = f.reshape(t, n_samples, n_out) - targets
         losses.append((residual * residual).sum(-1).mean(-1))
-    losses = torch.cat(losses)
-    return float(losses.mean()), float(losses.std(unbiased=True) / samples**0.5)
+    return _estimate(torch.cat(losses), samples)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import const, max_abs, namespace, ones, result
+from .._backend import const, max_abs, namespace, ones, power_of_two, product_of_scales, result
 from .._validation import InvalidParameterError, as_arrays, as_problem, check_factors, check_second_moment
 from ..laws.strategies import validate_strategy
 
@@ -55,13 +55,14 @@ def _hidden_term(xp, cov, U, V, SV, a, s, gradient=False):
     return (value, 2 * U @ (values * VSV), 2 * SV @ (values * UU)) if gradient else value
 
 
-def penalty_of_law(law, U, V, S=None):
+def penalty_of_law(law, U, V, S=None, x_scale=1.0):
     r"""The one closed form :math:`R(U, V)` of a :class:`~pnd_theory.laws.MaskLaw` (module
     docstring), in the backend of ``U``: a float for numpy, a 0-d tensor for torch (on the
     inputs' device, differentiable when they require grad).
 
     ``U`` (n_out, d), ``V`` (n_in, d), ``S`` (n_in, n_in) or ``None`` for the identity, already
-    checked and of one backend.  :math:`R` is homogeneous of degree 2 in ``U``, 2 in ``V`` and 1
+    checked and of one backend; with ``x_scale``, ``S`` is the second moment of the inputs
+    divided by ``x_scale`` (a power of two).  :math:`R` is homogeneous of degree 2 in ``U``, 2 in ``V`` and 1
     in ``S``, so it is computed on the factors divided by their largest entries and scaled back:
     no overflow or underflow where the value itself is representable.
     """
@@ -71,7 +72,7 @@ def penalty_of_law(law, U, V, S=None):
     if su == 0.0 or sv == 0.0 or ss == 0.0:
         value = (U * 0).sum() * (V * 0).sum()
         return result(xp, value)
-    if all(1e-30 <= x <= 1e30 for x in (su, sv, ss)):
+    if x_scale == 1.0 and all(1e-30 <= x <= 1e30 for x in (su, sv, ss)):
         # no intermediate of R can over- or underflow at these scales: no copies
         value = _penalty_normalized(xp, law, U, V, S)
         return result(xp, value)
@@ -79,7 +80,9 @@ def penalty_of_law(law, U, V, S=None):
     Un, Vn = U / su, V / sv
     Sn = None if S is None else S / ss
     value = _penalty_normalized(xp, law, Un, Vn, Sn)
-    f = su * sv  # R scales as (su sv)^2 ss; f over- or underflows only where R itself does
+    # S is the second moment of X / x_scale, and R(U, V, x^2 S) = R(U x, V, S): R scales as
+    # (su x sv)^2 ss, and f over- or underflows only where R itself does
+    f = product_of_scales(su, x_scale, sv)
     value = value * f * f * ss
     return result(xp, value)
 
@@ -222,6 +225,13 @@ def loss_of_law(law, U, V, X, Y):
     r""":math:`L(U, V) + R(U, V)` of a law on checked arrays of one backend (the entry of the
     package's own loops, which check their arguments once): a numpy float, or a 0-d tensor that
     autograd differentiates."""
-    residual = Y - U @ (V.T @ X)
-    S = X @ X.T / X.shape[1]
-    return (residual * residual).sum() / X.shape[1] + penalty_of_law(law, U, V, S)
+    # the inputs divided by a power of two near their largest entry (exact): S = X X^T / N does
+    # not overflow where the loss is representable
+    cx = power_of_two(max_abs(namespace(X), X))
+    if 2.0 ** -100 <= cx <= 2.0 ** 100:  # nothing can overflow: no copies
+        cx = 1.0
+    Xn = X / cx if cx != 1.0 else X
+    prediction = (U * cx) @ (V.T @ Xn) if cx <= 1.0 else U @ ((V.T @ Xn) * cx)
+    residual = Y - prediction
+    S = Xn @ Xn.T / X.shape[1]
+    return (residual * residual).sum() / X.shape[1] + penalty_of_law(law, U, V, S, x_scale=cx)
