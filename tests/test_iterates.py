@@ -1,0 +1,285 @@
+"""Exact moments of the last layer's SGD iterates (pt.iterate_moments, pt.stationary_moments).
+
+Each claim against a route written here apart from the package:
+
+* enumeration: every batch (drawn with replacement, or the full data set) and every mask
+  value of a finite law (a Gaussian through its three-point Gauss-Hermite law, exact for
+  moments up to order 5) gives the step's ``(A, b)``; the dense recursions of the mean and the
+  second moment, and the dense stationary equations, agree with the package to rounding;
+* the largest stable step sits where the spectral radius of ``E[A (x) A]`` crosses 1;
+* real torch SGD (torch.optim.SGD on a batch of independent runs, masks drawn by torch):
+  means and covariances within 4.5 standard errors of the sample;
+* Clara, Langer and Schmidt-Hieber: the mean of full-batch dropout GD follows GD on the
+  expected loss exactly, and the stationary covariance is nearly proportional to the step;
+* the 95% intervals from ``averaged_covariance`` cover the stationary mean in 95% of simulated
+  runs, within 3 binomial standard errors.
+"""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import pnd_theory as pt
+from pnd_theory import InvalidParameterError
+
+torch.set_num_threads(1)
+
+P = 0.3
+BERNOULLI = (np.array([0.0, 1 / (1 - P)]), np.array([P, 1 - P]))
+THREE_POINT = (np.array([0.0, 0.5, 2.0]), np.array([0.2, 0.4, 0.4]))
+VAR = 0.4  # Gaussian N(1, 0.4): three-point Gauss-Hermite
+GAUSS = (1 + math.sqrt(3 * VAR) * np.array([-1.0, 0.0, 1.0]), np.array([1 / 6, 2 / 3, 1 / 6]))
+
+
+# ------------------------------------------------------------------ enumeration, written apart
+
+def _step(H, Y, batch, masks, lr, n_out, d):
+    """(A, b) of one SGD step on vec(U) (C order) for one batch and its masks (n_out, d) each."""
+    def step(u):
+        U = u.reshape(n_out, d)
+        G = np.zeros_like(U)
+        for k, mu in zip(batch, masks):
+            r = (mu * U) @ H[:, k] - Y[:, k]
+            G += mu * np.outer(r, H[:, k])
+        return (U - 2 * lr * G / len(batch)).reshape(-1)
+    b = step(np.zeros(n_out * d))
+    A = np.stack([step(e) - b for e in np.eye(n_out * d)], axis=1)
+    return A, b
+
+
+def _configurations(H, Y, lr, support, kind, per_sample, batch_size, block=1):
+    n_out, N = Y.shape
+    d = H.shape[0]
+    n_var = d // block if kind == "hidden" else n_out * d
+
+    def mask(z):
+        if kind == "hidden":
+            return np.broadcast_to(np.repeat(z, block), (n_out, d))
+        return z.reshape(n_out, d)
+
+    values, probs = support
+    batches = ([(tuple(range(N)), 1.0)] if batch_size is None else
+               [(b, N ** -batch_size) for b in itertools.product(range(N), repeat=batch_size)])
+    out = []
+    for batch, pb in batches:
+        draws = len(batch) if per_sample else 1
+        for idx in itertools.product(range(len(values)), repeat=n_var * draws):
+            z = values[list(idx)].reshape(draws, n_var)
+            masks = [mask(z[i if per_sample else 0]) for i in range(len(batch))]
+            out.append((pb * np.prod(probs[list(idx)]),) + _step(H, Y, batch, masks, lr, n_out, d))
+    return out
+
+
+def _enumerated(configs, u0, steps):
+    m, M = u0.copy(), np.outer(u0, u0)
+    means, covs = [m], [np.zeros_like(M)]
+    for _ in range(steps):
+        m, M = (sum(p * (A @ m + b) for p, A, b in configs),
+                sum(p * (A @ M @ A.T + np.outer(A @ m, b) + np.outer(b, A @ m) + np.outer(b, b))
+                    for p, A, b in configs))
+        means.append(m)
+        covs.append(M - np.outer(m, m))
+    return np.array(means), np.array(covs)
+
+
+def _enumerated_stationary(configs):
+    n = configs[0][1].shape[0]
+    EA = sum(p * A for p, A, _ in configs)
+    m = np.linalg.solve(np.eye(n) - EA, sum(p * b for p, _, b in configs))
+    EAA = sum(p * np.kron(A, A) for p, A, _ in configs)
+    noise = sum(p * np.outer(A @ m + b - m, A @ m + b - m) for p, A, b in configs)
+    C = np.linalg.solve(np.eye(n * n) - EAA, noise.reshape(-1)).reshape(n, n)
+    inv = np.linalg.inv(np.eye(n) - EA)
+    return m, C, inv @ C + C @ inv.T - C, max(abs(np.linalg.eigvals(EAA)))
+
+
+def _data(seed, n_in=2, N=3, n_out=2, width=None):
+    rng = np.random.default_rng(seed)
+    X, Y = rng.normal(size=(n_in, N)), rng.normal(size=(n_out, N))
+    V = None if width is None else rng.normal(size=(n_in, width))
+    return X, Y, V
+
+
+CASES = [  # strategy, component, support of one variable, block, width (None: V = None), batch sizes
+    (pt.Dropout(P), "hidden", BERNOULLI, 1, None, (None, 2, 1)),
+    (pt.Dropout(P).with_per_sample(False), "hidden", BERNOULLI, 1, None, (None, 2)),
+    (pt.DropConnect(P, "output"), "output", BERNOULLI, 1, None, (None, 2)),
+    (pt.DropConnect(P, "output", per_sample=True), "output", BERNOULLI, 1, None, (None, 1)),
+    (pt.GaussianDropout(VAR / (1 + VAR)), "hidden", GAUSS, 1, 2, (2,)),
+    (pt.DropBlock(P, 2), "hidden", BERNOULLI, 2, 4, (None, 2)),
+    (pt.UnitNoise(pt.DiscreteLaw([0.0, 0.5, 2.0], [0.2, 0.4, 0.4])), "hidden", THREE_POINT, 1, 2, (2,)),
+    (pt.WeightNoise(pt.DiscreteLaw([0.0, 0.5, 2.0], [0.2, 0.4, 0.4]), "output", per_sample=False), "output",
+     THREE_POINT, 1, None, (2,)),
+]
+
+
+@pytest.mark.parametrize("case", [(c, b) for c in CASES for b in c[5]], ids=lambda c: f"{c[0][0]!r}-B{c[1]}")
+def test_recursions_agree_with_enumeration(case):
+    (strategy, kind, support, block, width, _), batch = case
+    X, Y, V = _data(1, n_in=3 if width else 2, width=width)
+    H = X if V is None else V.T @ X
+    n_out, d = Y.shape[0], H.shape[0]
+    lr = 0.03
+    U0 = np.linspace(-0.3, 0.4, n_out * d).reshape(n_out, d)
+    configs = _configurations(H, Y, lr, support, kind, strategy.per_sample, batch, block)
+    means, covs = _enumerated(configs, U0.reshape(-1), 3)
+    got = pt.iterate_moments(strategy, X, Y, U0, lr, 3, V=V, batch_size=batch)
+    assert got.mean.shape == (4, n_out, d) and got.covariance.shape == (4, n_out * d, n_out * d)
+    assert np.abs(got.mean.reshape(4, -1) - means).max() < 1e-14
+    scale = max(np.abs(covs).max(), (means ** 2).max())  # the enumeration subtracts m m^T from E[u u^T]
+    assert np.abs(got.covariance - covs).max() < 1e-12 * scale
+    m, C, Sigma, rho = _enumerated_stationary(configs)
+    st = pt.stationary_moments(strategy, X, Y, lr, V=V, batch_size=batch)
+    assert rho < 1
+    assert np.abs(st.mean.reshape(-1) - m).max() < 1e-12 * np.abs(m).max()
+    assert np.abs(st.covariance - C).max() < 1e-10 * np.abs(C).max()
+    assert np.abs(st.averaged_covariance - Sigma).max() < 1e-10 * np.abs(Sigma).max()
+
+
+@pytest.mark.parametrize("strategy,kind,support", [(pt.Dropout(P), "hidden", BERNOULLI),
+                                                   (pt.DropConnect(P, "output"), "output", BERNOULLI)])
+def test_largest_stable_step_is_where_the_second_moments_diverge(strategy, kind, support):
+    X, Y, _ = _data(2)
+    lr_max = pt.stationary_moments(strategy, X, Y, 0.01, batch_size=2).max_stable_lr
+
+    def rho(lr):
+        return _enumerated_stationary(_configurations(X, Y, lr, support, kind, strategy.per_sample, 2))[3]
+
+    assert rho(0.999 * lr_max) < 1 < rho(1.001 * lr_max)
+    with pytest.raises(InvalidParameterError, match=rf"lr must be below {lr_max:.6g}.*got {1.01 * lr_max!r}"):
+        pt.stationary_moments(strategy, X, Y, 1.01 * lr_max, batch_size=2)
+
+
+def test_stationary_mean_is_the_minimizer_of_the_expected_loss_whatever_the_step():
+    X, Y, V = _data(3, n_in=3, N=5, n_out=2, width=4)
+    strategy = pt.Dropout(P)
+    lam = P / (1 - P)
+    H = V.T @ X
+    S = H @ H.T / H.shape[1]
+    U_star = np.linalg.solve(S + lam * np.diag(np.diag(S)), H @ Y.T / H.shape[1]).T
+    for lr in (0.002, 0.015):
+        st = pt.stationary_moments(strategy, X, Y, lr, V=V, batch_size=2)
+        assert np.allclose(st.mean, U_star, atol=1e-13)
+
+
+# -------------------------------------------------------------------------------- refusals
+
+def test_refusals_name_the_parameter():
+    X, Y, _ = _data(0)
+    U0 = np.zeros((2, 2))
+    with pytest.raises(InvalidParameterError, match="weights of V"):
+        pt.iterate_moments(pt.PerNodeDrop(P, "input"), X, Y, U0, 0.1, 2)
+    with pytest.raises(InvalidParameterError, match="order 4"):
+        pt.iterate_moments(pt.HiddenNoise(np.eye(2) * 0.2), X, Y, U0, 0.1, 2)
+    with pytest.raises(InvalidParameterError, match="lr must be"):
+        pt.iterate_moments(pt.Dropout(P), X, Y, U0, -0.1, 2)
+    with pytest.raises(InvalidParameterError, match="U0 must be"):
+        pt.iterate_moments(pt.Dropout(P), X, Y, np.zeros((3, 2)), 0.1, 2)
+    with pytest.raises(InvalidParameterError, match="batch_size must be"):
+        pt.stationary_moments(pt.Dropout(P), X, Y, 0.1, batch_size=0)
+
+
+def test_results_show_themselves():
+    X, Y, _ = _data(0)
+    st = pt.stationary_moments(pt.Dropout(P), X, Y, 0.01)
+    assert "StationaryMoments(" in repr(st) and "max_stable_lr" in st._repr_html_()
+    it = pt.iterate_moments(pt.Dropout(P), X, Y, np.zeros((2, 2)), 0.05, 2)
+    assert "IterateMoments(" in repr(it) and it.spread.shape == (3,)
+
+
+# ---------------------------------------------------------------------------- torch SGD runs
+
+def _torch_sgd(kind, per_sample, X, Y, U0, lr, steps, batch, runs, seed, law=None):
+    """``runs`` independent SGD runs of torch.optim.SGD on U (masks drawn here), all steps."""
+    g = torch.Generator().manual_seed(seed)
+    H, Yt = torch.as_tensor(X), torch.as_tensor(Y)
+    n_out, d = U0.shape
+    N = H.shape[1]
+    U = torch.nn.Parameter(torch.as_tensor(U0).expand(runs, n_out, d).clone())
+    opt = torch.optim.SGD([U], lr=lr)
+    B = N if batch is None else batch
+    out = [U.detach().clone()]
+    for _ in range(steps):
+        idx = (torch.arange(N).expand(runs, N) if batch is None else torch.randint(N, (runs, B), generator=g))
+        h, y = H.T[idx], Yt.T[idx]  # (runs, B, d), (runs, B, n_out)
+        draws = B if per_sample else 1
+        shape = (runs, draws, d) if kind == "hidden" else (runs, draws, n_out, d)
+        mask = (torch.rand(shape, generator=g, dtype=torch.float64) >= P) / (1 - P) if law is None else law(shape, g)
+        if kind == "hidden":
+            pred = torch.einsum("rbj,roj->rbo", h * mask, U)
+        else:
+            pred = torch.einsum("rbj,rboj->rbo", h, U.unsqueeze(1) * mask)
+        loss = ((pred - y) ** 2).sum(-1).mean(-1).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        out.append(U.detach().clone())
+    return torch.stack(out).numpy().reshape(steps + 1, runs, -1)
+
+
+def _gaussian(shape, g):
+    return 1 + math.sqrt(VAR) * torch.randn(shape, generator=g, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("strategy,kind,batch,law", [
+    (pt.Dropout(P), "hidden", 2, None),
+    (pt.Dropout(P).with_per_sample(False), "hidden", None, None),
+    (pt.DropConnect(P, "output"), "output", 2, None),
+    (pt.DropConnect(P, "output", per_sample=True), "output", None, None),
+    (pt.GaussianDropout(VAR / (1 + VAR)), "hidden", 2, _gaussian),
+])
+def test_torch_sgd_runs_agree_within_standard_errors(strategy, kind, batch, law):
+    X, Y, _ = _data(4, N=4)
+    U0 = np.array([[0.5, -0.2], [0.1, 0.3]])
+    lr, steps, runs = 0.08, 6, 20000
+    u = _torch_sgd(kind, strategy.per_sample, X, Y, U0, lr, steps, batch, runs, seed=7, law=law)
+    exact = pt.iterate_moments(strategy, X, Y, U0, lr, steps, batch_size=batch)
+    for t in (1, 3, steps):
+        mean = u[t].mean(0)
+        z = (mean - exact.mean[t].reshape(-1)) / np.sqrt(np.diag(exact.covariance[t]) / runs)
+        assert np.abs(z).max() < 4.5
+        dev = u[t] - mean
+        prods = dev[:, :, None] * dev[:, None, :]
+        se = prods.std(0) / math.sqrt(runs)
+        zc = (prods.mean(0) * runs / (runs - 1) - exact.covariance[t]) / se
+        assert np.abs(zc).max() < 4.5
+
+
+# ----------------------------------------------------------------------- Clara et al.
+
+def test_mean_of_full_batch_dropout_gd_is_gd_on_the_expected_loss():
+    X, Y, _ = _data(5, n_in=3, N=6, n_out=2)
+    lam, lr = P / (1 - P), 0.05
+    S, M = X @ X.T / X.shape[1], Y @ X.T / X.shape[1]
+    U = np.array([[0.2, -0.1, 0.4], [0.0, 0.3, -0.2]])
+    got = pt.iterate_moments(pt.Dropout(P), X, Y, U, lr, 20)
+    for t in range(1, 21):
+        U = U - lr * 2 * (U @ (S + lam * np.diag(np.diag(S))) - M)
+        assert np.allclose(got.mean[t], U, atol=1e-14)
+
+
+def test_stationary_covariance_scales_with_the_step():
+    X, Y, _ = _data(6, n_in=3, N=6, n_out=2)
+    spreads = [pt.stationary_moments(pt.Dropout(P), X, Y, lr).spread for lr in (0.004, 0.002, 0.001)]
+    ratios = [spreads[0] / spreads[1], spreads[1] / spreads[2]]
+    assert spreads[2] > 0
+    assert all(abs(r - 2) < 0.05 for r in ratios)
+    assert abs(ratios[1] - 2) < abs(ratios[0] - 2)  # closer to proportional as the step shrinks
+
+
+# ------------------------------------------------------------------------- coverage
+
+def test_intervals_from_the_averaged_covariance_cover_at_their_level():
+    X, Y, _ = _data(8, N=4)
+    strategy, lr, batch = pt.Dropout(P), 0.04, 1
+    st = pt.stationary_moments(strategy, X, Y, lr, batch_size=batch)
+    burn, K, runs = 100, 1500, 1000
+    u = _torch_sgd("hidden", True, X, Y, st.mean, lr, burn + K, batch, runs, seed=11)
+    avg = u[burn + 1:].mean(0).reshape(runs, *st.mean.shape)
+    low, high = st.intervals(avg, K)
+    covered = ((low <= st.mean) & (st.mean <= high)).reshape(runs, -1).mean(0)
+    se = math.sqrt(0.95 * 0.05 / runs)
+    assert np.all(np.abs(covered - 0.95) < 3 * se), covered
