@@ -283,3 +283,36 @@ def test_intervals_from_the_averaged_covariance_cover_at_their_level():
     covered = ((low <= st.mean) & (st.mean <= high)).reshape(runs, -1).mean(0)
     se = math.sqrt(0.95 * 0.05 / runs)
     assert np.all(np.abs(covered - 0.95) < 3 * se), covered
+
+
+# ------------------------------------------------- the simulated spread: one estimator, honest errors
+
+def test_spread_estimator_is_unbiased_and_its_error_honest_on_correlated_snapshots():
+    """AR(1) snapshots of correlation 0.8 (stationary variance 1 per entry, 6 entries): the
+    estimate averages to the trace 6 and the jackknife error matches the estimates' spread."""
+    from pnd_theory.studies.stationary import spread_over_seeds
+    rng = np.random.default_rng(0)
+    reps, S, T, rho = 2000, 6, 10, 0.8
+    x = np.empty((reps, S, T, 2, 3))
+    x[:, :, 0] = rng.normal(size=(reps, S, 2, 3))
+    for t in range(1, T):
+        x[:, :, t] = rho * x[:, :, t - 1] + math.sqrt(1 - rho ** 2) * rng.normal(size=(reps, S, 2, 3))
+    est = np.array([spread_over_seeds(x[r]) for r in range(reps)])
+    assert abs(est[:, 0].mean() - 6) < 3 * est[:, 0].std() / math.sqrt(reps)
+    assert 0.85 < np.sqrt((est[:, 1] ** 2).mean()) / est[:, 0].std() < 1.15
+    with pytest.raises(InvalidParameterError, match="seeds must be at least 2"):
+        spread_over_seeds(x[0, :1])
+
+
+def test_noise_mode_spread_and_stationary_spread_share_the_estimator_and_refuse_one_seed():
+    from pnd_theory.studies.implicit import NoiseModeSpread
+    from pnd_theory.studies.stationary import spread_over_seeds
+    products = np.random.default_rng(1).normal(size=(4, 5, 2, 3))
+    res = NoiseModeSpread(strategy=pt.Dropout(P), noise="masks", lr=0.1, steps=1, products=products,
+                          objectives=np.zeros((4, 5)), optimum=None)
+    assert (res.spread, res.spread_se) == spread_over_seeds(products)
+    X, Y, _ = _data(0)
+    with pytest.raises(InvalidParameterError, match="seeds must be at least 2"):
+        pt.noise_mode_spread(pt.Dropout(P), X, Y, 2, "masks", 0.01, 1, seeds=1)
+    with pytest.raises(InvalidParameterError, match="seeds must"):
+        pt.stationary_spread(pt.Dropout(P), X, Y, 2, 0.01, 1, seeds=1)

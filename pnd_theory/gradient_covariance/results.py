@@ -152,9 +152,9 @@ class StationarySpread(ResultDisplay):
     ----------
     spread, spread_se : float
         :math:`\frac1S \sum_s \overline{\|A_s(t) - \bar A\|_F^2}` (time-averaged over the
-        recorded end of each run, :math:`\bar A` the mean over seeds and time, with the
-        :math:`S/(S-1)` correction for estimating :math:`\bar A`) and its standard error over
-        the seeds.
+        recorded end of each run, :math:`\bar A` the mean over seeds and time) plus the
+        estimated :math:`E\|\bar A - E A\|_F^2` from the seeds' means, unbiased for the trace of
+        the stationary covariance, and its jackknife standard error over the seeds.
     mean_product : ndarray (n_out, n_in)
         :math:`\bar A`.
     products : ndarray (S, n_out, n_in)

@@ -21,8 +21,13 @@ the same optimum; what differs is :math:`\Sigma_M` (the theory page), hence only
 
 .. math::
 
-    \mathrm{spread} = \frac1{S T} \sum_{s, t} \|A_s(t) - \bar A\|_F^2, \qquad
-    \text{excess} = \frac1{S T} \sum_{s, t} (L + R)(U_s(t), V_s(t)) - (L + R)^\star.
+    \mathrm{spread} = \frac1{S T} \sum_{s, t} \|A_s(t) - \bar A\|_F^2
+        + \frac1S \sum_{ij} \widehat{\mathrm{Var}}_s(\bar A_s)_{ij}, \qquad
+    \text{excess} = \frac1{S T} \sum_{s, t} (L + R)(U_s(t), V_s(t)) - (L + R)^\star,
+
+the spread estimated as :func:`pnd_theory.stationary_spread` does (one estimator,
+:func:`pnd_theory.studies.stationary.spread_over_seeds`), with standard errors over the
+independent seeds.
 """
 
 from __future__ import annotations
@@ -32,10 +37,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validation import as_numpy_arrays, check_choice, check_data, check_positive_int, check_real, check_seed
+from .._validation import InvalidParameterError, as_numpy_arrays, check_choice, check_data, check_positive_int, check_real, check_seed
 from ..regularizers.minimizers import global_minimizer
 from ..routes.penalty import expected_loss
 from ..laws.strategies import validate_strategy
+from .stationary import spread_over_seeds
 from .training import NOISE_MODES, train
 
 __all__ = ["NoiseModeSpread", "noise_mode_spread"]
@@ -70,20 +76,17 @@ class NoiseModeSpread:
         r""":math:`\bar A`, the end point of the trainings (mean over seeds and snapshots)."""
         return self.products.mean(axis=(0, 1))
 
-    def _terms(self):
-        return ((self.products - self.mean_product) ** 2).sum(axis=(2, 3)).reshape(-1)
-
     @property
     def spread(self) -> float:
-        r"""Mean of :math:`\|A_s(t) - \bar A\|_F^2` over seeds and snapshots."""
-        return float(self._terms().mean())
+        r"""The stationary spread of the snapshots, estimated as :func:`pnd_theory.stationary_spread`
+        does (:func:`pnd_theory.studies.stationary.spread_over_seeds`)."""
+        return spread_over_seeds(self.products)[0]
 
     @property
     def spread_se(self) -> float:
-        """Standard error of :attr:`spread`, treating the snapshots as independent draws (they
-        are taken many correlation times apart)."""
-        t = self._terms()
-        return float(t.std(ddof=1) / math.sqrt(t.size)) if t.size > 1 else math.inf
+        """Standard error of :attr:`spread`: the jackknife over the independent seeds (snapshots of
+        one seed are correlated and are not counted as independent draws)."""
+        return spread_over_seeds(self.products)[1]
 
     @property
     def excess(self) -> float:
@@ -92,8 +95,9 @@ class NoiseModeSpread:
 
     @property
     def excess_se(self) -> float:
-        o = self.objectives.reshape(-1)
-        return float(o.std(ddof=1) / math.sqrt(o.size)) if o.size > 1 else math.inf
+        """Standard error of :attr:`excess` from the seeds' mean objectives (independent seeds)."""
+        per_seed = self.objectives.mean(1)
+        return float(per_seed.std(ddof=1) / math.sqrt(per_seed.size))
 
     @property
     def offset(self) -> float:
@@ -133,6 +137,7 @@ def noise_mode_spread(strategy, X, Y, width, noise, lr, steps, *, snapshots=20, 
     steps : int
         Steps between two snapshots (take it well above the correlation time :math:`1/(\eta\mu)`).
     snapshots, seeds : int, keyword-only
+        Snapshots per seed, and the number of seeds (at least 2: the standard errors are over seeds).
     burn_in : int, optional, keyword-only
         Steps before the first snapshot (default ``steps``).
     matched_every : int, keyword-only
@@ -152,6 +157,8 @@ def noise_mode_spread(strategy, X, Y, width, noise, lr, steps, *, snapshots=20, 
     steps = check_positive_int("steps", steps)
     snapshots = check_positive_int("snapshots", snapshots)
     seeds = check_positive_int("seeds", seeds)
+    if seeds < 2:
+        raise InvalidParameterError(f"seeds must be at least 2 (standard errors over seeds), got {seeds}")
     burn_in = steps if burn_in is None else check_positive_int("burn_in", burn_in)
     matched_every = check_positive_int("matched_every", matched_every)
     optimum = global_minimizer(strategy, X, Y, width)

@@ -34,6 +34,40 @@ def _seed_list(seeds):
     return tuple(int(s) for s in out)
 
 
+def spread_over_seeds(products):
+    r"""The stationary spread from snapshots ``products`` (seeds, snapshots, ...) and its standard error.
+
+    .. math::
+
+        \widehat{\mathrm{spread}} = \frac1{ST} \sum_{s, t} \|A_s(t) - \bar A\|_F^2
+            + \frac1S \sum_{ij} \widehat{\mathrm{Var}}_s\big(\bar A_s\big)_{ij},
+
+    :math:`\bar A_s` the mean of seed :math:`s`'s snapshots.  The second term puts back what
+    estimating :math:`\bar A` takes away (:math:`E\|\bar A - E A\|_F^2`, from the
+    independent seed means, however correlated the snapshots of one seed are), so that the
+    estimate is unbiased for :math:`\mathrm{tr}\,\mathrm{Cov}(A)` of stationary snapshots.  The
+    standard error is the jackknife over seeds (the seeds are independent; the snapshots of
+    one seed need not be).  At least two seeds are needed.
+    """
+    products = np.asarray(products, dtype=float)
+    S = products.shape[0]
+    if S < 2:
+        raise InvalidParameterError(f"seeds must be at least 2 (a standard error over seeds), got {S}")
+
+    def estimate(p):
+        seed_means = p.mean(1)
+        mean = seed_means.mean(0)
+        raw = ((p - mean) ** 2).reshape(p.shape[0], p.shape[1], -1).sum(-1).mean()
+        return raw + seed_means.reshape(p.shape[0], -1).var(0, ddof=1).sum() / p.shape[0]
+
+    spread = float(estimate(products))
+    if S == 2:  # a jackknife needs two seeds left: the seed means' half difference bounds instead
+        per_seed = ((products - products.mean((0, 1))) ** 2).reshape(S, products.shape[1], -1).sum(-1).mean(1)
+        return spread, float(per_seed.std(ddof=1) / math.sqrt(S))
+    leave = np.array([estimate(np.delete(products, s, axis=0)) for s in range(S)])
+    return spread, float(math.sqrt((S - 1) / S * ((leave - leave.mean()) ** 2).sum()))
+
+
 def _derived_seed(seed, part):
     """An independent training seed for part ``part`` of the run of seed ``seed``."""
     return int(np.random.SeedSequence([seed, part]).generate_state(1)[0])
@@ -45,7 +79,8 @@ def stationary_spread(strategy, X, Y, width, lr, steps, seeds=8, *, batch_size=N
 
     .. math::
 
-        \mathrm{spread} = \frac1S \sum_{s=1}^S \frac1T \sum_{t=1}^T \|A_s(t) - \bar A\|_F^2,
+        \mathrm{spread} = \frac1S \sum_{s=1}^S \frac1T \sum_{t=1}^T \|A_s(t) - \bar A\|_F^2
+            + \frac1S \sum_{ij} \widehat{\mathrm{Var}}_s(\bar A_s)_{ij},
         \qquad \bar A = \frac1{ST}\sum_{s,t} A_s(t),
 
     with :math:`A_s(t)` the product after ``burn_in + t * steps`` steps of
@@ -54,7 +89,8 @@ def stationary_spread(strategy, X, Y, width, lr, steps, seeds=8, *, batch_size=N
     gradient covariance, so at a fixed step it grows with the mask-induced gradient noise:
     shared masks (``DropConnect``) spread more than per-sample masks (``PerNodeDrop``) of the
     same law, although both have the same expected loss and the same optimum
-    (the theory page).
+    (the theory page).  The second term (:func:`spread_over_seeds`) makes the estimate unbiased
+    for the trace of the stationary covariance; its standard error is the jackknife over seeds.
 
     Parameters
     ----------
@@ -89,7 +125,7 @@ def stationary_spread(strategy, X, Y, width, lr, steps, seeds=8, *, batch_size=N
     Returns
     -------
     StationarySpread
-        ``.spread``, ``.spread_se`` (over seeds), ``.mean_product``, ``.distance_to_optimum``,
+        ``.spread``, ``.spread_se`` (jackknife over seeds), ``.mean_product``, ``.distance_to_optimum``,
         ``.distance_se`` (the distance expected from the seeds' spread alone when the mean is
         unbiased), ``.spread_about_optimum``.
     """
@@ -148,7 +184,7 @@ def stationary_spread(strategy, X, Y, width, lr, steps, seeds=8, *, batch_size=N
     bar.close()
     S = len(seeds)
     mean_product = products.mean((0, 1))
-    per_seed = ((products - mean_product) ** 2).sum((-1, -2)).mean(1) * S / (S - 1)
+    spread, spread_se = spread_over_seeds(products)
     seed_means = products.mean(1)
     dist = dist_se = about = about_se = None
     if optimum:
@@ -157,7 +193,7 @@ def stationary_spread(strategy, X, Y, width, lr, steps, seeds=8, *, batch_size=N
         about_seed = ((products - A_star) ** 2).sum((-1, -2)).mean(1)
         about, about_se = float(about_seed.mean()), float(about_seed.std(ddof=1) / math.sqrt(S))
     return StationarySpread(
-        spread=float(per_seed.mean()), spread_se=float(per_seed.std(ddof=1) / math.sqrt(S)),
+        spread=spread, spread_se=spread_se,
         mean_product=mean_product, products=seed_means, optimum=A_star, distance_to_optimum=dist,
         distance_se=dist_se, spread_about_optimum=about, spread_about_optimum_se=about_se, seeds=seeds,
     )
