@@ -26,6 +26,7 @@ BP, BS, BPN = "benchmarks/results/penalty.json", "benchmarks/results/symbolic.js
     "benchmarks/results/bench_pernodedrop_cpu.json"
 BMC = "benchmarks/results/montecarlo_cpu_1thread.json"
 BPN2 = "benchmarks/results/bench_pernodedrop_cpu_2threads.json"
+BIT = "benchmarks/results/iterates.json"
 
 PCT, PCT1, G1, G2, G3, F2, F4 = "{:.2%}", "{:.1%}", "{:.1g}", "{:.2g}", "{:.3g}", "{:.2f}", "{:.4f}"
 MASKED = ("Dropout", "PerNodeDrop")
@@ -106,6 +107,11 @@ CLAIMS = [
                                                              "ratio_to_forward"), "{:.1f}"),
     ("; {}x input-layer PerNodeDrop", BMC, ("rows", "PerNodeDrop(p=0.5, layer='input', stir='drop')",
                                           "ratio_to_forward"), "{:.1f}"),
+    ("300 coordinates of `U` takes {} s", BIT, ("rows", {"n": 300, "strategy": "Dropout(p=0.3)"},
+                                                  "stationary_seconds"), "{:.1f}"),
+    ("second-moment map takes {} s", BIT, ("rows", {"n": 40, "strategy": "Dropout(p=0.3)"}, "dense_seconds"), "{:.1f}"),
+    ("the structured route takes {} s", BIT, ("rows", {"n": 40, "strategy": "Dropout(p=0.3)"},
+                                             "stationary_seconds"), "{:.2f}"),
     (", {}x with Gaussian masks (target 10x)", BMC, ("rows", "PerNodeDrop(p=0.5, layer='input', stir='gaussian')",
                                                     "ratio_to_forward"), "{:.1f}"),
 ]
