@@ -3,12 +3,20 @@
 For each strategy, time ``monte_carlo_loss(..., samples=T)`` and divide by ``T`` forward
 products ``U (V^T X)`` of the same sizes timed in the same run (the floor: a draw cannot cost
 less than evaluating the network once).  Ratios, not seconds, are what to compare across
-machines.  Run: ``python benchmarks/bench_montecarlo.py [--device cuda]``; writes
-``benchmarks/results/montecarlo_DEVICE.json``.
+machines.
+
+Threads: ``--threads N`` sets torch's and numba's counts; the counts in force (torch, numba, the
+fused kernels, each BLAS library) are read after the timed runs and recorded with the versions
+and the CPU, and the script refuses to write results (exit status 1) when any differs from
+``N``.  Run: ``NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/bench_montecarlo.py
+--threads 1`` (writes ``benchmarks/results/montecarlo_cpu_1thread.json``) or ``--device cuda``
+(``montecarlo_cuda.json``).
 """
 
 import argparse
 import json
+import platform
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +24,7 @@ import numpy as np
 import torch
 
 import pnd_theory as pt
+from bench_pernodedrop import _version, cpu_name, thread_counts, thread_mismatches
 
 
 def median_time(fn, repeats):
@@ -45,6 +54,11 @@ def main():
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+        try:
+            import numba
+            numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+        except ImportError:
+            pass
     U, V, X, Y = pt.random_problem(args.n_in, args.width, args.n_out, args.n_samples, seed=0)
     dev = torch.device(args.device)
     Ut, Vt, Xt = (torch.as_tensor(a, device=dev) for a in (U, V, X))
@@ -59,11 +73,22 @@ def main():
         t = median_time(lambda: pt.monte_carlo_loss(s, U, V, X, Y, samples=args.draws, device=dev), args.repeats)
         print(f"{repr(s)[:52]:<52} {args.draws / t:10.0f} {t / args.draws / forward:20.1f}")
         rows[repr(s)] = {"draws_per_second": args.draws / t, "ratio_to_forward": t / args.draws / forward}
-    out = Path(args.json) if args.json else Path(__file__).parent / "results" / f"montecarlo_{dev.type}.json"
+    threads = thread_counts()  # read after the timed runs: what was in force while they ran
+    if dev.type == "cpu" and args.threads:
+        bad = thread_mismatches([threads], args.threads)
+        if bad:
+            sys.exit(f"bench_montecarlo: not writing results: {', '.join(bad)}")
+    default = f"montecarlo_{dev.type}" + (f"_{args.threads}thread" if dev.type == "cpu" and args.threads else "")
+    out = Path(args.json) if args.json else Path(__file__).parent / "results" / f"{default}.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"device": str(dev), "threads": torch.get_num_threads(), "n_in": args.n_in, "width": args.width, "n_out": args.n_out,
+    out.write_text(json.dumps({"device": str(dev), "threads": threads, "cpu": cpu_name(),
+                               "versions": {"torch": torch.__version__, "numba": _version("numba"),
+                                            "numpy": np.__version__, "python": platform.python_version()},
+                               "n_in": args.n_in, "width": args.width, "n_out": args.n_out,
                                "n_samples": args.n_samples, "draws": args.draws, "forward_seconds": forward,
                                "rows": rows}, indent=1))
+    print(f"threads in force: torch {threads['torch']}, numba {threads['numba']}, kernels {threads['kernels']}; "
+          f"wrote {out}")
 
 
 if __name__ == "__main__":
