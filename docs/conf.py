@@ -2,13 +2,16 @@
 
 Build with ``python -m sphinx -W -b html docs docs/_build/html`` (the test suite does, in
 ``tests/test_docs.py``).  The notebooks are rendered with the outputs they were committed with
-(never executed here), the figures come from ``paper_figures/``, and the API reference is
+(never executed here), the figures come from ``paper_figures/``, and the module pages are
 generated from the docstrings of every public module of the package.
+
+A build writes only under its output folder: ``docs/notebooks`` is a link to the repository's
+``notebooks/``, the gallery shows the images of ``paper_figures/`` where they are, and the pages
+``api.md`` and ``gallery.md`` are filled in memory when Sphinx reads them (``source-read``).
 """
 
 import ast
 import pkgutil
-import shutil
 import sys
 from pathlib import Path
 
@@ -28,7 +31,7 @@ nb_execution_mode = "off"  # notebooks are shown with their committed outputs
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
+exclude_patterns = ["_build", "_generated", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True, "ignore-module-all": True}
 numpydoc_show_class_members = False
@@ -38,8 +41,6 @@ html_theme = "alabaster"
 html_title = f"pnd-theory {release}"
 # a numpydoc References section lists papers the text need not cite inline
 suppress_warnings = ["mystnb.unknown_mime_type", "ref.citation"]
-
-GENERATED = HERE / "_generated"
 
 
 def _public_modules():
@@ -51,36 +52,51 @@ def _public_modules():
     return sorted(names)
 
 
-def _write_generated():
-    """The API pages, the notebooks and the figures, copied or written under ``_generated/``."""
-    shutil.rmtree(GENERATED, ignore_errors=True)
-    (GENERATED / "notebooks").mkdir(parents=True)
-    (GENERATED / "figures").mkdir()
-    lines = ["# API reference", "", "Every public module, from its docstrings.", "", "```{toctree}", ":maxdepth: 1", ""]
+def _api_page():
+    """The modules page: every public module, from its docstrings."""
+    lines = []
     for name in _public_modules():
-        page = GENERATED / f"{name}.rst"
-        title = f"``{name}``"
-        page.write_text(f"{title}\n{'=' * len(title)}\n\n.. automodule:: {name}\n")
-        lines.append(name)
-    lines.append("```")
-    (GENERATED / "api.md").write_text("\n".join(lines) + "\n")
-    for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
-        shutil.copy2(notebook, GENERATED / "notebooks" / notebook.name)
-    gallery = ["# Figures", "", "The figures of `paper_figures/`, each written with the data behind it (JSON) by",
-               "`pnd-theory figures` (`--quick` for small sizes).  The numbers quoted in the README are",
-               "read from those JSON files.", ""]
+        lines += [f"## `{name}`", "", "```{eval-rst}", f".. automodule:: {name}", "```", ""]
+    return "\n".join(lines)
+
+
+def _gallery_page():
+    """The figures of the registry, each with its summary, its writer and its image."""
+    lines = []
     for name, module in FIGURES.items():
         path = ROOT / (module.replace(".", "/") + ".py")
         doc = ast.get_docstring(ast.parse(path.read_text())) or name
         summary = doc.split("\n\n")[0].replace("\n", " ")
-        gallery += [f"## {summary}", "", f"`{module}` writes `{name}.png`, `{name}.pdf` and `{name}.json`.", ""]
-        image = ROOT / "paper_figures" / f"{name}.png"
-        if image.is_file():
-            shutil.copy2(image, GENERATED / "figures" / image.name)
-            gallery += [f"```{{image}} figures/{name}.png", f":alt: {name}", "```", ""]
+        lines += [f"## {summary}", "", f"`{module}` writes `{name}.png`, `{name}.pdf` and `{name}.json`.", ""]
+        if (ROOT / "paper_figures" / f"{name}.png").is_file():
+            lines += [f"```{{image}} ../paper_figures/{name}.png", f":alt: {name}", "```", ""]
         else:
-            gallery += ["(Not generated in this checkout: run `pnd-theory figures --only " + name + "`.)", ""]
-    (GENERATED / "gallery.md").write_text("\n".join(gallery))
+            lines += [f"(Not generated in this checkout: run `pnd-theory figures --only {name}`.)", ""]
+    return "\n".join(lines)
 
 
-_write_generated()
+GENERATED_PAGES = {"api": _api_page, "gallery": _gallery_page}
+MARK = "<!-- filled in when the site is built -->"
+
+
+def _fill(app, docname, source):
+    """Put the generated text of ``api`` and ``gallery`` in place of their mark, in memory only."""
+    if docname in GENERATED_PAGES:
+        source[0] = source[0].replace(MARK, GENERATED_PAGES[docname]())
+
+
+def _headings_as_rubrics(app, what, name, obj, options, lines):
+    """A module docstring's section titles become rubrics: the modules share one page, where
+    titles such as "References" in several docstrings would be the same section twice."""
+    if what != "module":
+        return
+    for i in range(len(lines) - 1):
+        title, underline = lines[i].strip(), lines[i + 1].strip()
+        if title and len(underline) >= 3 and set(underline) <= set("-=~^") and len(underline) == len(title):
+            lines[i], lines[i + 1] = f".. rubric:: {title}", ""
+
+
+def setup(app):
+    app.connect("source-read", _fill)
+    app.connect("autodoc-process-docstring", _headings_as_rubrics)
+    return {"parallel_read_safe": True}

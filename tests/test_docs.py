@@ -13,20 +13,36 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 
+def _files_under(*folders):
+    """The files under the given folders of the checkout (links not followed, byte-code left out)."""
+    found = set()
+    for folder in folders:
+        for path in (ROOT / folder).rglob("*"):
+            if "__pycache__" not in path.parts and path.is_file() and not path.is_symlink():
+                found.add(str(path.relative_to(ROOT)))
+    return found
+
+
 @pytest.mark.slow
 def test_sphinx_builds_warning_free(tmp_path):
+    source_tree = _files_under("docs", "notebooks", "paper_figures")
     run = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
                           str(ROOT / "docs"), str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-4000:]
-    for page in ("index.html", "theory.html", "usage.html", "_generated/api.html", "_generated/gallery.html",
-                 "_generated/pnd_theory.apps.cli.html", "_generated/notebooks/05_gradient_noise.html"):
+    # the build writes only under its output folder: it adds no file to the source tree
+    after = _files_under("docs", "notebooks", "paper_figures")
+    assert after == source_tree, sorted(after ^ source_tree)
+    assert not (ROOT / "docs" / "_generated").exists()
+    for page in ("index.html", "theory.html", "usage.html", "api.html", "gallery.html", "reference.html",
+                 "notebooks/05_gradient_noise.html"):
         assert (tmp_path / page).is_file(), page
+    assert 'id="module-pnd_theory.apps.cli"' in (tmp_path / "api.html").read_text()
     # every figure of the registry is in the gallery, every notebook is rendered
-    gallery = (tmp_path / "_generated/gallery.html").read_text()
+    gallery = (tmp_path / "gallery.html").read_text()
 
     drawn = [name for name in FIGURES if (ROOT / "paper_figures" / f"{name}.png").is_file()]
-    assert drawn and all(f"{name}.png" in gallery for name in drawn)
-    rendered = {p.stem for p in (tmp_path / "_generated/notebooks").glob("*.html")}
+    assert drawn and all(f'alt="{name}"' in gallery for name in drawn)
+    rendered = {p.stem for p in (tmp_path / "notebooks").glob("*.html")}
     assert rendered == {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")}
     # the theory page is typeset: its formulas are math, not code, and the penalty table has
     # three cells in every row (a || inside a code span once split them)
