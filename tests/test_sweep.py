@@ -325,3 +325,237 @@ def test_restart_mid_sweep_loses_no_finished_cell(tmp_path, client):
     assert any(pid not in before for pid in df.pid), "no cell ran after the restart"
     assert {name: (store / name).read_text() for name in finished} == finished  # kept as they were
     assert len(list(store.glob("*.json"))) == 10
+
+
+# --------------------------------------------------------------------------- faults: stale code, bad files,
+# dead clusters, read-only stores, non-finite results, two processes on one store
+
+TASK_MODULE = """\
+def task(value):
+    return {{"out": value * {factor}}}
+"""
+
+
+def test_changed_task_code_computes_its_cells_again(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    (tmp_path / "user_task_mod.py").write_text(TASK_MODULE.format(factor=2))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = {"task": "user_task_mod:task", "grid": {"value": [1, 2]}}
+    store = tmp_path / "store"
+    assert list(sweep(spec, client="serial", store=store, progress=False).out) == [2, 4]
+    assert set(sweep(spec, client="serial", store=store, progress=False).status) == {"cached"}
+    (tmp_path / "user_task_mod.py").write_text(TASK_MODULE.format(factor=3))
+    importlib.reload(sys.modules["user_task_mod"])  # what a new process would import
+    again = sweep(spec, client="serial", store=store, progress=False)
+    assert list(again.status) == ["done", "done"] and list(again.out) == [3, 6]  # not the stale 2, 4
+    sys.modules.pop("user_task_mod")
+
+
+def test_changed_package_code_computes_its_cells_again(tmp_path, monkeypatch):
+    import shutil
+
+    from pnd_theory.studies import sweep_store
+
+    spec = {"task": slow_square, "grid": {"value": [1, 2]}}
+    store = tmp_path / "store"
+    sweep(spec, client="serial", store=store, progress=False)
+    assert set(sweep(spec, client="serial", store=store, progress=False).status) == {"cached"}
+    # the package's fingerprint covers every module: one changed byte in a copy changes it
+    copy = tmp_path / "pkg"
+    shutil.copytree(sweep_store.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(sweep_store, "PACKAGE", copy)
+    before = sweep_store.code_fingerprint(slow_square)
+    assert set(sweep(spec, client="serial", store=store, progress=False).status) == {"cached"}
+    path = copy / "laws" / "masks.py"
+    path.write_text(path.read_text() + "\n# changed\n")
+    assert sweep_store.code_fingerprint(slow_square) != before
+    assert set(sweep(spec, client="serial", store=store, progress=False).status) == {"done"}
+
+
+@pytest.mark.parametrize("content", ["[]", "null", "{\"status\": \"done\"}", "{not json", "", "42"])
+def test_malformed_cell_file_is_kept_aside_and_recomputed(tmp_path, content):
+    spec = {"task": slow_square, "grid": {"value": [1, 2]}}
+    store = tmp_path / "store"
+    sweep(spec, client="serial", store=store, progress=False)
+    victim = sorted(store.glob("*.json"))[0]
+    victim.write_text(content)
+    with pytest.warns(RuntimeWarning, match="kept aside as .*malformed-1"):
+        df = sweep(spec, client="serial", store=store, progress=False)
+    assert sorted(df.status) == ["cached", "done"] and list(df.square) == [1, 4]
+    aside = Path(df.attrs["malformed"][0])
+    assert aside.name == victim.name + ".malformed-1" and aside.read_text() == content
+    assert json.loads(victim.read_text())["status"] == "done"  # the cell is whole again
+    assert set(sweep(spec, client="serial", store=store, progress=False).status) == {"cached"}
+
+
+def test_command_line_names_the_malformed_file(spec_file, tmp_path, capsys):
+    from pnd_theory.apps.cli import main
+
+    store = tmp_path / "store"
+    spec_file.write_text('task = "induced_penalty"\n[grid]\nstrategy = ["dropout"]\np = [0.1, 0.2]\nwidth = [3]\n'
+                         '[problem]\nn_in = 3\nn_out = 2\nn_samples = 8\n')
+    assert main(["sweep", str(spec_file), "--store", str(store), "--scheduler", "serial", "--no-progress"]) == 0
+    sorted(store.glob("*.json"))[0].write_text("[]")
+    capsys.readouterr()
+    assert main(["sweep", str(spec_file), "--store", str(store), "--scheduler", "serial", "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert "1 done, 1 cached" in out and ".json.malformed-1" in err and "computed again" in err
+
+
+def test_store_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch):
+    import tempfile
+
+    calls = tmp_path / "calls"
+    spec = {"task": count_calls, "grid": {"value": [1, 2]}, "options": {"log": str(calls)}}
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(pt.InvalidParameterError, match="store .*afile.* not a writable folder"):
+        sweep(spec, client="serial", store=afile / "store", progress=False)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)  # what a read-only folder answers
+    with pytest.raises(pt.InvalidParameterError, match="not a writable folder: Permission denied"):
+        sweep(spec, client="serial", store=tmp_path / "ro", progress=False)
+    assert not calls.exists(), "a cell was computed before the store was found unwritable"
+
+
+def returns_non_finite(value):
+    return {"value": float("nan") if value == 1 else (float("inf") if value == 2 else 1.0),
+            "values": [1.0, float("-inf")] if value == 3 else [1.0]}
+
+
+def test_non_finite_results_are_failed_cells_in_standard_json(tmp_path):
+    spec = {"task": returns_non_finite, "grid": {"value": [0, 1, 2, 3]}}
+    store = tmp_path / "store"
+    df = sweep(spec, client="serial", store=store, progress=False)
+    assert list(df.status) == ["done", "failed", "failed", "failed"]
+    assert np.isnan(df.value[1]) and df.value[2] == np.inf  # the numbers are kept in the row
+    assert "non-finite result: value = nan" in df.error[1] and "value = inf" in df.error[2]
+    assert "values" in df.error[3]
+    for path in store.glob("*.json"):  # strict JSON: no NaN or Infinity literal
+        json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{path} holds {c}"))
+    assert list(sweep(spec, client="serial", store=store, progress=False).status) == [
+        "cached", "failed", "failed", "failed"]
+
+
+def test_cluster_without_workers_is_reported_within_the_timeout(tmp_path):
+    import time
+
+    spec = {"task": slow_square, "grid": {"value": [1, 2]}}
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None,
+                                  silence_logs=40) as cluster, distributed.Client(cluster) as c:
+        start = time.monotonic()
+        with pytest.raises(ConnectionError, match=r"no worker for 1 s: 0 of 2 cells finished"):
+            sweep(spec, client=c, store=tmp_path / "store", progress=False, worker_timeout=1)
+        assert time.monotonic() - start < 30
+    assert not list((tmp_path / "store").iterdir()), "a lock was left behind"
+    with pytest.raises(pt.InvalidParameterError, match="worker_timeout"):
+        sweep(spec, client="serial", worker_timeout=float("inf"))
+
+
+def test_cluster_whose_workers_all_die_keeps_the_finished_cells(tmp_path):
+    import threading
+    import time
+
+    spec = {"task": slow_square, "grid": {"value": list(range(6))}, "options": {"pause": 0.5}}
+    store = tmp_path / "store"
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=40) as cluster, distributed.Client(cluster) as c:
+        def kill_all_workers():
+            deadline = time.monotonic() + 120
+            while len(list(store.glob("*.json"))) < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            cluster.scale(0)
+
+        killer = threading.Thread(target=kill_all_workers)
+        killer.start()
+        with pytest.raises(ConnectionError, match=r"no worker for 2 s: [2-5] of 6 cells finished and kept"):
+            sweep(spec, client=c, store=store, progress=False, worker_timeout=2)
+        killer.join()
+    kept = sorted(store.glob("*.json"))
+    assert 2 <= len(kept) < 6 and not list(store.glob("*.lock"))
+    df = sweep(spec, client="serial", store=store, progress=False)
+    assert (df.status == "cached").sum() == len(kept) and list(df.square) == [v * v for v in range(6)]
+
+
+def count_calls(value, log, pause=0.0):
+    import time
+
+    with open(log, "a") as f:
+        f.write(f"{value} {os.getpid()}\n")
+    time.sleep(pause)
+    return {"square": value * value}
+
+
+TWO_RUNS = """\
+import sys
+sys.path.insert(0, {tests!r})
+from test_sweep import count_calls
+from pnd_theory.studies.sweeps import sweep
+spec = {{"task": count_calls, "grid": {{"value": list(range(8))}}, "options": {{"log": {log!r}, "pause": 0.3}}}}
+df = sweep(spec, client="serial", store={store!r}, progress=False)
+print(sorted(df.status.unique()), list(df.square))
+"""
+
+
+def test_two_processes_on_one_store_compute_each_cell_once(tmp_path):
+    import subprocess
+    import sys
+
+    log, store = tmp_path / "calls", tmp_path / "store"
+    script = TWO_RUNS.format(tests=str(Path(__file__).parent), log=str(log), store=str(store))
+    runs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for _ in range(2)]
+    outs = [run.communicate(timeout=300) for run in runs]
+    assert all(run.returncode == 0 for run in runs), [err[-2000:] for _, err in outs]
+    for out, _ in outs:
+        assert out.strip().endswith(str([v * v for v in range(8)]))
+    values = [int(line.split()[0]) for line in log.read_text().splitlines()]
+    assert sorted(values) == list(range(8)), "a cell was computed twice (or not at all)"
+    assert len(list(store.glob("*.json"))) == 8 and not list(store.glob("*.lock"))
+
+
+def test_lock_of_a_live_process_is_waited_for_and_a_dead_ones_taken_over(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from pnd_theory.studies.sweep_store import write_cell
+
+    log, store = tmp_path / "calls", tmp_path / "store"
+    spec = {"task": count_calls, "grid": {"value": [1, 2]}, "options": {"log": str(log)}}
+    sweep(spec, client="serial", store=store, progress=False)
+    first, second = sorted(store.glob("*.json"), key=lambda p: json.loads(p.read_text())["coordinates"]["value"])
+    records = [json.loads(p.read_text()) for p in (first, second)]
+    first.unlink()
+    second.unlink()
+    log.unlink()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        host = socket.gethostname()
+        (store / f"{records[0]['key']}.lock").write_text(json.dumps({"pid": int(dead), "host": host, "time": 0}))
+        (store / f"{records[1]['key']}.lock").write_text(json.dumps({"pid": alive.pid, "host": host, "time": 0}))
+
+        def other_process_finishes():  # what the live holder does: writes its cell, then unlocks
+            time.sleep(1.0)
+            write_cell(store, records[1])
+            (store / f"{records[1]['key']}.lock").unlink()
+
+        finisher = threading.Thread(target=other_process_finishes)
+        finisher.start()
+        df = sweep(spec, client="serial", store=store, progress=False)
+        finisher.join()
+    finally:
+        alive.kill()
+        alive.wait()
+    assert list(df.status) == ["done", "cached"] and list(df.square) == [1, 4]
+    assert [line.split()[0] for line in log.read_text().splitlines()] == ["1"]  # the held cell: not computed
+    assert not list(store.glob("*.lock*"))

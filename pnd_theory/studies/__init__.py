@@ -7,5 +7,6 @@ r"""Studies: training with real masks, and what the noise does along it.
 * :mod:`~pnd_theory.studies.ydrop_fixed_point`: where Y-Drop's rule ends;
 * :mod:`~pnd_theory.studies.sparsity`: activation sparsity during training;
 * :mod:`~pnd_theory.studies.digits`: scikit-learn's digits and a training loop for networks on them;
-* :mod:`~pnd_theory.studies.sweeps`: grids of tasks on Dask, one JSON file per cell.
+* :mod:`~pnd_theory.studies.sweeps`: grids of tasks on Dask, one JSON file per cell
+  (:mod:`~pnd_theory.studies.sweep_store`: the store, keyed by the code, one lock per cell).
 """

@@ -36,15 +36,22 @@ the task, and torch's and numpy's global generators are seeded from a hash of th
 runs, so one spec gives the same numbers serially, on a LocalCluster or on any cluster.
 
 Each finished cell is written at once, atomically, to ``store``: one JSON file per cell, named
-by a hash of the cell's spec and the package version.  Running a spec again computes only the
-cells missing from the store (failed cells are tried again); an interrupted run (Ctrl-C)
-leaves only complete files behind.
+by a hash of the cell's spec, the package version and the source of the code that computes it
+(the package's modules and the task's module: :mod:`~pnd_theory.studies.sweep_store`), so that
+changed code computes its cells again.  Running a spec again computes only the cells missing
+from the store (failed cells are tried again); an interrupted run (Ctrl-C) leaves only complete
+files behind; a file that is not a cell record is moved aside (``<key>.json.malformed-<n>``,
+named in a warning and in ``df.attrs["malformed"]``) and its cell computed again.  A result
+holding NaN or an infinity is a ``"failed"`` cell (its numbers kept, stored as standard JSON).
+Two processes on one store split its cells: each claims a cell with a lock file before
+computing it and waits for the cells the other holds.  A Dask cluster that has no worker (or
+no scheduler) for ``worker_timeout`` seconds stops the sweep with a :class:`ConnectionError`
+that says how many cells are finished and kept.
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import hashlib
 import importlib
 import importlib.metadata
@@ -53,10 +60,9 @@ import itertools
 import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -69,6 +75,8 @@ from .._validation import InvalidParameterError, check_bool, check_positive_int,
 from ..routes.penalty import second_moment
 from ..problems import random_problem
 from ..laws.strategies import STRATEGY_NAMES, strategy_from_name
+from .sweep_store import (_CHECKPOINT, Claims, check_store, checkpoint, code_fingerprint, non_finite, read_cell,
+                          wait_for_others, write_cell)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -230,6 +238,7 @@ class _Plan:
         self.columns = list(dict.fromkeys(k for g in grids for k in g))
         self.base = base
         self.version = _version()
+        self.code = code_fingerprint(self.function)
         self._data = {}
         seen, self.cells = set(), []
         for lists in grids:
@@ -286,7 +295,7 @@ class _Plan:
                 "problem": problem if uses_problem else None, "data": digest, "kwargs": kwargs,
                 "record": self.record}
         cell["seed"] = int(_digest(cell)[:8], 16)
-        cell["key"] = _digest({**cell, "version": self.version})[:32]
+        cell["key"] = _digest({**cell, "version": self.version, "code": self.code})[:32]
         return cell
 
     def payload(self, cell):
@@ -381,7 +390,13 @@ def run_cell(payload) -> dict:
         except (TypeError, ValueError) as err:
             raise InvalidParameterError(f"the result of {name} cannot be stored as JSON ({err}); return numbers, "
                                         "strings, lists or dicts of them") from None
-        record.update(results=results, status="done", error="")
+        bad = non_finite(results)
+        if bad:
+            shown = ", ".join(f"{k} = {v if isinstance(v, float) else 'a list holding NaN or inf'}" for k, v in bad)
+            record.update(results=results, status="failed",
+                          error=f"non-finite result: {shown} (kept in the row, not served from the store)")
+        else:
+            record.update(results=results, status="done", error="")
     except Exception as err:  # a failing cell is recorded, the others go on
         record.update(results={}, status="failed", error=f"{type(err).__name__}: {err}")
     record["seconds"] = time.perf_counter() - start
@@ -389,54 +404,6 @@ def run_cell(payload) -> dict:
 
 
 # --------------------------------------------------------------------------- the store
-
-def _read(store, key):
-    if store is None:
-        return None
-    try:
-        record = json.loads((store / f"{key}.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return record if record.get("status") == "done" and record.get("key") == key else None
-
-
-def _write(store, record):
-    """One JSON file per cell, written to a temporary file and renamed: never half a file."""
-    if store is None:
-        return
-    fd, tmp = tempfile.mkstemp(dir=store, prefix=f".{record['key']}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=1, allow_nan=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, store / f"{record['key']}.json")
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-_CHECKPOINT = contextvars.ContextVar("pnd_theory_sweep_checkpoint", default=None)
-
-
-@contextlib.contextmanager
-def checkpoint(path):
-    """A store that lives until the block ends: every :func:`sweep` inside the block that is
-    given no ``store`` keeps its cells in ``path``; a run interrupted inside the block (Ctrl-C,
-    a crash) resumes from them next time; a block that finishes removes the folder.
-
-    >>> with checkpoint("out/.study"):          # doctest: +SKIP
-    ...     table = pt.sweep(spec)              # resumable until the block is done
-    """
-    path = Path(path)
-    token = _CHECKPOINT.set(path)
-    try:
-        yield path
-    finally:
-        _CHECKPOINT.reset(token)
-    shutil.rmtree(path, ignore_errors=True)
-
 
 # --------------------------------------------------------------------------- execution
 
@@ -481,39 +448,81 @@ def _dask_client(client, n_cells, workers):
 def _failed_by_dask(cell, error):
     return {"key": cell["key"], "task": cell["task"],
             "coordinates": cell["coordinates"], "version": _version(), "results": {}, "status": "failed",
-            "error": f"{type(error).__name__}: {error}", "seconds": float("nan")}
+            "error": f"{type(error).__name__}: {error}", "seconds": None}
 
 
-def _run_dask(plan, todo, client, workers, retries, finish):
+def _cluster_state(dask_client):
+    """``None`` while the cluster can run cells, else what is wrong with it."""
+    if dask_client.status not in ("running", "newly-created"):
+        return f"the client lost its Dask scheduler (client status {dask_client.status!r})"
+    try:
+        workers = dask_client.nthreads()
+    except Exception as err:  # a dead scheduler answers with any of several comm errors
+        return f"the Dask scheduler does not answer ({type(err).__name__}: {err})"
+    return None if workers else "the Dask cluster has no worker"
+
+
+def _run_dask(plan, mine, client, workers, retries, finish, worker_timeout):
     from dask.distributed import as_completed
 
-    with _dask_client(client, len(todo), workers) as dask_client:
+    with _dask_client(client, len(mine), workers) as dask_client:
         def submit(cell, attempt):
             return dask_client.submit(run_cell, plan.payload(cell), key=f"pnd-cell-{cell['key']}-{attempt}",
                                       retries=retries)
 
-        futures = {submit(cell, 0): (cell, 0) for cell in todo}
+        futures = {submit(cell, 0): (cell, 0) for cell in mine}
         queue = as_completed(list(futures))
+        trouble_since, checked = None, time.monotonic()
         try:
-            for future in queue:
-                cell, attempt = futures.pop(future)
-                if future.status == "finished":
-                    finish(future.result())
+            while not queue.is_empty():
+                batch = queue.next_batch(block=False)
+                if not batch:
+                    time.sleep(0.05)
+                    if time.monotonic() - checked >= min(1.0, worker_timeout / 4):
+                        checked = time.monotonic()
+                        trouble = _cluster_state(dask_client)
+                        trouble_since = None if trouble is None else (trouble_since or checked)
+                        if trouble is not None and checked - trouble_since >= worker_timeout:
+                            raise ConnectionError(
+                                f"{trouble} for {worker_timeout:g} s: {len(mine) - len(futures)} of {len(mine)} "
+                                f"cells finished and kept in the store, {len(futures)} not run; start workers "
+                                "(or another cluster) and run the sweep again to compute only those")
                     continue
-                # a worker died or was restarted under this cell: run it again elsewhere
-                error = future.exception() if future.status == "error" else RuntimeError("cancelled")
-                if attempt < retries:
-                    new = submit(cell, attempt + 1)
-                    futures[new] = (cell, attempt + 1)
-                    queue.add(new)
-                else:
-                    finish(_failed_by_dask(cell, error))
+                trouble_since = None
+                for future in batch:
+                    cell, attempt = futures.pop(future)
+                    if future.status == "finished":
+                        finish(future.result())
+                        continue
+                    # a worker died or was restarted under this cell: run it again elsewhere
+                    error = future.exception() if future.status == "error" else RuntimeError("cancelled")
+                    if attempt < retries:
+                        new = submit(cell, attempt + 1)
+                        futures[new] = (cell, attempt + 1)
+                        queue.add(new)
+                    else:
+                        finish(_failed_by_dask(cell, error))
         finally:
             for future in futures:
                 future.cancel()
 
 
-def sweep(spec, client=None, store=None, progress=True, *, workers=None, retries=3) -> pd.DataFrame:
+def _claim(cells, claims, found):
+    """``(mine, waiting)``: the cells this process now holds, and those another process holds
+    (a cell finished meanwhile by another process is taken from the store)."""
+    mine, waiting = [], []
+    for cell in cells:
+        if not claims.claim(cell["key"]):
+            waiting.append(cell)
+        elif found(cell, None):
+            claims.release(cell["key"])
+        else:
+            mine.append(cell)
+    return mine, waiting
+
+
+def sweep(spec, client=None, store=None, progress=True, *, workers=None, retries=3,
+          worker_timeout=60.0) -> pd.DataFrame:
     r"""Run every cell of a study and return one row per cell.
 
     .. math::
@@ -531,9 +540,10 @@ def sweep(spec, client=None, store=None, progress=True, *, workers=None, retries
         end.  ``"serial"``: every cell in this process, in order.  A string such as
         ``"tcp://host:8786"``: the scheduler at that address.  A client: that client.
     store : path, optional
-        Folder of the result store (created if needed): one JSON file per cell.  Cells already
-        there are read, not computed.  ``None``: the folder of the enclosing :func:`checkpoint`
-        block, else nothing is kept.
+        Folder of the result store (created if needed, and refused before any work when it
+        cannot be written): one JSON file per cell.  Cells already there are read, not
+        computed; cells another process is computing are waited for.  ``None``: the folder of
+        the enclosing :func:`checkpoint` block, else nothing is kept.
     progress : bool
         A progress bar over the cells (done, failed, remaining).
     workers : int, optional
@@ -541,14 +551,18 @@ def sweep(spec, client=None, store=None, progress=True, *, workers=None, retries
     retries : int
         How many times a cell is sent again when its worker dies or is restarted (Dask's
         ``retries`` for the task itself).
+    worker_timeout : float
+        Seconds the Dask cluster may have no worker (or no answering scheduler) before the
+        sweep stops with a :class:`ConnectionError`; the finished cells stay in the store.
 
     Returns
     -------
     pandas.DataFrame
         The grid columns, the task's results, ``seconds`` (of the computation, also for cached
         cells), ``status`` (``"done"``, ``"cached"`` or ``"failed"``) and ``error`` (the
-        failed cell's exception, else empty).  ``df.attrs`` holds the task, the grid columns
-        and the store.
+        failed cell's exception, or the names of its non-finite results, else empty).
+        ``df.attrs`` holds the task, the grid columns, the store and ``malformed``: the files
+        moved aside.
     """
     plan = _Plan(spec)
     progress = check_bool("progress", progress)
@@ -557,44 +571,63 @@ def sweep(spec, client=None, store=None, progress=True, *, workers=None, retries
         raise invalid("retries", "an integer >= 0", retries)
     if workers is not None:
         workers = check_positive_int("workers", workers)
+    if isinstance(worker_timeout, bool) or not isinstance(worker_timeout, (int, float, np.integer, np.floating)) \
+            or not 0 < worker_timeout < float("inf"):
+        raise invalid("worker_timeout", "a finite number of seconds > 0", worker_timeout)
+    worker_timeout = float(worker_timeout)
     store = _CHECKPOINT.get() if store is None else store
-    if store is not None:
-        store = Path(store)
-        try:
-            store.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise InvalidParameterError(f"store {str(store)!r} cannot be created: {err}") from None
-    records, todo = {}, []
-    for cell in plan.cells:
-        found = _read(store, cell["key"])
-        if found is None:
-            todo.append(cell)
-        else:
-            records[cell["key"]] = {**found, "status": "cached"}
-    counts = {"done": 0, "failed": 0}
-    bar = tqdm(total=len(plan.cells), initial=len(records), desc=f"sweep {plan.name}", unit="cell",
-               disable=not progress, dynamic_ncols=True)
+    store = None if store is None else check_store(store)
+    records, malformed, claims = {}, [], Claims(store)
+    counts = {"done": 0, "failed": 0, "cached": 0}
+
+    def found(cell, accept):
+        """Take the stored record of ``cell`` (``done`` ones; any status when ``accept``)."""
+        record, moved = read_cell(store, cell["key"])
+        if moved is not None:
+            malformed.append(str(moved))
+            warnings.warn(f"sweep: the store's file for cell {cell['coordinates']} was not a cell record; "
+                          f"kept aside as {moved} and the cell is computed again", RuntimeWarning, stacklevel=3)
+        if record is None or (record["status"] != "done" and accept is None):
+            return False
+        records[cell["key"]] = {**record, "status": "cached" if record["status"] == "done" else "failed"}
+        counts["cached" if record["status"] == "done" else "failed"] += 1
+        bar.update(1)
+        return True
+
+    bar = tqdm(total=len(plan.cells), desc=f"sweep {plan.name}", unit="cell", disable=not progress,
+               dynamic_ncols=True)
+    todo = [cell for cell in plan.cells if not found(cell, None)]
 
     def finish(record):
-        _write(store, record)
+        write_cell(store, record)
+        claims.release(record["key"])
         records[record["key"]] = record
         counts[record["status"]] += 1
         bar.update(1)
-        bar.set_postfix(done=counts["done"], failed=counts["failed"], cached=len(plan.cells) - len(todo),
-                        remaining=len(plan.cells) - len(records), refresh=False)
+        bar.set_postfix(**counts, remaining=len(plan.cells) - len(records), refresh=False)
 
+    waiting = []
     try:
-        if todo and isinstance(client, str) and client == "serial":
-            for cell in todo:
-                finish(run_cell(plan.payload(cell)))
-        elif todo:
-            _run_dask(plan, todo, client, workers, retries, finish)
+        while todo or waiting:
+            if isinstance(client, str) and client == "serial":
+                for cell in todo:  # each claimed just before it runs: two serial runs share the work
+                    mine, held = _claim([cell], claims, found)
+                    waiting += held
+                    if mine:
+                        finish(run_cell(plan.payload(cell)))
+            elif todo:
+                mine, held = _claim(todo, claims, found)
+                waiting += held
+                if mine:
+                    _run_dask(plan, mine, client, workers, retries, finish, worker_timeout)
+            todo, waiting = wait_for_others(waiting, claims, found, bar)
     finally:
+        claims.release_all()
         bar.close()
-    return _table(plan, records, store)
+    return _table(plan, records, store, malformed)
 
 
-def _table(plan, records, store):
+def _table(plan, records, store, malformed=()):
     rows = []
     for cell in plan.cells:
         r = records[cell["key"]]
@@ -607,7 +640,7 @@ def _table(plan, records, store):
                 isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in present):
             df[column] = pd.array([row.get(column) for row in rows], dtype="Int64")
     df.attrs.update(task=plan.task if isinstance(plan.task, str) else repr(plan.task), grid=plan.columns,
-                    store=None if store is None else str(store))
+                    store=None if store is None else str(store), malformed=list(malformed))
     return df
 
 

@@ -20,6 +20,9 @@ def add_arguments(parser):
                         help="a Dask scheduler (tcp://host:8786), or 'serial' to run in this process "
                              "(default: a LocalCluster, one worker process per core)")
     parser.add_argument("--workers", type=int, metavar="N", help="workers of the LocalCluster (default: one per core)")
+    parser.add_argument("--worker-timeout", type=float, default=60.0, metavar="SECONDS",
+                        help="stop (keeping the finished cells) when the cluster has had no worker or no "
+                             "scheduler this long (default: 60)")
     parser.add_argument("--json", action="store_true", help="print the table as JSON records")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -45,7 +48,8 @@ def run(args) -> int:
     client = args.scheduler
     if args.workers is not None and args.scheduler is not None:
         raise pt.InvalidParameterError("--workers sizes the LocalCluster started without --scheduler; give one of the two")
-    df = pt.sweep(args.spec, client=client, store=args.store, progress=not args.no_progress, workers=args.workers)
+    df = pt.sweep(args.spec, client=client, store=args.store, progress=not args.no_progress, workers=args.workers,
+                  worker_timeout=args.worker_timeout)
     failed = df[df.status == "failed"]
     if args.json:
         print(json.dumps(json.loads(df.to_json(orient="records")), indent=1))
