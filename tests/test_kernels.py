@@ -184,6 +184,22 @@ def test_mask_mean_variance_and_independence_along_every_axis(seed, gaussian, p)
             assert abs(r2) <= K / math.sqrt(a.size), f"{name}: correlation of squares {r2:.4g}"
 
 
+@pytest.mark.parametrize("seed", SEEDS[:2])
+def test_normals_over_millions_of_draws(seed):
+    """4,194,304 normals of the counter stream (Box-Muller on its 32-bit draws): mean 0,
+    variance 1 and fourth moment 3 within K standard errors, the frequencies beyond 2, 3 and 4
+    within K binomial standard errors of the normal tails, and a KS test against N(0, 1)."""
+    z = kernels.counter_normals(seed, 2048, 2048).numpy().ravel()
+    assert_within(z.mean(), 0.0, se_mean(z), "mean")
+    assert_within(z.var(), 1.0, se_var(z), "variance")
+    z4 = z**4
+    assert_within(z4.mean(), 3.0, se_mean(z4), "fourth moment")
+    for c in (2.0, 3.0, 4.0):
+        q = 2 * stats.norm.sf(c)
+        assert_within(float(np.mean(np.abs(z) > c)), q, math.sqrt(q * (1 - q) / z.size), f"tail beyond {c}")
+    assert stats.kstest(z, "norm").pvalue > 1e-4
+
+
 @pytest.mark.parametrize("p", [0.001, 0.999])
 def test_bernoulli_keep_fraction_at_extreme_p(p):
     S, n_out, n_in = 250, 40, 40  # 400,000 values
