@@ -177,6 +177,20 @@ class UnitNoise(Strategy):
         ``len(law) * block_size``).
     block_size : int
         Units per block (it must divide the width).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, seed=0)
+    >>> S = pt.second_moment(X)
+
+    Only the law's variance enters the penalty:
+
+    >>> law = pt.Uniform(0.5, 1.5)
+    >>> bool(np.isclose(pt.expected_penalty(pt.UnitNoise(law), U, V, S),
+    ...                 law.variance * pt.expected_penalty(pt.Dropout(0.5), U, V, S)))
+    True
     """
 
     fields = ("scalar_law", "block_size")
@@ -238,6 +252,20 @@ class WeightNoise(Strategy):
     layer : {"input", "output", "both"}
     per_sample : bool
         A fresh mask for every sample (True) or one mask per mini-batch (False).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, seed=0)
+    >>> S = pt.second_moment(X)
+
+    Gaussian noise on the weights of ``V`` has the penalty of input-layer PerNodeDrop of the
+    same variance:
+
+    >>> bool(np.isclose(pt.expected_penalty(pt.WeightNoise(pt.Gaussian(0.5), layer="input"), U, V, S),
+    ...                 pt.expected_penalty(pt.PerNodeDrop(0.5, layer="input"), U, V, S)))
+    True
     """
 
     fields = ("scalar_law", "layer", "per_sample_masks")
@@ -297,7 +325,21 @@ class WeightNoise(Strategy):
 
 class Dropout(UnitNoise):
     """Dropout on the hidden units: one inverted Bernoulli per unit, new per sample
-    (``UnitNoise(Bernoulli(p))``)."""
+    (``UnitNoise(Bernoulli(p))``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, seed=0)
+    >>> S = pt.second_moment(X)
+    >>> R = pt.expected_penalty(pt.Dropout(0.5), U, V, S)
+    >>> lam = pt.noise_strength(0.5)  # p / (1 - p)
+    >>> bool(np.isclose(R, lam * np.sum((U * U).sum(0) * np.einsum("ij,ik,kj->j", V, S, V))))
+    True
+    >>> bool(np.isclose(R, pt.expected_penalty(pt.UnitNoise(pt.Bernoulli(0.5)), U, V, S)))
+    True
+    """
 
     fields = ("p",)
 
@@ -310,7 +352,25 @@ class Dropout(UnitNoise):
 
 class GaussianDropout(UnitNoise):
     r"""Gaussian dropout on the hidden units: one :math:`N(1, p/(1-p))` per unit, new per
-    sample (``UnitNoise(Gaussian(p))``)."""
+    sample (``UnitNoise(Gaussian(p))``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, seed=0)
+    >>> S = pt.second_moment(X)
+
+    Same variance as Dropout, so the same penalty; the laws differ in their higher moments,
+    which the gradient noise sees:
+
+    >>> bool(np.isclose(pt.expected_penalty(pt.GaussianDropout(0.5), U, V, S),
+    ...                 pt.expected_penalty(pt.Dropout(0.5), U, V, S)))
+    True
+    >>> bool(pt.gradient_noise(pt.GaussianDropout(0.5), U, V, X, Y).trace
+    ...      != pt.gradient_noise(pt.Dropout(0.5), U, V, X, Y).trace)
+    True
+    """
 
     fields = ("p",)
 
@@ -322,9 +382,24 @@ class GaussianDropout(UnitNoise):
 
 
 class DropBlock(UnitNoise):
-    """DropBlock over hidden units: one inverted Bernoulli per block of ``block_size``
+    r"""DropBlock over hidden units: one inverted Bernoulli per block of ``block_size``
     contiguous units (``block_size`` divides the width), new per sample
-    (``UnitNoise(Bernoulli(p), block_size)``)."""
+    (``UnitNoise(Bernoulli(p), block_size)``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, seed=0)
+    >>> S = pt.second_moment(X)
+
+    Blocks of 2 units: :math:`\lambda \sum_g \|U_g V_g^\top S^{1/2}\|_F^2`:
+
+    >>> R = pt.expected_penalty(pt.DropBlock(0.5, block_size=2), U, V, S)
+    >>> blocks = [slice(0, 2), slice(2, 4)]
+    >>> bool(np.isclose(R, sum(np.trace(U[:, g] @ V[:, g].T @ S @ V[:, g] @ U[:, g].T) for g in blocks)))
+    True
+    """
 
     fields = ("p", "block_size")
 
@@ -337,7 +412,20 @@ class DropBlock(UnitNoise):
 
 class NodeDropout(UnitNoise):
     """Dropout with its own drop probability ``p[j]`` for every hidden unit (Y-Drop style):
-    ``UnitNoise([Bernoulli(p_j) for each unit])``."""
+    ``UnitNoise([Bernoulli(p_j) for each unit])``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, seed=0)
+    >>> S = pt.second_moment(X)
+    >>> p = (0.1, 0.2, 0.3, 0.5)  # one rate per hidden unit
+    >>> R = pt.expected_penalty(pt.NodeDropout(p), U, V, S)
+    >>> lam = np.array([pt.noise_strength(q) for q in p])
+    >>> bool(np.isclose(R, np.sum(lam * (U * U).sum(0) * np.einsum("ij,ik,kj->j", V, S, V))))
+    True
+    """
 
     fields = ("p",)
 
@@ -356,7 +444,22 @@ class NodeDropout(UnitNoise):
 class DropConnect(WeightNoise):
     """DropConnect: one inverted Bernoulli per weight of ``U`` (``layer="output"``), of ``V``
     (``"input"``) or of both; one draw shared by the mini-batch unless ``per_sample=True``
-    (``WeightNoise(Bernoulli(p), layer, per_sample)``)."""
+    (``WeightNoise(Bernoulli(p), layer, per_sample)``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, seed=0)
+    >>> S = pt.second_moment(X)
+
+    Noise on the weights of the output layer has the penalty of Dropout on the units (one mask
+    per batch by default, which changes the gradient noise, not the penalty):
+
+    >>> bool(np.isclose(pt.expected_penalty(pt.DropConnect(0.5), U, V, S),
+    ...                 pt.expected_penalty(pt.Dropout(0.5), U, V, S)))
+    True
+    """
 
     fields = ("p", "layer", "per_sample")
 
@@ -368,9 +471,25 @@ class DropConnect(WeightNoise):
 
 
 class PerNodeDrop(WeightNoise):
-    """PerNodeDrop: per-sample DropConnect, one variable per weight and per sample, inverted
+    r"""PerNodeDrop: per-sample DropConnect, one variable per weight and per sample, inverted
     Bernoulli (``stir="drop"``) or :math:`N(1, p/(1-p))` (``stir="gaussian"``)
-    (``WeightNoise(Bernoulli(p) or Gaussian(p), layer, per_sample=True)``)."""
+    (``WeightNoise(Bernoulli(p) or Gaussian(p), layer, per_sample=True)``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, seed=0)
+    >>> S = pt.second_moment(X)
+
+    On the input layer its penalty sees :math:`D = \mathrm{diag}(\mathrm{diag}(S))`, not
+    :math:`S`, and equals Dropout's when the inputs are uncorrelated:
+
+    >>> D = np.diag(np.diag(S))
+    >>> bool(np.isclose(pt.expected_penalty(pt.PerNodeDrop(0.5), U, V, S),
+    ...                 pt.expected_penalty(pt.Dropout(0.5), U, V, D)))
+    True
+    """
 
     fields = ("p", "layer", "stir")
 
@@ -383,10 +502,29 @@ class PerNodeDrop(WeightNoise):
 
 
 class HiddenNoise(Strategy):
-    """Any multiplicative hidden-unit noise of mean 1 with the given covariance matrix,
+    r"""Any multiplicative hidden-unit noise of mean 1 with the given covariance matrix,
     new per sample.  ``covariance`` is numeric (square, symmetric, positive semi-definite)
     or a sympy matrix (square and symmetric) for symbolic derivations.  The law fixes the
-    first two moments only: routes that need more (the gradient covariance) refuse it."""
+    first two moments only: routes that need more (the gradient covariance) refuse it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, seed=0)
+    >>> S = pt.second_moment(X)
+
+    Any covariance :math:`C` of the hidden mask: :math:`\langle C, (U^\top U) \circ (V^\top S
+    V) \rangle`; :math:`C = \lambda I` is Dropout:
+
+    >>> C = np.array([[1.0, 0.5, 0.0, 0.0], [0.5, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    >>> R = pt.expected_penalty(pt.HiddenNoise(C), U, V, S)
+    >>> bool(np.isclose(R, np.sum(C * (U.T @ U) * (V.T @ S @ V))))
+    True
+    >>> bool(np.isclose(pt.expected_penalty(pt.HiddenNoise(np.eye(4)), U, V, S),
+    ...                 pt.expected_penalty(pt.Dropout(0.5), U, V, S)))
+    True
+    """
 
     fields = ("covariance",)
 

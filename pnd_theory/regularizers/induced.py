@@ -415,6 +415,24 @@ def induced_penalty(strategy, A, width, second_moment=None, method="auto") -> fl
     P. Mianjy, R. Arora and R. Vidal, ICML 2018; J. Cavazza et al., AISTATS 2018;
     A. Pal, C. Lane, R. Vidal and B. D. Haeffele, CVPR 2020; A. Argyriou, R. Foygel and
     N. Srebro, NeurIPS 2012; A. M. McDonald, M. Pontil and D. Stamos, JMLR 2016.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, n_samples=8, seed=0)
+    >>> S, A = pt.second_moment(X), U @ V.T
+    >>> theta = pt.induced_penalty(pt.Dropout(0.5), A, width=4, second_moment=S)
+
+    Unit noise of variance :math:`\lambda` on :math:`d` units: :math:`(\lambda / d)
+    \|A S^{1/2}\|_*^2` (the nuclear norm is the same with any square root of :math:`S`, here its
+    Cholesky factor), and never above the penalty of a factorization of :math:`A`:
+
+    >>> nuclear = np.linalg.norm(A @ np.linalg.cholesky(S), "nuc")
+    >>> bool(np.isclose(theta, pt.noise_strength(0.5) / 4 * nuclear**2))
+    True
+    >>> bool(theta <= pt.expected_penalty(pt.Dropout(0.5), U, V, S))
+    True
     """
     check_choice("method", method, METHODS)
     law, A, S = _prepare(strategy, A, width, second_moment)
@@ -464,6 +482,24 @@ def balanced_factors(strategy, A, width, second_moment=None):
     ----------
     P. Mianjy, R. Arora and R. Vidal, "On the implicit bias of dropout", ICML 2018;
     A. Pal, C. Lane, R. Vidal and B. D. Haeffele, CVPR 2020.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, n_samples=8, seed=0)
+    >>> S, A = pt.second_moment(X), U @ V.T
+    >>> Ub, Vb = pt.balanced_factors(pt.Dropout(0.5), A, width=4, second_moment=S)
+    >>> bool(np.allclose(Ub @ Vb.T, A))
+    True
+    >>> theta = pt.induced_penalty(pt.Dropout(0.5), A, width=4, second_moment=S)
+    >>> bool(np.isclose(pt.expected_penalty(pt.Dropout(0.5), Ub, Vb, S), theta))
+    True
+
+    The units of the balanced factors contribute equally:
+
+    >>> pt.unit_contributions(Ub, Vb, S).round(4)
+    array([0.6916, 0.6916, 0.6916, 0.6916])
     """
     law, A, S = _prepare(strategy, A, width, second_moment)
     d = law.width

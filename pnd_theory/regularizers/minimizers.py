@@ -183,6 +183,21 @@ def global_minimizer(strategy, X, Y, width, method="auto", *, tol=1e-12, max_ite
     P. Mianjy, R. Arora and R. Vidal, ICML 2018; J. Cavazza et al., AISTATS 2018;
     A. Pal, C. Lane, R. Vidal and B. D. Haeffele, CVPR 2020; A. Argyriou, R. Foygel and
     N. Srebro, NeurIPS 2012; A. M. McDonald, M. Pontil and D. Stamos, JMLR 2016.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, n_samples=8, seed=0)
+    >>> result = pt.global_minimizer(pt.Dropout(0.5), X, Y, width=4)
+    >>> result.method, result.rank
+    ('closed_form', 2)
+
+    Its objective is the expected loss of its own factors:
+
+    >>> Ua, Va = result.factors()
+    >>> bool(np.isclose(result.objective, pt.expected_loss(pt.Dropout(0.5), Ua, Va, X, Y)))
+    True
     """
     validate_strategy(strategy)
     check_choice("method", method, METHODS)

@@ -162,6 +162,15 @@ def check_strategy(strategy, *, n_in=3, width=None, n_out=2, n_samples=6, sample
     -------
     ConformanceReport
         ``.ok`` is False when a route disagrees; ``.table()`` prints it.
+
+    Examples
+    --------
+    >>> import pnd_theory as pt
+    >>> report = pt.check_strategy(pt.Dropout(0.5), routes=("numeric", "exact", "symbolic"))
+    >>> report
+    ConformanceReport(Dropout(p=0.5): 3 agree, 0 refused, 0 disagree of 3 routes)
+    >>> report.ok
+    True
     """
     validate_strategy(strategy)
     n_in, n_out, n_samples = (check_positive_int(n, v) for n, v in

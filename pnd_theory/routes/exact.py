@@ -112,6 +112,20 @@ def exact_expected_loss(strategy, U, V, X, Y, max_configurations=MAX_CONFIGURATI
     Returns
     -------
     float, or a 0-d torch tensor for torch inputs (on their device, differentiable)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, n_samples=8, seed=0)
+    >>> exact = pt.exact_expected_loss(pt.Dropout(0.5), U, V, X, Y)  # the 2**4 masks of each sample
+    >>> bool(np.isclose(exact, pt.expected_loss(pt.Dropout(0.5), U, V, X, Y)))
+    True
+
+    A Gaussian mask is enumerated through the Gauss points matching its moments up to order 2:
+
+    >>> bool(np.isclose(pt.exact_expected_loss(pt.GaussianDropout(0.5), U, V, X, Y), exact))
+    True
     """
     validate_strategy(strategy)
     max_configurations = check_positive_int("max_configurations", max_configurations)

@@ -63,6 +63,15 @@ def monte_carlo_loss(strategy, U, V, X, Y, samples, seed=0, device=None, dtype=t
     -------
     (float, float)
         The estimate and its standard error.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, n_samples=8, seed=0)
+    >>> mean, se = pt.monte_carlo_loss(pt.Dropout(0.5), U, V, X, Y, samples=2000, seed=0)
+    >>> bool(abs(mean - pt.expected_loss(pt.Dropout(0.5), U, V, X, Y)) < 5 * se)
+    True
     """
     validate_strategy(strategy)
     samples, max_elements, seed, dtype, progress, device = check_monte_carlo(
