@@ -223,6 +223,19 @@ def derive(strategy, n_in, width, n_out) -> Derivation:
     Returns
     -------
     Derivation
+
+    Examples
+    --------
+    >>> import pnd_theory as pt
+    >>> derivation = pt.derive(pt.Dropout(0.5), n_in=2, width=2, n_out=1)
+    >>> derivation.compact()
+    CompactForm(text='(lambda) * sum_j ||u_j||^2 v_j^T S v_j', strengths={lambda: 1})
+
+    The penalty itself is a sympy expression in the entries of ``U``, ``V`` and ``S`` (one term
+    per product of entries); in a notebook the derivation displays as LaTeX.
+
+    >>> len(derivation.penalty.args)
+    6
     """
     validate_strategy(strategy)
     n_in = check_positive_int("n_in", n_in)
