@@ -436,3 +436,31 @@ def test_training_on_gpu_lands_on_the_global_minimizer(strategy, correlation):
     rel, rest = singular_gaps(result.singular_values, optimum.singular_values)
     assert np.all(rel < SINGULAR_RTOL), (rel, result.singular_values, optimum.singular_values)
     assert rest < NEGLIGIBLE
+
+
+@pytest.mark.parametrize("strategy, kwargs, says", [
+    (pt.Dropout(0.3), {"lr": 10.0}, "far from a stationary point"),                 # the step is far too large
+    (pt.Dropout(0.3), {"lr": 1e6}, "times that of zero factors"),                   # the 2e43 x optimum
+    (pt.Dropout(1 - 1e-6), {}, "times that of zero factors"),                       # p next to 1: 55x the optimum
+])
+def test_run_ending_far_from_stationarity_warns_with_the_numbers(strategy, kwargs, says):
+    _, _, X, Y = pt.random_problem(4, 8, 3, 128, seed=0)
+    with pytest.warns(RuntimeWarning, match="did not converge") as caught:
+        result = train(strategy, X, Y, 8, epochs=300, progress=False, device="cpu", **kwargs)
+    message = str(caught[0].message)
+    assert says in message and "relative gradient" in message
+    assert caught[0].filename == __file__  # the warning points at the caller of train
+    zero = float((Y ** 2).sum(axis=0).mean())  # the objective of zero factors: >= the optimum
+    if "zero factors" in says:
+        assert result.objective > 10 * zero >= 10 * pt.global_minimizer(strategy, X, Y, 8).objective
+
+
+def test_a_converged_run_does_not_warn():
+    import warnings
+
+    _, _, X, Y = pt.random_problem(4, 8, 3, 128, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for kwargs in ({"epochs": 15}, {"epochs": 300}, {"epochs": 300, "optimizer": "sgd", "lr": 0.002},
+                       {"epochs": 300, "batch_size": 16}):
+            train(pt.Dropout(0.3), X, Y, 8, progress=False, device="cpu", **kwargs)

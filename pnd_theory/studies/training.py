@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,7 +53,7 @@ import torch
 
 from .._backend import max_abs, namespace
 from .._validation import (Constraint, Flag, InvalidParameterError, OneOf, PositiveInt, RealIn, Seed, as_arrays,
-                           check_arguments, check_data, check_dtype, invalid, resolve_device)
+                           check_arguments, check_data, check_dtype, check_problem_sizes, invalid, resolve_device)
 from ..nn.network import DEFAULT_INIT_SCALE, LinearNetwork, _initial_factor, check_init_scale
 from .._display import ResultDisplay
 from ..gradient_covariance import gradient_noise
@@ -352,7 +353,15 @@ def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0,
     Raises
     ------
     FloatingPointError
-        If the loss becomes non-finite (the learning rate is too large for the data).
+        If the loss becomes non-finite (the learning rate is too large for the data, or the
+        data overflow: the message says which).
+
+    Warns
+    -----
+    RuntimeWarning
+        When the run ends far from a stationary point of :math:`L + R` (relative gradient over
+        ``STATIONARITY_TOLERANCE``) or with an objective ``OBJECTIVE_RISE`` times that of zero
+        factors or of the best recorded iterate, with the numbers.
 
     Notes
     -----
@@ -418,6 +427,7 @@ def _checked_arguments(arguments: dict) -> dict:
     check_data(arrays["X"], arrays["Y"], None, None)
     a["X"], a["Y"] = arrays["X"], arrays["Y"]
     n_in, N = a["X"].shape
+    check_problem_sizes(n_in, a["width"], a["Y"].shape[0], N)  # before the law or the network allocates
     a["law"] = a["strategy"].law(n_in, a["width"], a["Y"].shape[0])  # validates the width (block size, rates)
     a["device"] = _training_device(a["device"])
     if a["batch_size"] is None:
@@ -569,6 +579,44 @@ def _record(run: _Run, a: dict, step: int, step_lr: float, batch_loss: float, me
         run.bar.set_postfix(objective=f"{obj:.6g}", refresh=False)
 
 
+#: a run warns when the relative gradient of L + R at its end point exceeds this ...
+STATIONARITY_TOLERANCE = 3.0
+#: ... or when its objective exceeds this many times that of zero factors (an upper bound on
+#: the optimum), or this many times the lowest objective along the run
+OBJECTIVE_RISE = 10.0
+
+
+def _convergence(run: _Run, a: dict, U, V, objective: float) -> None:
+    r"""Warn, with the numbers, when the run ended far from a stationary point of :math:`L + R`:
+    the relative gradient :math:`\|\nabla(L+R)\|\,\|(U, V)\| / (L + R)` over
+    ``STATIONARITY_TOLERANCE`` (a 1% change of the factors changes the objective by more than 3%;
+    well-run trainings end below 0.5), or an objective ``OBJECTIVE_RISE`` times that of zero
+    factors, :math:`\frac1N\|Y\|^2 \ge \min (L + R)`, or of the best recorded iterate."""
+    U = U.detach().to(torch.float64).requires_grad_(True)
+    V = V.detach().to(torch.float64).requires_grad_(True)
+    value = loss_of_law(a["law"], U, V, run.X_64, run.Y_64)
+    gU, gV = torch.autograd.grad(value, (U, V))
+    gradient = float(torch.sqrt((gU ** 2).sum() + (gV ** 2).sum()))
+    size = float(torch.sqrt((U.detach() ** 2).sum() + (V.detach() ** 2).sum()))
+    relative = gradient * size / objective if objective > 0 else 0.0
+    zero = float((run.Y_64 ** 2).sum(dim=0).mean())
+    best = min(run.rec["objective"])
+    found = []
+    if not math.isfinite(relative) or relative > STATIONARITY_TOLERANCE:
+        found.append(f"its relative gradient |grad(L+R)| |(U, V)| / (L+R) is {relative:.3g} "
+                     f"(> {STATIONARITY_TOLERANCE:g}: far from a stationary point)")
+    if objective > OBJECTIVE_RISE * zero:
+        found.append(f"its objective {objective:.6g} is {objective / zero:.3g} times that of zero factors "
+                     f"({zero:.6g}, an upper bound on the optimum)")
+    elif objective > OBJECTIVE_RISE * best:
+        found.append(f"its objective {objective:.6g} is {objective / best:.3g} times the lowest along the run "
+                     f"({best:.6g})")
+    if found:
+        warnings.warn(f"train({a['strategy']!r}, lr={a['lr']:g}, optimizer={a['optimizer']!r}, epochs={a['epochs']}) "
+                      f"did not converge: {'; '.join(found)}; lower lr, train longer, or check the strategy",
+                      RuntimeWarning, stacklevel=4)
+
+
 def _result(run: _Run, a: dict) -> TrainingResult:
     """Stage 4: the averaged factors and the history."""
     net, rec = run.net, run.rec
@@ -582,6 +630,7 @@ def _result(run: _Run, a: dict) -> TrainingResult:
     U = net.U.detach().cpu().numpy().astype(np.float64)
     V = net.V.detach().cpu().numpy().astype(np.float64)
     objective = _objective(run, a, net.U.detach(), net.V.detach()) if run.n_averaged else last_objective
+    _convergence(run, a, net.U, net.V, objective)
     net.eval()
     history = TrainingHistory(
         step=np.asarray(rec["step"], dtype=np.int64),
