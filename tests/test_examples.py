@@ -10,7 +10,7 @@ import pnd_theory as pt
 ENTRY_POINTS = (
     "expected_penalty", "expected_loss", "exact_expected_loss", "monte_carlo_loss", "derive",
     "induced_penalty", "balanced_factors", "global_minimizer", "gradient_noise", "check_strategy",
-    "explicit_penalty",
+    "explicit_penalty", "train", "sweep",
     "ScalarLaw", "Bernoulli", "Gaussian", "Uniform", "DiscreteLaw",
     "Dropout", "GaussianDropout", "DropBlock", "DropConnect", "PerNodeDrop", "NodeDropout",
     "HiddenNoise", "UnitNoise", "WeightNoise",

@@ -563,6 +563,23 @@ def sweep(spec, client=None, store=None, progress=True, *, workers=None, retries
         failed cell's exception, or the names of its non-finite results, else empty).
         ``df.attrs`` holds the task, the grid columns, the store and ``malformed``: the files
         moved aside.
+
+    Examples
+    --------
+    Two strategies by two widths, the induced regularizer of each cell's random factors, run
+    in this process:
+
+    >>> import pnd_theory as pt
+    >>> spec = {"task": "induced_penalty",
+    ...         "grid": {"strategy": ["dropout", "dropblock"], "width": [2, 4], "block_size": [2]},
+    ...         "problem": {"n_in": 3, "n_out": 2, "n_samples": 8}}
+    >>> table = pt.sweep(spec, client="serial", progress=False)
+    >>> table[["strategy", "width", "induced_penalty", "status"]].round(4)
+        strategy  width  induced_penalty status
+    0    dropout      2           0.6192   done
+    1    dropout      4           1.9131   done
+    2  dropblock      2           0.8202   done
+    3  dropblock      4           3.7620   done
     """
     plan = _Plan(spec)
     progress = check_bool("progress", progress)

@@ -377,6 +377,21 @@ def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0,
     over the batch (the theory page): at the optimum their gradient noise has about ten times
     the standard deviation of that of per-sample masks over 512 samples, and they need about
     twice as many steps to land within 1% on the singular values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, n_samples=8, seed=0)
+    >>> result = pt.train(pt.Dropout(0.5), X, Y, width=4, epochs=200, progress=False, seed=0)
+    >>> result.U.shape, result.V.shape
+    ((2, 4), (3, 4))
+
+    Training with sampled masks ends near the global minimum of the expected loss:
+
+    >>> best = pt.global_minimizer(pt.Dropout(0.5), X, Y, width=4).objective
+    >>> bool(best <= result.objective < 1.2 * best)
+    True
     """
     a = _checked_arguments(dict(locals()))
     run = _build(a)
