@@ -62,6 +62,14 @@ TABLE = [
     (pt.k_support_norm, dict(w=np.array([3.0, -1.0, 2.0]), k=2), ("w",)),
     (pt.deep.expected_loss, dict(weights=[V.T, U], X=X, Y=Y), ("X", "Y")),
     (pt.deep.global_minimizer, dict(X=X, Y=Y, widths=[4], hidden=[D], starts=2), ("X", "Y")),
+    (pt.dual_k_support_norm, dict(w=np.array([3.0, -1.0, 2.0]), k=2), ("w",)),
+    (pt.dual_spectral_k_support_norm, dict(A=A, k=1), ("A",)),
+    (pt.prox_squared_k_support_vector, dict(w=np.array([3.0, -1.0, 2.0]), k=2, c=0.5), ("w",)),
+    (pt.prox_squared_k_support, dict(A=A, k=1, c=0.5), ("A",)),
+    (pt.monte_carlo_gradient_noise, dict(strategy=D, U=U, V=V, X_batch=X, Y_batch=Y, draws=40, groups=4,
+                                         progress=False), ("U", "X_batch")),
+    (pt.train, dict(strategy=D, X=X, Y=Y, width=4, epochs=2, progress=False, device="cpu"), ("X", "Y")),
+    (pt.deep.train, dict(X=X, Y=Y, widths=[4], epochs=2, progress=False, device="cpu"), ("X", "Y")),
 ]
 NAMES = {fn: fn.__module__.rsplit(".", 1)[-1] + "." + fn.__name__ for fn, _, _ in TABLE}
 REFERENCE = {}
@@ -215,6 +223,14 @@ def test_ydrop_rates_are_invariant_to_scaling_the_importances_up():
     (pt.random_problem, dict(n_in=10**30), "n_in"),
     (pt.induced_penalty, dict(strategy=D, A=A, width=10**9), "width"),
     (pt.global_minimizer, dict(strategy=D, X=X, Y=Y, width=10**12), "width"),
+    (pt.train, dict(strategy=D, X=X, Y=Y, width=10**12, progress=False), "width"),
+    (pt.derive, dict(strategy=D, n_in=3, width=10**9, n_out=2), "width"),
+    (pt.deep.train, dict(X=X, Y=Y, widths=[10**7, 10**7], progress=False), "sizes"),
+    (pt.deep.global_minimizer, dict(X=X, Y=Y, widths=[10**7, 10**7]), "sizes"),
+    (pt.deep.derive, dict(sizes=[3, 10**7, 10**7, 2]), "sizes"),
+    (pt.deep.deep_law, dict(sizes=[3, 10**8, 10**8, 2]), "sizes"),
+    (pt.deep.envelope_coefficient, dict(sizes=[3, 10**8, 10**8, 2]), "sizes"),
+    (pt.deep.equalized_factors, dict(A=np.outer([1.0, 2.0], [1.0, 0.5, 0.2]), widths=[10**7, 10**7]), "sizes"),
 ])
 def test_values_outside_the_domain_and_sizes_beyond_memory_are_refused(fn, kwargs, name):
     with pytest.raises(pt.InvalidParameterError, match=name):

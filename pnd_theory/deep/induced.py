@@ -56,7 +56,7 @@ from .._validation import (InvalidParameterError, as_numpy_arrays, check_data, c
                            check_second_moment, check_seed, invalid)
 from ..regularizers.induced import balanced_factors
 from .closed import penalty_of_deep_law
-from .network import check_problem, check_widths, deep_law
+from .network import check_layer_sizes, check_problem, check_widths, deep_law
 
 __all__ = ["envelope_coefficient", "induced_penalty", "InducedResult", "equalized_factors", "global_minimizer",
            "DeepMinimizerResult"]
@@ -288,6 +288,7 @@ def equalized_factors(A, widths, second_moment=None, hidden=None):
     widths = check_widths(widths)
     S = None if second_moment is None else _check_matrix("second_moment", second_moment)
     n_out, n_in = A.shape
+    check_layer_sizes((n_in,) + widths + (n_out,))
     if S is not None:
         check_second_moment(np, S, n_in)
     root = np.eye(n_in) if S is None else _sqrt_psd(S)
@@ -407,6 +408,7 @@ def global_minimizer(X, Y, widths, hidden=None, weight_noise=None, starts=8, see
     X, Y = (as_numpy_arrays(X=X, Y=Y)[k] for k in ("X", "Y"))
     check_data(X, Y, None, None)
     sizes = (X.shape[0],) + widths + (Y.shape[0],)
+    check_layer_sizes(sizes, X.shape[1])
     Ws0 = [np.zeros((sizes[l + 1], sizes[l])) for l in range(len(sizes) - 1)]
     check_problem(Ws0, X, Y)
     law = deep_law(sizes, hidden, weight_noise)

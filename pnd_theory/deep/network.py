@@ -26,7 +26,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from .._validation import InvalidParameterError, as_arrays, check_data, check_positive_int, invalid
+from .._validation import InvalidParameterError, as_arrays, check_data, check_memory, check_positive_int, invalid
 from ..laws.masks import ComponentsMixin, ScalarLaw, independent_mask
 from ..laws.strategies import Strategy
 
@@ -114,7 +114,19 @@ def check_sizes(sizes) -> tuple:
     """Layer sizes ``(n_0, ..., n_L)``: at least two positive integers."""
     if not _is_sequence(sizes) or len(sizes) < 2:
         raise invalid("sizes", "a sequence of at least two positive integers (n_0, ..., n_L)", sizes)
-    return tuple(check_positive_int(f"sizes[{i}]", n) for i, n in enumerate(sizes))
+    sizes = tuple(check_positive_int(f"sizes[{i}]", n) for i, n in enumerate(sizes))
+    check_layer_sizes(sizes)
+    return sizes
+
+
+def check_layer_sizes(sizes, n_samples: int = 0):
+    """Refuse, before allocating, layer sizes whose weights (``n_{l+1} x n_l`` each), per-layer
+    second moments (``n_l x n_l``) and data (``(n_0 + n_L) x n_samples``), a few working copies
+    of each, exceed the machine's memory."""
+    floats = 4 * (sum(a * b for a, b in zip(sizes, sizes[1:])) + sum(n * n for n in sizes)
+                  + (sizes[0] + sizes[-1]) * n_samples)
+    names = f"sizes={tuple(sizes)}" + (f", n_samples={n_samples}" if n_samples else "")
+    check_memory(names, floats, "weights, second moments and data")
 
 
 def check_widths(widths) -> tuple:

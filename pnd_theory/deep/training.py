@@ -27,7 +27,7 @@ from .._validation import (as_numpy_arrays, check_bool, check_data, check_dtype,
                            check_seed, resolve_device)
 from ..studies.training import lr_multiplier
 from .closed import penalty_of_deep_law
-from .network import check_problem, check_widths, deep_law, product
+from .network import check_layer_sizes, check_problem, check_widths, deep_law, product
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,6 +118,7 @@ def train(X, Y, widths, hidden=None, weight_noise=None, epochs=3000, lr=0.01, ba
     Xn, Yn = (as_numpy_arrays(X=X, Y=Y)[k] for k in ("X", "Y"))
     check_data(Xn, Yn, None, None)
     sizes = (Xn.shape[0],) + widths + (Yn.shape[0],)
+    check_layer_sizes(sizes, Xn.shape[1])
     check_problem([np.zeros((sizes[l + 1], sizes[l])) for l in range(len(sizes) - 1)], Xn, Yn)
     law = deep_law(sizes, hidden, weight_noise)
     N = Xn.shape[1]

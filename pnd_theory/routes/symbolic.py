@@ -35,7 +35,8 @@ from functools import cached_property
 import numpy as np
 import sympy
 
-from .._validation import InvalidParameterError, as_numpy_arrays, check_factors, check_positive_int, check_second_moment
+from .._validation import (InvalidParameterError, as_numpy_arrays, check_factors, check_positive_int, check_problem_sizes,
+                           check_second_moment)
 from .._display import ResultDisplay
 from ..laws.masks import COMPONENTS
 from ..laws.strategies import validate_strategy
@@ -239,7 +240,14 @@ def derive(strategy, n_in, width, n_out) -> Derivation:
     """
     validate_strategy(strategy)
     n_in = check_positive_int("n_in", n_in)
+    width = check_positive_int("width", width)
     n_out = check_positive_int("n_out", n_out)
+    check_problem_sizes(n_in, width, n_out)
+    if n_out * (n_in * width) ** 2 > MAX_TERM_PAIRS:  # before the law builds anything of these sizes
+        raise InvalidParameterError(
+            f"derive expands n_out * (n_in * width)^2 = {n_out * (n_in * width) ** 2} pairs of terms, above "
+            f"MAX_TERM_PAIRS = {MAX_TERM_PAIRS}; use smaller sizes (the closed form pt.expected_penalty has no "
+            "size limit)")
     law = strategy.law(n_in, width, n_out)
     d = law.width
     pairs = n_out * (n_in * d) ** 2
