@@ -210,6 +210,8 @@ def bad_files(tmp_path, problem_files):
     (folder / "empty.csv").write_text("")
     np.save(folder / "X_rows.npy", X.T)
     np.save(folder / "Y_rows.npy", Y.T)
+    (folder / "spec.toml").write_text('task = "induced_penalty"\n[grid]\nstrategy = ["dropout"]\np = [0.1]\n'
+                                      'width = [3]\n[problem]\nn_in = 3\nn_out = 2\nn_samples = 8\n')
     return folder
 
 
@@ -256,6 +258,14 @@ USER_ERRORS = [
     (["minimize", "--save", "{d}/missing/m.npz"], "does not exist or is not writable"),
     (["minimize", "--save", "{d}/m.txt"], "must name a .npz file"),
     (["induced", "--X", "{d}/X.npy"], "missing --A"),
+    (["train", "--lr", "1e300", "--epochs", "50", "--no-progress"], "lr=1e+300 is too large"),
+    (["train", "--width", "1000000000000", "--epochs", "2", "--no-progress"], "fit in memory"),
+    (["derive", "--width", "1000000000"], "width=1000000000"),
+    (["induced", "--width", "1000000000"], "fit in memory"),
+    (["sweep", "{d}/X.npy", "--store", "{d}/store", "--no-progress"], "is not valid TOML"),
+    (["sweep", "{d}/spec.toml", "--store", "{d}/X.npy/store", "--no-progress"], "not a writable folder"),
+    (["sweep", "{d}/spec.toml", "--store", "{d}/store", "--worker-timeout", "0", "--no-progress"],
+     "worker_timeout must be a finite number of seconds > 0"),
 ]
 
 

@@ -118,6 +118,8 @@ def load_spec(spec) -> dict:
         text = path.read_text()
     except OSError as err:
         raise InvalidParameterError(f"spec file {str(path)!r} cannot be read: {err.strerror or err}") from None
+    except UnicodeDecodeError:
+        raise InvalidParameterError(f"spec file {str(path)!r} is not valid TOML: it is not UTF-8 text") from None
     try:
         loaded = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
