@@ -4,6 +4,9 @@ r"""Studies: training with real masks, and what the noise does along it.
   matched noise);
 * :mod:`~pnd_theory.studies.stationary` and :mod:`~pnd_theory.studies.implicit`: the stationary
   spread of constant-step SGD, explicit against implicit regularization;
+* :mod:`~pnd_theory.studies.iterates`: exact moments of the last layer's SGD iterates;
+  :mod:`~pnd_theory.studies.linearized`: the two-layer network's stationary spread from SGD
+  linearized at the global minimizer;
 * :mod:`~pnd_theory.studies.ydrop_fixed_point`: where Y-Drop's rule ends;
 * :mod:`~pnd_theory.studies.sparsity`: activation sparsity during training;
 * :mod:`~pnd_theory.studies.digits`: scikit-learn's digits and a training loop for networks on them;
