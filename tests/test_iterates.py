@@ -10,7 +10,9 @@ Each claim against a route written here apart from the package:
 * real torch SGD (torch.optim.SGD on a batch of independent runs, masks drawn by torch):
   means and covariances within 4.5 standard errors of the sample;
 * Clara, Langer and Schmidt-Hieber: the mean of full-batch dropout GD follows GD on the
-  expected loss exactly, and the stationary covariance is nearly proportional to the step;
+  expected loss exactly, the stationary covariance is nearly proportional to the step, and the
+  simplified variant (the mask on the gradient only) converges to least squares with vanishing
+  covariance while real dropout keeps the package's stationary covariance;
 * the 95% intervals from ``averaged_covariance`` cover the stationary mean in 95% of simulated
   runs, within 3 binomial standard errors.
 """
@@ -268,6 +270,49 @@ def test_stationary_covariance_scales_with_the_step():
     assert spreads[2] > 0
     assert all(abs(r - 2) < 0.05 for r in ratios)
     assert abs(ratios[1] - 2) < abs(ratios[0] - 2)  # closer to proportional as the step shrinks
+
+
+
+def _full_batch_dropout(X, Y, U0, lr, steps, runs, seed, simplified):
+    """Full-batch dropout GD on U, one Bernoulli mask per step and run (numpy, written apart):
+    the mask in the prediction and the gradient, or (``simplified``, Clara et al.) on the gradient
+    of the unmasked loss only."""
+    rng = np.random.default_rng(seed)
+    S, M = X @ X.T / X.shape[1], Y @ X.T / X.shape[1]
+    U = np.broadcast_to(U0, (runs,) + U0.shape).copy()
+    for _ in range(steps):
+        xi = (rng.random((runs, 1, U0.shape[1])) >= P) / (1 - P)
+        U = U - 2 * lr * (((U if simplified else U * xi) @ S - M) * xi)
+    return U
+
+
+def test_simplified_dropout_converges_to_least_squares_with_vanishing_covariance():
+    """Clara et al.: with the mask on the gradient only, least squares is a fixed point of every
+    step, so the iterates converge to it (their second moment about it follows a linear map with
+    no forcing, of spectral radius below 1); real dropout at the same step keeps the covariance
+    of pt.stationary_moments about the minimizer of the expected loss, another point."""
+    X, Y, _ = _data(9, n_in=3, N=6, n_out=2)
+    lr, steps, runs = 0.05, 1500, 2000
+    S, M = X @ X.T / X.shape[1], Y @ X.T / X.shape[1]
+    U_ls = np.linalg.solve(S, M.T).T
+    U0 = np.zeros_like(U_ls)
+    # the second moment K = E[e^T e] of a row e of U - U_ls: K -> K - 2 lr (SK + KS) + 4 lr^2 (SKS) o E[xi xi^T]
+    second = np.ones((3, 3)) + P / (1 - P) * np.eye(3)
+    basis = np.eye(9).reshape(9, 3, 3)
+    step = np.stack([(K - 2 * lr * (S @ K + K @ S) + 4 * lr ** 2 * (S @ K @ S) * second).reshape(-1) for K in basis], 1)
+    assert max(abs(np.linalg.eigvals(step))) < 1
+    simplified = _full_batch_dropout(X, Y, U0, lr, steps, runs, 0, simplified=True)
+    assert np.abs(simplified - U_ls).max() < 1e-9 * np.abs(U_ls).max()  # every run: covariance and bias gone
+    strategy = pt.Dropout(P).with_per_sample(False)
+    st = pt.stationary_moments(strategy, X, Y, lr)
+    real = _full_batch_dropout(X, Y, U0, lr, steps, runs, 1, simplified=False).reshape(runs, -1)
+    dev = real - st.mean.reshape(-1)
+    spread = (dev ** 2).sum(1)
+    assert abs(spread.mean() - st.spread) < 4 * spread.std() / math.sqrt(runs)
+    assert st.spread > 0.01 * np.abs(st.mean).max() ** 2
+    gap = np.linalg.norm(st.mean - U_ls)
+    assert gap > 10 * math.sqrt(st.spread / runs)  # the two variants end on different points
+    assert np.linalg.norm(real.mean(0) - st.mean.reshape(-1)) < 4 * math.sqrt(st.spread / runs)
 
 
 # ------------------------------------------------------------------------- coverage
