@@ -6,7 +6,8 @@ Each claim against a route written here apart from the package:
   value of a finite law (a Gaussian through its three-point Gauss-Hermite law, exact for
   moments up to order 5) gives the step's ``(A, b)``; the dense recursions of the mean and the
   second moment, and the dense stationary equations, agree with the package to rounding;
-* the largest stable step sits where the spectral radius of ``E[A (x) A]`` crosses 1;
+* the largest stable step sits where the spectral radius of ``E[A (x) A]`` crosses 1, and is
+  the reciprocal of the dense spectral radius of ``D^{-1} 2Q`` built from the enumerated steps;
 * real torch SGD (torch.optim.SGD on a batch of independent runs, masks drawn by torch):
   means and covariances within 4.5 standard errors of the sample;
 * Clara, Langer and Schmidt-Hieber: the mean of full-batch dropout GD follows GD on the
@@ -153,6 +154,27 @@ def test_largest_stable_step_is_where_the_second_moments_diverge(strategy, kind,
     assert rho(0.999 * lr_max) < 1 < rho(1.001 * lr_max)
     with pytest.raises(InvalidParameterError, match=rf"lr must be below {lr_max:.6g}.*got {1.01 * lr_max!r}"):
         pt.stationary_moments(strategy, X, Y, 1.01 * lr_max, batch_size=2)
+
+
+
+@pytest.mark.parametrize("case", [(c, b) for c in CASES[:4] for b in c[5]
+                                  if not (c[1] == "output" and c[0].per_sample and b is None)],  # 2^18 masks
+                         ids=lambda c: f"{c[0][0]!r}-B{c[1]}")
+def test_largest_stable_step_is_the_dense_spectral_radius(case):
+    """1 / rho(D^{-1} 2Q) from the dense matrices of the enumerated steps (D = W (+) W, Q = E[W (x) W],
+    A = I - 2 lr W): the Krylov route of the package to 1e-10."""
+    (strategy, kind, support, block, width, _), batch = case
+    X, Y, _ = _data(4, n_in=3)
+    lr = 0.01
+    configs = _configurations(X, Y, lr, support, kind, strategy.per_sample, batch, block)
+    n = configs[0][1].shape[0]
+    Ws = [(p, (np.eye(n) - A) / (2 * lr)) for p, A, _ in configs]
+    Wbar = sum(p * W for p, W in Ws)
+    D = np.kron(Wbar, np.eye(n)) + np.kron(np.eye(n), Wbar)
+    Q = sum(p * np.kron(W, W) for p, W in Ws)
+    rho = max(abs(np.linalg.eigvals(np.linalg.solve(D, 2 * Q))))
+    got = pt.stationary_moments(strategy, X, Y, lr, batch_size=batch).max_stable_lr
+    assert abs(got * rho - 1) < 1e-10
 
 
 def test_stationary_mean_is_the_minimizer_of_the_expected_loss_whatever_the_step():
