@@ -11,6 +11,7 @@ A build writes only under its output folder: ``docs/notebooks`` is a link to the
 """
 
 import ast
+import json
 import pkgutil
 import sys
 from pathlib import Path
@@ -67,12 +68,37 @@ def _gallery_page():
         path = ROOT / (module.replace(".", "/") + ".py")
         doc = ast.get_docstring(ast.parse(path.read_text())) or name
         summary = doc.split("\n\n")[0].replace("\n", " ")
-        lines += [f"## {summary}", "", f"`{module}` writes `{name}.png`, `{name}.pdf` and `{name}.json`.", ""]
+        lines += [f"## {summary}", "", f"`pnd-theory figures --only {name}` (module `{module}`) writes "
+                  f"`{name}.png`, `{name}.pdf` and `{name}.json`.", ""]
         if (ROOT / "paper_figures" / f"{name}.png").is_file():
             lines += [f"```{{image}} ../paper_figures/{name}.png", f":alt: {name}", "```", ""]
         else:
-            lines += [f"(Not generated in this checkout: run `pnd-theory figures --only {name}`.)", ""]
+            lines += ["(Not generated in this checkout.)", ""]
+        lines += _figure_numbers(name)
     return "\n".join(lines)
+
+
+def _scalars(data, prefix=""):
+    """The numbers of a JSON object, by dotted key (lists left out)."""
+    for key, value in data.items():
+        if isinstance(value, dict):
+            yield from _scalars(value, f"{prefix}{key}.")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield f"{prefix}{key}", value
+
+
+def _figure_numbers(name, most=40):
+    """A table of the numbers of the figure's JSON file, read when the site is built."""
+    path = ROOT / "paper_figures" / f"{name}.json"
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    numbers = list(_scalars(data))
+    lines = [f"Its numbers, from `{name}.json`" + (" (a quick run: small sizes)" if data.get("quick") else "") + ":", ""]
+    lines += ["| quantity | value |", "|---|---|"] + [f"| `{key}` | {value:.6g} |" for key, value in numbers[:most]]
+    if len(numbers) > most:
+        lines += ["", f"and {len(numbers) - most} more numbers in the file, with its lists."]
+    return lines + [""]
 
 
 GENERATED_PAGES = {"api": _api_page, "gallery": _gallery_page}

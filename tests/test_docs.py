@@ -1,5 +1,6 @@
 """The documentation site builds without a single warning, and the README points to it."""
 
+import json
 import re
 import subprocess
 import sys
@@ -42,6 +43,13 @@ def test_sphinx_builds_warning_free(tmp_path):
 
     drawn = [name for name in FIGURES if (ROOT / "paper_figures" / f"{name}.png").is_file()]
     assert drawn and all(f'alt="{name}"' in gallery for name in drawn)
+    # each figure with its command and the numbers of its JSON file, read when the site is built
+    text = re.sub(r"<[^>]+>", "", gallery)
+    assert all(f"pnd-theory figures --only {name}" in text for name in FIGURES)
+    with_json = [name for name in FIGURES if (ROOT / "paper_figures" / f"{name}.json").is_file()]
+    assert gallery.count("<table") == len(with_json)
+    objective = json.loads((ROOT / "paper_figures" / "objective.json").read_text())
+    assert re.search(r"problem\.n_samples\s+%d\s" % objective["problem"]["n_samples"], text)
     rendered = {p.stem for p in (tmp_path / "notebooks").glob("*.html")}
     assert rendered == {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")}
     # the theory page is typeset: its formulas are math, not code, and the penalty table has
