@@ -1,7 +1,8 @@
 """Throughput of ``monte_carlo_loss`` against its floor: one forward product per mask draw.
 
 For each strategy, time ``monte_carlo_loss(..., samples=T)`` and divide by ``T`` forward
-products ``U (V^T X)`` of the same sizes timed in the same run (the floor: a draw cannot cost
+products ``U (V^T X)`` of the same sizes timed right after it (each ratio from one pair of
+timings, so that background load hits both alike) (the floor: a draw cannot cost
 less than evaluating the network once).  Ratios, not seconds, are what to compare across
 machines.
 
@@ -62,7 +63,11 @@ def main():
     U, V, X, Y = pt.random_problem(args.n_in, args.width, args.n_out, args.n_samples, seed=0)
     dev = torch.device(args.device)
     Ut, Vt, Xt = (torch.as_tensor(a, device=dev) for a in (U, V, X))
-    forward = median_time(lambda: [Ut @ (Vt.T @ Xt) for _ in range(50)], args.repeats) / 50
+
+    def forward_time():
+        return median_time(lambda: [Ut @ (Vt.T @ Xt) for _ in range(50)], args.repeats) / 50
+
+    forward = forward_time()
     print(f"device {dev}, n_in={args.n_in} width={args.width} n_out={args.n_out} N={args.n_samples}, "
           f"{args.draws} draws; one forward U (V^T X): {forward * 1e6:.1f} us")
     print(f"{'strategy':<52} {'draws/s':>10} {'per draw / forward':>20}")
@@ -71,8 +76,10 @@ def main():
               pt.PerNodeDrop(0.5, "input"), pt.PerNodeDrop(0.5, "input", stir="gaussian"),
               pt.PerNodeDrop(0.5, "both"), pt.DropConnect(0.5, "both", per_sample=True)):
         t = median_time(lambda: pt.monte_carlo_loss(s, U, V, X, Y, samples=args.draws, device=dev), args.repeats)
-        print(f"{repr(s)[:52]:<52} {args.draws / t:10.0f} {t / args.draws / forward:20.1f}")
-        rows[repr(s)] = {"draws_per_second": args.draws / t, "ratio_to_forward": t / args.draws / forward}
+        floor = forward_time()  # timed right after, so that both see the same load
+        print(f"{repr(s)[:52]:<52} {args.draws / t:10.0f} {t / args.draws / floor:20.1f}")
+        rows[repr(s)] = {"draws_per_second": args.draws / t, "forward_seconds": floor,
+                         "ratio_to_forward": t / args.draws / floor}
     threads = thread_counts()  # read after the timed runs: what was in force while they ran
     if dev.type == "cpu" and args.threads:
         bad = thread_mismatches([threads], args.threads)

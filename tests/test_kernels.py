@@ -640,3 +640,15 @@ def test_kernels_load_from_the_on_disk_cache_in_a_new_process():
         assert res.returncode == 0, res.stderr[-3000:]
         runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
     assert all(hits >= 1 and misses == 0 for hits, misses in runs[1].values()), runs
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba kernels")
+@pytest.mark.parametrize("rows, n", [(1, 1), (3, 8), (5, 7), (257, 64)])
+def test_numba_normals_equal_the_reference(rows, n):
+    """The conditional draw's normals from the numba kernel against the torch reference: the
+    same draws, so equal to the rounding of log, cos and sin (a few float64 ulps)."""
+    from pnd_theory.kernels import cpu, counter
+    got = cpu.counter_normals_cpu(2024, rows, n)
+    ref = counter.counter_normals(2024, rows, n).numpy()
+    assert got.shape == ref.shape == (rows, n)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-14)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .counter import C32, GAMMA, LB1, LB2, MIX1, MIX2, counter_normals, drop_threshold, seed_key
+from .counter import C32, GAMMA, LB1, LB2, MIX1, MIX2, drop_threshold, seed_key
 
 try:
     import numba
@@ -24,7 +24,8 @@ except ImportError:  # pragma: no cover - the torch route still works
     numba = None
 
 __all__ = ["HAVE_NUMBA", "masked_linear_cpu", "masked_linear_grad_input_cpu", "masked_linear_grad_weight_cpu",
-           "masked_linear_backward_cpu", "masked_linear_backward_conditional_cpu", "conditional_gaussian_cpu"]
+           "masked_linear_backward_cpu", "masked_linear_backward_conditional_cpu", "conditional_gaussian_cpu",
+           "counter_normals_cpu"]
 
 HAVE_NUMBA = numba is not None
 
@@ -389,6 +390,23 @@ if HAVE_NUMBA:
         return gx
 
     @njit(**_FLAGS)
+    def _normals(key, out):
+        """The normals of :func:`pnd_theory.kernels.counter.counter_normals` (stream key
+        ``key``): row ``r`` holds the centred, unit Gaussian mask values of sample ``r``,
+        output 0, in float64."""
+        rows, n = out.shape
+        h = (n + 1) // 2
+        for r in prange(rows):
+            k0, k1 = _row_key(key, r, 1, 0)
+            o = out[r]
+            for i in range(h):
+                z0, z1 = _box_muller64(_draw32(k0, k1, i), _draw32(k0, k1, i + h))
+                o[i] = z0
+                if i + h < n:
+                    o[i + h] = z1
+        return out
+
+    @njit(**_FLAGS)
     def _conditional_forward(x, wt, sn, out):
         """``out[r, j] = W_j . x_r + sn[r, j] * sqrt(sum_i W_ji^2 x_ri^2)``, the forward of the
         conditional Gaussian map (``sn = sigma n``), each sum over inputs in order."""
@@ -594,14 +612,24 @@ def masked_linear_backward_cpu(grad: Tensor, x: Tensor, weight: Tensor, seed: in
     return _one_pass_backward(grad, x, weight, launch)
 
 
+def counter_normals_cpu(seed: int, rows: int, n_out: int) -> np.ndarray:
+    """:func:`pnd_theory.kernels.counter.counter_normals` computed by a numba kernel (float64;
+    equal to the torch reference to the rounding of ``log``, ``cos`` and ``sin``)."""
+    out = np.empty((rows, n_out))
+    if rows and n_out:
+        with kernel_threads():
+            _normals(np.uint64(seed_key(int(seed) + GAMMA)), out)
+    return out
+
+
 def conditional_gaussian_cpu(x: Tensor, weight: Tensor, seed: int, p: float) -> Tensor:
     r"""Forward of the conditional Gaussian map (numba, CPU):
     :math:`z_{rj} = W_j \cdot x_r + \sigma n_{rj} \sqrt{\sum_i W_{ji}^2 x_{ri}^2}` with the
-    normals of :func:`counter_normals`."""
+    normals of :func:`pnd_theory.kernels.counter.counter_normals` (:func:`counter_normals_cpu`)."""
     xn, wn = _numpy_float(x), _numpy_float(weight)
     work = np.promote_types(xn.dtype, wn.dtype)
     xn, wtn = xn.astype(work, copy=False), np.ascontiguousarray(wn.T, dtype=work)
-    sn = (math.sqrt(p / (1.0 - p)) * counter_normals(seed, xn.shape[0], wn.shape[0])).numpy().astype(work)
+    sn = (math.sqrt(p / (1.0 - p)) * counter_normals_cpu(seed, xn.shape[0], wn.shape[0])).astype(work)
     out = np.empty((xn.shape[0], wn.shape[0]), dtype=work)
     if xn.shape[0]:
         with kernel_threads():
@@ -624,7 +652,7 @@ def masked_linear_backward_conditional_cpu(grad: Tensor, x: Tensor, weight: Tens
     sigma = math.sqrt(p / (1.0 - p))
 
     def launch(gn, wn, xn, work, gx, parts):
-        sn = (sigma * counter_normals(seed, gn.shape[0], gn.shape[1])).numpy().astype(work)
+        sn = (sigma * counter_normals_cpu(seed, gn.shape[0], gn.shape[1])).astype(work)
         key, kind, _, _, sig = _scalars(seed, p, True, work)
         _conditional_backward(gn, wn, xn, key, kind, sig, sn, gx, parts)
 
