@@ -21,4 +21,5 @@ FIGURES = {
     "ydrop": "paper_figures.fig_ydrop",
     "sparsity": "paper_figures.fig_sparsity",
     "explicit_digits": "paper_figures.fig_explicit_digits",
+    "iterates": "paper_figures.fig_iterates",
 }

@@ -383,3 +383,21 @@ def test_noise_mode_spread_and_stationary_spread_share_the_estimator_and_refuse_
         pt.noise_mode_spread(pt.Dropout(P), X, Y, 2, "masks", 0.01, 1, seeds=1)
     with pytest.raises(InvalidParameterError, match="seeds must"):
         pt.stationary_spread(pt.Dropout(P), X, Y, 2, 0.01, 1, seeds=1)
+
+
+# ------------------------------------------------------------------------------- the figure
+
+def test_figure_of_the_iterates_writes_its_files_and_its_runs_agree(tmp_path):
+    """Quick run: the simulated spread after the last step within 4 standard errors of the exact
+    one in every case, and the two mask sharings have the same exact mean (Clara et al.)."""
+    import json
+
+    from paper_figures import FIGURES, fig_iterates
+    assert FIGURES["iterates"] == "paper_figures.fig_iterates"
+    paths = fig_iterates.make(tmp_path, quick=True)
+    assert {p.name for p in paths} == {"iterates.png", "iterates.pdf", "iterates.json"}
+    data = json.loads((tmp_path / "iterates.json").read_text())
+    assert all(abs(c["final_spread_in_se"]) < 4 for c in data["cases"])
+    by = {(c["masks"], c["lr"]): c for c in data["cases"]}
+    for lr in fig_iterates.LRS:
+        assert np.allclose(by["per sample", lr]["distance_exact"], by["per batch", lr]["distance_exact"], rtol=1e-12)
