@@ -382,6 +382,17 @@ class MaskLaw(ComponentsMixin):
     ``hidden``, ``output`` and ``input`` are component laws or ``None`` (identically 1).
     ``per_sample``: every sample draws its own masks (else one draw serves a mini-batch).
     Components are independent of each other.
+
+    Examples
+    --------
+    Dropout masks the hidden units, a fresh mask per sample, with values 0 and
+    :math:`1/(1-p)`:
+
+    >>> import pnd_theory as pt
+    >>> law = pt.Dropout(0.5).law(n_in=3, width=4, n_out=2)
+    >>> masks = law.sample(5, n_samples=8)
+    >>> tuple(masks["hidden"].shape), sorted(set(masks["hidden"].flatten().tolist()))
+    ((5, 8, 4), [0.0, 2.0])
     """
 
     n_in: int

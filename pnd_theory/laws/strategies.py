@@ -43,14 +43,30 @@ STIRS = ("drop", "gaussian")
 
 def noise_strength(p):
     r""":math:`\lambda = p / (1 - p)`, the variance of a mean-one mask of drop probability ``p``
-    (``p`` in [0, 1))."""
+    (``p`` in [0, 1)).
+
+    Examples
+    --------
+    >>> import pnd_theory as pt
+    >>> pt.noise_strength(0.5), pt.noise_strength(0.2)
+    (1.0, 0.25)
+    >>> pt.drop_probability(pt.noise_strength(0.3))  # the inverse
+    0.3
+    """
     p = check_probability("p", p)
     return p / (1 - p)
 
 
 def drop_probability(lam):
     r"""The drop probability :math:`p = \lambda / (1 + \lambda)` of a noise strength
-    :math:`\lambda` (a finite real number >= 0)."""
+    :math:`\lambda` (a finite real number >= 0).
+
+    Examples
+    --------
+    >>> import pnd_theory as pt
+    >>> pt.drop_probability(1.0), pt.drop_probability(0.25)
+    (0.5, 0.2)
+    """
     lam = check_real("lam", lam, "a noise strength, a finite real number >= 0", low=0.0)
     return lam / (1 + lam)
 
@@ -62,6 +78,18 @@ class Strategy(abc.ABC):
 
     A subclass defines :meth:`law`; :attr:`fields` (names of the constructor's parameters, in
     order) gives equality, hashing and the repr.
+
+    Examples
+    --------
+    Every built-in strategy is one; its law is a :class:`MaskLaw` for given sizes:
+
+    >>> import pnd_theory as pt
+    >>> s = pt.Dropout(0.5)
+    >>> isinstance(s, pt.Strategy), s.fields, s == pt.Dropout(0.5)
+    (True, ('p',), True)
+    >>> law = s.law(3, 4, 2)
+    >>> law.width, law.per_sample, sorted(law.components)
+    (4, True, ['hidden'])
     """
 
     fields: tuple = ()
@@ -586,6 +614,8 @@ class HiddenNoise(Strategy):
         return MaskLaw(n_in, width, n_out, True, hidden=CovarianceMask(self.covariance))
 
 
+#: The command-line names of the built-in strategies, each with its class
+#: (:func:`strategy_from_name` builds one from its name).
 STRATEGY_NAMES = {
     "dropout": Dropout,
     "gaussian-dropout": GaussianDropout,
@@ -599,7 +629,20 @@ STRATEGY_NAMES = {
 def strategy_from_name(name: str, **params) -> Strategy:
     """Build a strategy from its command-line name (see ``STRATEGY_NAMES``) and parameters.
 
-    A parameter that the strategy does not have is refused, naming the parameters it has."""
+    A parameter that the strategy does not have is refused, naming the parameters it has.
+
+    Examples
+    --------
+    >>> import pnd_theory as pt
+    >>> sorted(pt.STRATEGY_NAMES)
+    ['dropblock', 'dropconnect', 'dropout', 'gaussian-dropout', 'node-dropout', 'pernodedrop']
+    >>> pt.strategy_from_name("dropout", p=0.5) == pt.Dropout(0.5)
+    True
+    >>> pt.strategy_from_name("dropout", layer="input")
+    Traceback (most recent call last):
+    ...
+    pnd_theory...InvalidParameterError: layer does not apply to strategy 'dropout'; it takes p
+    """
     cls = STRATEGY_NAMES[check_choice("strategy", name, tuple(STRATEGY_NAMES))]
     unknown = sorted(set(params) - set(cls.fields))
     if unknown:
