@@ -29,6 +29,15 @@ class InvalidParameterError(ValueError, TypeError):
 
     The message names the parameter, the value it got and what is allowed.  It derives from
     both ``ValueError`` and ``TypeError`` so that callers may catch either.
+
+    Examples
+    --------
+    >>> import pnd_theory as pt
+    >>> try:
+    ...     pt.Dropout(1.5)
+    ... except ValueError as err:
+    ...     print(type(err).__name__, "-", err)
+    InvalidParameterError - p must be a drop probability in [0, 1); got 1.5
     """
 
 

@@ -17,6 +17,16 @@ def random_problem(n_in=3, width=4, n_out=2, n_samples=8, correlation=0.6, seed=
     Returns
     -------
     (U, V, X, Y) : numpy arrays
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, n_samples=8, seed=0)
+    >>> U.shape, V.shape, X.shape, Y.shape
+    ((2, 4), (3, 4), (3, 8), (2, 8))
+    >>> bool(np.array_equal(X, pt.random_problem(seed=0)[2]))  # a seed fixes the problem
+    True
     """
     n_in, width, n_out = (check_positive_int(k, v) for k, v in (("n_in", n_in), ("width", width), ("n_out", n_out)))
     n_samples = check_positive_int("n_samples", n_samples)

@@ -207,7 +207,17 @@ def expected_penalty(strategy, U, V, second_moment=None):
 
 
 def second_moment(X):
-    r"""Uncentred second moment of the inputs, :math:`S = X X^\top / N` (``X``: n_in x N)."""
+    r"""Uncentred second moment of the inputs, :math:`S = X X^\top / N` (``X``: n_in x N).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> X = np.array([[1.0, -1.0, 2.0], [0.0, 3.0, 0.0]])
+    >>> pt.second_moment(X)
+    array([[ 2., -1.],
+           [-1.,  3.]])
+    """
     xp, a = as_arrays(X=X)
     X = a["X"]
     if X.shape[1] == 0:
@@ -216,7 +226,17 @@ def second_moment(X):
 
 
 def plain_loss(U, V, X, Y) -> float:
-    r"""The loss without noise, :math:`L(U, V) = \frac1N \sum_k \|y_k - U V^\top x_k\|^2`."""
+    r"""The loss without noise, :math:`L(U, V) = \frac1N \sum_k \|y_k - U V^\top x_k\|^2`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, n_samples=8, seed=0)
+    >>> L = pt.plain_loss(U, V, X, Y)
+    >>> bool(np.isclose(L, np.sum((Y - U @ V.T @ X) ** 2) / 8))
+    True
+    """
     xp, U, V, X, Y = as_problem(U, V, X, Y)
     residual = Y - U @ (V.T @ X)
     value = (residual * residual).sum() / X.shape[1]
