@@ -229,6 +229,16 @@ def k_support_norm(w, k):
     ----------
     A. Argyriou, R. Foygel and N. Srebro, "Sparse prediction with the k-support norm",
     NeurIPS 2012, Proposition 2.1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> w = np.array([3.0, -4.0, 1.0])
+    >>> pt.k_support_norm(w, 1), bool(np.isclose(pt.k_support_norm(w, 3), np.linalg.norm(w)))
+    (8.0, True)
+    >>> bool(np.isclose(pt.k_support_norm(w, 2), np.sqrt((4 + 3 + 1) ** 2 / 2)))  # r = 1 above
+    True
     """
     k = _check_k(k)
     return _scalar_or_array(_norm_of_sorted(_sorted_magnitudes(_validated(w, "w", 1), False), k))
@@ -260,6 +270,13 @@ def dual_k_support_norm(w, k):
     ----------
     A. Argyriou, R. Foygel and N. Srebro, "Sparse prediction with the k-support norm",
     NeurIPS 2012, Section 2.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> pt.dual_k_support_norm(np.array([3.0, -4.0, 1.0]), 2)  # sqrt(4^2 + 3^2)
+    5.0
     """
     k = _check_k(k)
     return _scalar_or_array(_dual_of_sorted(_sorted_magnitudes(_validated(w, "w", 1), False), k))
@@ -304,6 +321,19 @@ def prox_squared_k_support_vector(w, k, c):
     ----------
     A. M. McDonald, M. Pontil and D. Stamos, "New perspectives on k-support and cluster
     norms", JMLR 17(155), 2016 (the prox of the squared box-norm).
+
+    Examples
+    --------
+    At most ``k`` nonzero entries: the result is :math:`w / (1 + c)`.
+
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> w = np.array([3.0, -4.0, 1.0])
+    >>> pt.prox_squared_k_support_vector(w, 3, 1.0)
+    array([ 1.5, -2. ,  0.5])
+    >>> x = pt.prox_squared_k_support_vector(w, 1, 1.0)  # k = 1: the prox of (c/2) ||x||_1^2
+    >>> x
+    array([ 0.66666667, -1.66666667,  0.        ])
     """
     k, c = _check_k(k), _check_c(c)
     w = _validated(w, "w", 1)
@@ -337,6 +367,18 @@ def spectral_k_support_norm(A, k):
     ----------
     A. M. McDonald, M. Pontil and D. Stamos, "New perspectives on k-support and cluster
     norms", JMLR 17(155), 2016 (the spectral k-support norm).
+
+    Examples
+    --------
+    :math:`k = 1` gives the nuclear norm, :math:`k \ge` rank the Frobenius norm:
+
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> A = np.random.default_rng(0).normal(size=(3, 4))
+    >>> bool(np.isclose(pt.spectral_k_support_norm(A, 1), np.linalg.norm(A, "nuc")))
+    True
+    >>> bool(np.isclose(pt.spectral_k_support_norm(A, 3), np.linalg.norm(A)))
+    True
     """
     k = _check_k(k)
     return _scalar_or_array(_norm_of_sorted(_sorted_magnitudes(_validated(A, "A", 2), True), k))
@@ -366,6 +408,17 @@ def dual_spectral_k_support_norm(A, k):
     ----------
     A. M. McDonald, M. Pontil and D. Stamos, "New perspectives on k-support and cluster
     norms", JMLR 17(155), 2016 (the spectral k-support norm).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> A = np.random.default_rng(0).normal(size=(3, 4))
+    >>> s = np.linalg.svd(A, compute_uv=False)
+    >>> bool(np.isclose(pt.dual_spectral_k_support_norm(A, 2), np.hypot(s[0], s[1])))
+    True
+    >>> bool(np.isclose(pt.dual_spectral_k_support_norm(A, 1), np.linalg.norm(A, 2)))  # spectral norm
+    True
     """
     k = _check_k(k)
     return _scalar_or_array(_dual_of_sorted(_sorted_magnitudes(_validated(A, "A", 2), True), k))
@@ -400,6 +453,20 @@ def prox_squared_k_support(A, k, c):
     ----------
     A. M. McDonald, M. Pontil and D. Stamos, "New perspectives on k-support and cluster
     norms", JMLR 17(155), 2016 (the spectral k-support norm).
+
+    Examples
+    --------
+    The prox acts on the singular values and keeps the singular vectors:
+
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> A = np.random.default_rng(0).normal(size=(3, 4))
+    >>> P = pt.prox_squared_k_support(A, 1, 0.5)
+    >>> u, s, vt = np.linalg.svd(A, full_matrices=False)
+    >>> bool(np.allclose(P, (u * pt.prox_squared_k_support_vector(s, 1, 0.5)) @ vt))
+    True
+    >>> bool(np.allclose(pt.prox_squared_k_support(A, 3, 0.5), A / 1.5))  # k >= rank: A / (1 + c)
+    True
     """
     k, c = _check_k(k), _check_c(c)
     P, sigma, Qt = np.linalg.svd(_validated(A, "A", 2), full_matrices=False)
