@@ -17,7 +17,9 @@ rounding.  A finite law's own support is exact for every order.
 from __future__ import annotations
 
 import abc
+import functools
 import math
+import weakref
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -40,7 +42,10 @@ class ScalarLaw(abc.ABC):
     the default is the numeric moment as an exact number), :attr:`finite` and :meth:`support`
     (the default matches the moments up to the requested order with a Gauss quadrature).
 
-    Laws are immutable and compare equal when their parameters are equal.
+    Laws are immutable and compare equal when their parameters are equal.  Being immutable, a
+    law's :meth:`moment` is computed once per law object and order: every subclass's
+    ``moment`` is cached (a user's too), and :func:`moment_calls` counts the evaluations, so
+    that an expensive law costs one call per order however many routes ask.
 
     Examples
     --------
@@ -66,6 +71,12 @@ class ScalarLaw(abc.ABC):
 
     #: name of the law's parameter kept as a symbol in derivations (None: no parameter)
     parameter_name: str | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("moment")
+        if callable(own) and not getattr(own, "__isabstractmethod__", False) and not hasattr(own, "_cached_moment"):
+            cls.moment = _cached_moment(own)
 
     # ---- what a subclass must supply
     @abc.abstractmethod
@@ -131,6 +142,61 @@ class ScalarLaw(abc.ABC):
 
     def __hash__(self):
         return hash((type(self).__name__, self._key()))
+
+
+#: law object's id -> (weak reference, {(function, k): value}); an entry leaves with its law
+_MOMENTS: dict = {}
+#: evaluations of laws' own moment functions: in total, and by law object's id
+_CALLS = {"total": 0}
+
+
+def _forget(key):
+    def drop(_):
+        _MOMENTS.pop(key, None)
+        _CALLS.pop(key, None)
+    return drop
+
+
+def _cached_moment(function):
+    """``function`` (a law class's own ``moment``) computed once per law object and order:
+    a law is immutable, so its moments are too.  Keyed by the function as well, so that a
+    subclass's ``moment`` that calls ``super().moment(k)`` gets each its own value."""
+
+    @functools.wraps(function)
+    def moment(self, k):
+        key = id(self)
+        entry = _MOMENTS.get(key)
+        if entry is None or entry[0]() is not self:
+            try:
+                entry = (weakref.ref(self, _forget(key)), {})
+            except TypeError:  # a law that cannot be referenced weakly: not cached
+                return function(self, k)
+            _MOMENTS[key] = entry
+            _CALLS[key] = 0
+        try:
+            return entry[1][function, k]
+        except KeyError:
+            pass
+        except TypeError:  # an order that is not hashable: the law's own answer, uncached
+            return function(self, k)
+        value = function(self, k)
+        entry[1][function, k] = value
+        _CALLS["total"] += 1
+        _CALLS[key] = _CALLS.get(key, 0) + 1
+        return value
+
+    moment._cached_moment = True
+    return moment
+
+
+def moment_calls(law=None) -> int:
+    """How many times laws' own ``moment`` functions were evaluated: for ``law`` (a law
+    object), or for all laws together (``law=None``).  Each order is evaluated once per law
+    object; the routes report the difference they made (``law_calls``)."""
+    if law is None:
+        return _CALLS["total"]
+    entry = _MOMENTS.get(id(law))
+    return _CALLS.get(id(law), 0) if entry is not None and entry[0]() is law else 0
 
 
 def _check_order(order) -> int:
@@ -474,4 +540,4 @@ def _checked(law) -> bool:
 _BUILT_IN = (Bernoulli, Gaussian, DiscreteLaw, Uniform)
 
 __all__ = ["ScalarLaw", "Bernoulli", "Gaussian", "DiscreteLaw", "Uniform", "moment_matched_support",
-           "check_scalar_law", "LAW_RTOL"]
+           "check_scalar_law", "LAW_RTOL", "moment_calls"]

@@ -41,6 +41,7 @@ from .montecarlo import monte_carlo_loss
 from ..nn.network import LinearNetwork
 from .penalty import expected_loss, expected_penalty, plain_loss, second_moment
 from ..problems import random_problem
+from ..laws.scalar import moment_calls
 from ..laws.strategies import validate_strategy
 from .symbolic import derive
 
@@ -73,10 +74,13 @@ class ConformanceReport:
 
     ``repr`` is one line (the strategy and how many routes agree, refuse, disagree); Jupyter
     and IPython show :meth:`table`, as HTML in a notebook; ``print`` shows the text table.
+    ``law_calls``: how many times the check evaluated a law's ``moment`` (each order once per
+    law object: moments are cached), the cost of the check for an expensive user law.
     """
 
     strategy: object
     results: tuple = field(default_factory=tuple)
+    law_calls: int = 0
 
     @property
     def ok(self) -> bool:
@@ -172,6 +176,7 @@ def check_strategy(strategy, *, n_in=3, width=None, n_out=2, n_samples=6, sample
     >>> report.ok
     True
     """
+    calls = moment_calls()
     validate_strategy(strategy)
     n_in, n_out, n_samples = (check_positive_int(n, v) for n, v in
                               (("n_in", n_in), ("n_out", n_out), ("n_samples", n_samples)))
@@ -195,7 +200,7 @@ def check_strategy(strategy, *, n_in=3, width=None, n_out=2, n_samples=6, sample
             results.append(RouteResult(route, "refused", detail=str(err).splitlines()[0]))
         except Exception as err:  # noqa: BLE001 - any other failure is a disagreement to report
             results.append(RouteResult(route, "disagree", detail=f"{type(err).__name__}: {err}"))
-    return ConformanceReport(strategy, tuple(results))
+    return ConformanceReport(strategy, tuple(results), moment_calls() - calls)
 
 
 def _verdict(route, ok, value, reference, detail=""):

@@ -39,6 +39,7 @@ from .._validation import (InvalidParameterError, as_numpy_arrays, check_factors
                            check_second_moment)
 from .._display import ResultDisplay
 from ..laws.masks import COMPONENTS
+from ..laws.scalar import moment_calls
 from ..laws.strategies import validate_strategy
 
 #: largest number of (term, term) pairs a derivation expands before it refuses
@@ -94,12 +95,16 @@ class Derivation(ResultDisplay):
     symbols : dict
         ``"U"``, ``"V"``, ``"S"`` (sympy matrices), ``"x"``, ``"y"`` (column matrices) and
         ``"rates"`` (rate symbol -> the strategy's value).
+    law_calls : int
+        How many times the derivation evaluated a law's ``moment`` (each order once per law
+        object: moments are cached).
     """
 
     strategy: object
     penalty: sympy.Expr
     expected_loss: sympy.Expr
     symbols: dict = field(repr=False)
+    law_calls: int = field(default=0, compare=False)
 
     def latex(self) -> str:
         """LaTeX of the penalty (the compact sum when one matches, else the expanded form)."""
@@ -238,6 +243,7 @@ def derive(strategy, n_in, width, n_out) -> Derivation:
     >>> len(derivation.penalty.args)
     6
     """
+    calls = moment_calls()
     validate_strategy(strategy)
     n_in = check_positive_int("n_in", n_in)
     width = check_positive_int("width", width)
@@ -298,7 +304,7 @@ def derive(strategy, n_in, width, n_out) -> Derivation:
     expected = sympy.Add(*(k * sympy.factor(v) for k, v in loss.items()))
     penalty = sympy.Add(*(k * c for k, v in pen.items() if (c := sympy.factor(v)) != 0))
     symbols = {"U": U, "V": V, "S": S, "x": x, "y": y, "rates": rate_values}
-    return Derivation(strategy, penalty, expected, symbols)
+    return Derivation(strategy, penalty, expected, symbols, moment_calls() - calls)
 
 
 def _add(table, key, value):
