@@ -168,7 +168,14 @@ def mask_sharing_pair(strategy):
     r"""The per-sample and the per-batch version of a weight-noise strategy, ``(per_sample,
     per_batch)``: the same law, drawn for every sample or shared by the mini-batch
     (``strategy.with_per_sample``).  ``PerNodeDrop(p, layer)`` pairs with
-    ``DropConnect(p, layer)``.  Refused for laws with hidden-unit noise (read from the law)."""
+    ``DropConnect(p, layer)``.  Refused for laws with hidden-unit noise (read from the law).
+
+    Examples
+    --------
+    >>> import pnd_theory as pt
+    >>> pt.mask_sharing_pair(pt.PerNodeDrop(0.5, "input"))
+    (PerNodeDrop(p=0.5, layer='input', stir='drop'), DropConnect(p=0.5, layer='input', per_sample=False))
+    """
     validate_strategy(strategy)
     law = strategy.law(1, strategy.min_width, 1)
     if "hidden" in law.components or not law.components:

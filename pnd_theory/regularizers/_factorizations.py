@@ -233,6 +233,18 @@ def unit_contributions(U, V, second_moment=None, block_size=1):
     Returns
     -------
     numpy.ndarray of shape (d // block_size,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, n_samples=8, seed=0)
+    >>> S = pt.second_moment(X)
+    >>> c = pt.unit_contributions(U, V, S)
+    >>> bool(np.isclose(c[0], np.linalg.norm(U[:, 0]) * np.sqrt(V[:, 0] @ S @ V[:, 0])))
+    True
+    >>> pt.unit_contributions(U, V, S, block_size=2).shape  # two blocks of two units
+    (2,)
     """
     arrays = as_numpy_arrays(U=U, V=V, second_moment=second_moment)
     U, V, S = arrays["U"], arrays["V"], arrays["second_moment"]
