@@ -33,6 +33,21 @@ At depth 2, ``weights = [V.T, U]``, every route gives what the single-layer API 
 References
 ----------
 .. [1] P. Mianjy and R. Arora, "On dropout and nuclear norm regularization", ICML 2019.
+
+Examples
+--------
+The closed form against enumeration, and depth 2 against the single-layer API:
+
+>>> import numpy as np
+>>> import pnd_theory as pt
+>>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, n_samples=8, seed=0)
+>>> weights, S = [V.T, U], pt.second_moment(X)
+>>> R = pt.deep.expected_penalty(weights, S, hidden=[pt.Dropout(0.5)])
+>>> exact = pt.deep.exact_expected_loss(weights, X, Y, hidden=[pt.Dropout(0.5)])
+>>> bool(np.isclose(R, exact - pt.deep.plain_loss(weights, X, Y)))
+True
+>>> bool(np.isclose(R, pt.expected_penalty(pt.Dropout(0.5), U, V, S)))
+True
 """
 
 from .closed import expected_loss, expected_penalty, mean_map, plain_loss

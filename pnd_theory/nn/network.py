@@ -96,6 +96,19 @@ class LinearNetwork(nn.Module):
         In the package's conventions, so ``pt.expected_penalty(strategy, net.U, net.V, S)``
         evaluates the penalty of the network's current weights.
     law : MaskLaw
+
+    Examples
+    --------
+    In evaluation mode the network is the mean map :math:`U V^\top x` (samples as rows):
+
+    >>> import numpy as np
+    >>> import torch
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, n_samples=8, seed=0)
+    >>> net = pt.LinearNetwork(3, 4, 2, pt.Dropout(0.5), U=U, V=V).eval()
+    >>> out = net(torch.as_tensor(X.T))
+    >>> tuple(out.shape), bool(np.allclose(out.detach().numpy(), (U @ V.T @ X).T))
+    ((8, 2), True)
     """
 
     def __init__(self, n_in, width, n_out, strategy, device=None, dtype=torch.float64, generator=None,

@@ -101,6 +101,14 @@ def layers_for(law, *, generator=None, device=None, dtype=torch.float64, local_r
     -------
     Layers
         A named tuple; ``hidden`` is ``torch.nn.Identity()`` when the hidden units are not noisy.
+
+    Examples
+    --------
+    >>> import pnd_theory as pt
+    >>> layers = pt.layers_for(pt.Dropout(0.5).law(3, 4, 2))
+    >>> layers.first, layers.hidden, layers.second
+    (Linear(in_features=3, out_features=4, bias=False), BlockDropout(p=0.5, block_size=1),
+     Linear(in_features=4, out_features=2, bias=False))
     """
     check_generator(generator)
     device = resolve_device(device)

@@ -134,6 +134,15 @@ def conductance(U, V, X):
     Returns
     -------
     array (N, n_out, d)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, n_samples=8, seed=0)
+    >>> C = pt.conductance(U, V, X)
+    >>> C.shape, bool(np.allclose(C.sum(axis=2), (U @ V.T @ X).T))  # completeness: sums to f(x)
+    ((8, 2, 4), True)
     """
     _, U, V, X, _ = _check_factor_shapes(U, V, X)
     H = X.T @ V  # (N, d): v_i^T x_k
@@ -169,6 +178,15 @@ def unit_importance(U, V, X=None, *, hidden=None, measure="rms"):
     -------
     array (d,)
         numpy for numpy inputs, torch for torch inputs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, n_samples=8, seed=0)
+    >>> rms = np.sqrt((pt.conductance(U, V, X) ** 2).sum(axis=1).mean(axis=0))
+    >>> bool(np.allclose(pt.unit_importance(U, V, X), rms))
+    True
     """
     measure = check_choice("measure", measure, IMPORTANCE_MEASURES)
     if hidden is None:
@@ -233,6 +251,16 @@ def ydrop_rates(importance, p=0.5, *, eps=DEFAULT_EPS, rate_range=DEFAULT_RATE_R
     -------
     array (d,)
         numpy for numpy input, torch for torch input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> pt.ydrop_rates(np.ones(4), p=0.5)  # equal importances: every unit at p
+    array([0.5, 0.5, 0.5, 0.5])
+    >>> rates = pt.ydrop_rates(np.array([0.2, 0.3, 0.8, 2.5]), p=0.5)
+    >>> bool(np.all(np.diff(rates) > 0)), round(float(rates.mean()), 6)  # important units dropped more
+    (True, 0.5)
     """
     p, eps, (low, high) = _check_rule(p, eps, rate_range)
     torch_in = is_tensor(importance)
