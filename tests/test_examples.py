@@ -31,7 +31,7 @@ DATA_IN = {"STRATEGY_NAMES": "strategy_from_name"}
 NOT_YET = (
     "penalized_loss", "stationary_spread", "sweep_plot", "ydrop_map", "ydrop_fixed_point", "train_ydrop",
     "noise_mode_spread", "iterate_moments", "stationary_moments", "linearized_spread",
-    "activation_sparsity", "SparsityMonitor", "explicit_implicit_digits",
+    "SparsityMonitor", "explicit_implicit_digits",
 )
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 

@@ -50,6 +50,17 @@ def activation_sparsity(activations):
     -------
     float
         :math:`s \in [0, 1]`.
+
+    Examples
+    --------
+    Equal activations are not sparse; one active unit of four in every sample is:
+
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> pt.activation_sparsity(np.ones((2, 4)))
+    0.0
+    >>> pt.activation_sparsity(np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 2.0, 0.0, 0.0]]))
+    0.75
     """
     a = as_real_array("activations", activations.detach() if is_tensor(activations) else activations,
                       keep_tensor=True)
