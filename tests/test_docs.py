@@ -75,6 +75,17 @@ def test_readme_links_the_theory_page_and_says_how_to_build_the_site():
     assert "python -m sphinx -W -b html docs docs/_build/html" in readme
 
 
+def test_getting_started_is_the_readme_first_screen():
+    """``docs/getting_started.md`` holds the README's two commands and its short tour, verbatim."""
+    readme = (ROOT / "README.md").read_text()
+    page = (ROOT / "docs" / "getting_started.md").read_text()
+    assert "getting_started" in (ROOT / "docs" / "index.md").read_text()
+    commands = re.findall(r"```bash\n(.*?)```", readme.split("## Two commands")[1].split("\n## ")[0], re.S)
+    assert len(commands) >= 2 and all(command in page for command in commands[:2])
+    tour = readme.split("## A short tour")[1].split("\n## ")[0]
+    assert tour.strip() and tour.strip() in page
+
+
 def test_the_reference_page_has_every_public_name():
     """``docs/reference.md`` documents each name of ``pt.__all__`` (and nothing that is not one)."""
     import re
