@@ -602,6 +602,27 @@ def penalized_loss(model, X, Y, *, loss="mse", max_elements=MAX_ELEMENTS):
     -------
     PenalizedLoss
         ``(loss, penalty)``: two scalar tensors with their autograd graphs.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import pnd_theory as pt
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4, bias=False), torch.nn.Dropout(0.5),
+    ...                             torch.nn.Linear(4, 2, bias=False)).double()
+    >>> X, Y = torch.randn(16, 3, dtype=torch.float64), torch.randn(16, 2, dtype=torch.float64)
+    >>> loss, penalty = pt.penalized_loss(model, X, Y)
+    >>> (loss + penalty).backward()
+    >>> model[0].weight.grad.shape
+    torch.Size([4, 3])
+
+    For this linear network the penalty is Dropout's closed form with :math:`U` the second
+    layer's weight, :math:`V` the first's transposed and :math:`S = X^\top X / N`:
+
+    >>> U, V = model[2].weight.detach().numpy(), model[0].weight.detach().numpy().T
+    >>> R = pt.expected_penalty(pt.Dropout(0.5), U, V, pt.second_moment(X.numpy().T))
+    >>> bool(abs(penalty.item() - R) < 1e-12)
+    True
     """
     X, Y, _, _, max_elements, _ = _checked_inputs(model, X, Y, loss, 0, None, max_elements)
     modes = {m: m.training for m in model.modules()}

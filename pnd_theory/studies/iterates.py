@@ -418,6 +418,27 @@ def iterate_moments(strategy, X, Y, U0, lr, steps, *, V=None, batch_size=None) -
     Returns
     -------
     IterateMoments
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.normal(size=(2, 4)), rng.normal(size=(2, 4))
+    >>> moments = pt.iterate_moments(pt.Dropout(0.5), X, Y, np.zeros((2, 2)), 0.05, 400)
+    >>> moments.mean.shape, moments.covariance.shape
+    ((401, 2, 2), (401, 4, 4))
+
+    From :math:`U_0 = 0` the first step's mean is :math:`-\eta` times the mean gradient
+    :math:`-2 Y X^\top / N`, and after many steps the moments reach the stationary ones:
+
+    >>> bool(np.allclose(moments.mean[1], 2 * 0.05 * Y @ X.T / 4))
+    True
+    >>> stationary = pt.stationary_moments(pt.Dropout(0.5), X, Y, 0.05)
+    >>> bool(np.allclose(moments.mean[-1], stationary.mean, atol=1e-3))
+    True
+    >>> bool(np.allclose(moments.covariance[-1], stationary.covariance, atol=1e-5))
+    True
     """
     mom, batch, n_out, d = _problem(strategy, X, Y, V, batch_size)
     lr = _check_lr(lr)
@@ -489,6 +510,23 @@ def stationary_moments(strategy, X, Y, lr, *, V=None, batch_size=None) -> Statio
     Returns
     -------
     StationaryMoments
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.normal(size=(2, 4)), rng.normal(size=(2, 4))
+    >>> moments = pt.stationary_moments(pt.Dropout(0.5), X, Y, 0.05)
+    >>> bool(0.05 < moments.max_stable_lr), moments.covariance.shape
+    (True, (4, 4))
+
+    The mean is the minimizer of the expected loss with input dropout,
+    :math:`Y X^\top / N \, (S + \lambda\, \mathrm{diag}\, S)^{-1}` with :math:`\lambda = 1`:
+
+    >>> S = X @ X.T / 4
+    >>> bool(np.allclose(moments.mean, Y @ X.T / 4 @ np.linalg.inv(S + np.diag(np.diag(S)))))
+    True
     """
     mom, batch, n_out, d = _problem(strategy, X, Y, V, batch_size)
     lr = _check_lr(lr)

@@ -126,6 +126,22 @@ def ydrop_map(rates, X, Y, width, p=0.5, *, eps=DEFAULT_EPS, rate_range=DEFAULT_
     (new_rates, minimizer, (U, V))
         ``T(rates)``, the :class:`~pnd_theory.MinimizerResult` of ``NodeDropout(rates)`` and
         its balanced factors.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> _, _, X, Y = pt.random_problem(n_in=3, width=4, n_out=3, n_samples=16, seed=0)
+    >>> rates = [0.3, 0.4, 0.6, 0.7]
+    >>> new, minimizer, (U, V) = pt.ydrop_map(rates, X, Y, 4)
+
+    The new rates are the rule applied to the importances of the minimizer's factors, with mean
+    ``p``; the minimizer is that of NodeDropout at the old rates:
+
+    >>> bool(np.allclose(new, pt.ydrop_rates(pt.unit_importance(U, V, X), 0.5))), round(float(new.mean()), 6)
+    (True, 0.5)
+    >>> bool(np.isclose(minimizer.objective, pt.global_minimizer(pt.NodeDropout(rates), X, Y, 4).objective))
+    True
     """
     X, Y, width = _problem(X, Y, width)
     p, eps, rate_range = _check_rule(p, eps, rate_range)
@@ -238,6 +254,20 @@ def ydrop_fixed_point(X, Y, width, p=0.5, *, eps=DEFAULT_EPS, rate_range=DEFAULT
     Returns
     -------
     YDropFixedPoint
+
+    Examples
+    --------
+    With the ``"rms"`` importance the fixed point is the uniform rate ``p`` (module docstring),
+    found from the default uneven start:
+
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> _, _, X, Y = pt.random_problem(n_in=3, width=3, n_out=3, n_samples=16, seed=0)
+    >>> fixed = pt.ydrop_fixed_point(X, Y, 3, 0.5, tol=1e-6)
+    >>> fixed.converged, bool(np.allclose(fixed.rates, 0.5, atol=1e-5))
+    (True, True)
+    >>> bool(np.abs(pt.ydrop_map(fixed.rates, X, Y, 3)[0] - fixed.rates).max() <= 1e-6 + fixed.resolution)
+    True
     """
     X, Y, width = _problem(X, Y, width)
     p, eps, rate_range = _check_rule(p, eps, rate_range)
@@ -354,6 +384,23 @@ def train_ydrop(X, Y, width, p=0.5, *, beta=0.999, epochs=3000, lr=0.01, seed=0,
     Returns
     -------
     YDropTraining
+
+    Examples
+    --------
+    A short run (200 steps) keeps the mean rate at ``p``, the rates near the uniform fixed point,
+    and ends within a few percent of the expected loss at that fixed point:
+
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> _, _, X, Y = pt.random_problem(n_in=3, width=4, n_out=3, n_samples=16, seed=0)
+    >>> run = pt.train_ydrop(X, Y, 4, 0.5, epochs=200, seed=0)
+    >>> run.U.shape, run.V.shape, round(float(run.rates.mean()), 6)
+    ((3, 4), (3, 4), 0.5)
+    >>> bool(np.abs(run.rates - 0.5).max() < 0.05)
+    True
+    >>> best = pt.ydrop_map([0.5] * 4, X, Y, 4)[1].objective
+    >>> bool(best <= run.objective < 1.05 * best)
+    True
     """
     X, Y, width = _problem(X, Y, width)
     p, eps, rate_range = _check_rule(p, eps, rate_range)
