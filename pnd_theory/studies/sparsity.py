@@ -102,6 +102,28 @@ class SparsityMonitor:
     training_only : bool
         Skip forward passes in evaluation mode (default), so that evaluations between steps
         do not enter the history.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import pnd_theory as pt
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU())
+    >>> X = torch.randn(5, 3)
+    >>> with pt.SparsityMonitor({"hidden": model[1]}) as monitor:
+    ...     _ = model(X)
+    ...     _ = model(2 * X)
+    ...     _ = model.eval()(X)  # evaluation mode: not recorded
+    >>> values = monitor.history["hidden"]
+    >>> values.shape
+    (2,)
+
+    Each value is :func:`activation_sparsity` of the layer's output on that pass:
+
+    >>> bool(values[0] == pt.activation_sparsity(model(X)))
+    True
+    >>> model[1]._forward_hooks  # the hooks are removed on exit
+    OrderedDict()
     """
 
     def __init__(self, layers, training_only=True):

@@ -691,6 +691,14 @@ def plot(df, x, y, hue="strategy", over="seed", ax=None, **errorbar):
     Returns
     -------
     matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import pnd_theory as pt
+    >>> df = pd.DataFrame({"p": [0.1, 0.1, 0.5, 0.5], "seed": [0, 1, 0, 1], "objective": [1.0, 1.2, 2.0, 2.4]})
+    >>> pt.sweep_plot(df, x="p", y="objective", hue=None).lines[0].get_ydata()  # the means over seeds
+    array([1.1, 2.2])
     """
     import matplotlib.pyplot as plt  # plotting is optional: pyplot only when a plot is asked for
 
