@@ -146,6 +146,24 @@ def noise_mode_spread(strategy, X, Y, width, noise, lr, steps, *, snapshots=20, 
     Returns
     -------
     NoiseModeSpread
+
+    Examples
+    --------
+    A short run (two seeds of 150 steps, about a second): far too short to resolve the spread to
+    the prediction of :func:`pnd_theory.linearized_spread`, but of its order, and the end point
+    stays at the optimum:
+
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> _, _, X, Y = pt.random_problem(n_in=3, width=2, n_out=2, n_samples=32, seed=1)
+    >>> run = pt.noise_mode_spread(pt.Dropout(0.3), X, Y, 2, "masks", 0.01, 20, snapshots=5, burn_in=50)
+    >>> run.products.shape, run.mean_product.shape
+    ((2, 5, 2, 3), (2, 3))
+    >>> predicted = pt.linearized_spread(pt.Dropout(0.3), X, Y, 2, 0.01).spread
+    >>> bool(0 < run.spread < 3 * predicted)
+    True
+    >>> bool(np.abs(run.mean_product - run.optimum.product).max() < 0.05)
+    True
     """
     validate_strategy(strategy)
     arrays = as_numpy_arrays(X=X, Y=Y)

@@ -128,6 +128,26 @@ def stationary_spread(strategy, X, Y, width, lr, steps, seeds=8, *, batch_size=N
         ``.spread``, ``.spread_se`` (jackknife over seeds), ``.mean_product``, ``.distance_to_optimum``,
         ``.distance_se`` (the distance expected from the seeds' spread alone when the mean is
         unbiased), ``.spread_about_optimum``.
+
+    Examples
+    --------
+    A short run (two seeds of 150 steps, about a second): the same runs as
+    :func:`pnd_theory.noise_mode_spread` with ``noise="masks"`` started at the optimum, so the same
+    estimate; a spread of the order of :func:`pnd_theory.linearized_spread`'s prediction (the test
+    suite resolves it within 3 standard errors with longer runs):
+
+    >>> import pnd_theory as pt
+    >>> _, _, X, Y = pt.random_problem(n_in=3, width=2, n_out=2, n_samples=32, seed=1)
+    >>> run = pt.stationary_spread(pt.Dropout(0.3), X, Y, 2, 0.01, 20, seeds=2, snapshots=5, burn_in=50,
+    ...                            progress=False)
+    >>> run.mean_product.shape
+    (2, 3)
+    >>> other = pt.noise_mode_spread(pt.Dropout(0.3), X, Y, 2, "masks", 0.01, 20, snapshots=5, burn_in=50)
+    >>> bool(abs(run.spread - other.spread) < 1e-12)
+    True
+    >>> predicted = pt.linearized_spread(pt.Dropout(0.3), X, Y, 2, 0.01).spread
+    >>> bool(0 < run.spread < 3 * predicted), bool(run.distance_to_optimum < 0.05)
+    (True, True)
     """
 
     validate_strategy(strategy)
