@@ -28,9 +28,7 @@ RESULT_OF = {
 }
 DATA_IN = {"STRATEGY_NAMES": "strategy_from_name"}
 # names still without an example of their own (each is checked to have none: the list only shrinks)
-NOT_YET = (
-    "explicit_implicit_digits",
-)
+NOT_YET = ()
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
