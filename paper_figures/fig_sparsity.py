@@ -4,7 +4,7 @@ An MLP ``64 -> 64 -> 64 -> 10`` with ReLU, trained with the cross-entropy on ``N
 digits (Adam, real sampled masks, the loop of figures 7 and 8), with the noise after each
 hidden ReLU:
 
-* **Dropout**: the hidden-unit module of ``pt.Dropout(p)`` (``pt.layers.hidden_module``) on
+* **Dropout**: the hidden-unit module of ``pt.Dropout(p)`` (``pnd_theory.nn.hidden_module``) on
   the ReLU outputs, then the plain next linear layer;
 * **PerNodeDrop**: the next linear layer is ``PerNodeDropLinear(p)``, an own mask per
   connection and sample (the same variance at each receiving unit, independent across them).
@@ -33,7 +33,7 @@ from torch import nn
 
 import pnd_theory as pt
 from pnd_theory.studies.digits import accuracy, load_digits, seeded, train_network
-from pnd_theory.nn import PerNodeDropLinear
+from pnd_theory.nn import PerNodeDropLinear, hidden_module
 
 from ._style import COLORS, STYLE, write_figure
 
@@ -52,7 +52,7 @@ def _network(method, p, n_in, n_out):
         if p == 0.0:
             return [nn.Linear(width_in, width_out)]
         if method == "Dropout":
-            return [pt.layers.hidden_module(pt.Dropout(p), width_in), nn.Linear(width_in, width_out)]
+            return [hidden_module(pt.Dropout(p), width_in), nn.Linear(width_in, width_out)]
         return [PerNodeDropLinear(width_in, width_out, p)]
     return nn.Sequential(nn.Linear(n_in, HIDDEN), nn.ReLU(), *after_relu(HIDDEN, HIDDEN), nn.ReLU(),
                          *after_relu(HIDDEN, n_out))

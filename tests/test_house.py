@@ -200,3 +200,17 @@ def test_no_function_over_150_lines_of_code():
                 if n > 150:
                     long[f"{name}.{node.name}"] = n
     assert not long, f"functions over 150 lines of code: {long}"
+
+
+def test_figures_and_benchmarks_use_names_the_public_face_has():
+    """Every ``pt.NAME`` that a figure or benchmark script reads exists on the package (a
+    figure that ran only in a full run would otherwise fail there first)."""
+    import pnd_theory
+    root = PACKAGE.parent
+    missing = {}
+    for path in sorted([*root.glob("paper_figures/*.py"), *root.glob("benchmarks/*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "pt":
+                if not hasattr(pnd_theory, node.attr):
+                    missing.setdefault(path.name, set()).add(node.attr)
+    assert not missing, f"names the package does not have: {missing}"

@@ -5,7 +5,8 @@ r"""Torch layers that realise the noise laws, and the networks made of them.
   :class:`BlockDropout`, :class:`NodeDropout`, :func:`per_sample_masked_linear`;
 * :mod:`~pnd_theory.nn.network`: :class:`LinearNetwork`, the network ``U diag(mask) V^T x``
   with a law's sampled masks;
-* :mod:`~pnd_theory.nn.table`: the table from a law's structure to the layers that realise it;
+* :mod:`~pnd_theory.nn.table`: the table from a law's structure to the layers that realise it
+  (:func:`hidden_module`: the hidden-unit module of a strategy, for networks of one's own);
 * :mod:`~pnd_theory.nn.ydrop`: Y-Drop's conductance rule and its layer :class:`YDrop`.
 
 Examples
@@ -22,6 +23,7 @@ True
 """
 from .layers import *  # noqa: F401,F403
 from .layers import __all__ as _layers_all
+from .table import hidden_module
 from .ydrop import YDrop
 
-__all__ = list(_layers_all) + ["YDrop"]
+__all__ = list(_layers_all) + ["YDrop", "hidden_module"]
