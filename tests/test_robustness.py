@@ -246,8 +246,11 @@ def test_noise_strength_and_drop_probability_are_inverse():
 def test_train_divergence_is_a_floating_point_error_naming_its_cause():
     with pytest.raises(FloatingPointError, match="lr=1e[+]300"):
         pt.train(D, X, Y, 4, epochs=50, lr=1e300, progress=False)
-    with pytest.raises(FloatingPointError, match="the data overflow"):
+    # data whose squares overflow are refused before training, naming them
+    with pytest.raises(pt.InvalidParameterError, match="^X must be data whose entries squared"):
         pt.train(D, X * 1e200, Y, 4, epochs=2, progress=False)
+    with pytest.raises(pt.InvalidParameterError, match="^Y must be data"):
+        pt.train(D, X, Y * 1e154, 4, epochs=2, progress=False)
 
 
 # ----------------------------------------------------------------------------- laws that lie

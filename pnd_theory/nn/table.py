@@ -20,7 +20,7 @@ from torch import nn as tnn
 
 from . import layers as pnn
 from .._validation import InvalidParameterError, check_bool, check_dtype, check_generator, resolve_device
-from ..laws.masks import Bernoulli, Gaussian, IndependentMask
+from ..laws.masks import Bernoulli, Gaussian, IndependentMask, MaskLaw
 from ..laws.strategies import validate_strategy
 
 #: the structure of one random component, as :data:`LAYER_TABLE` keys it
@@ -110,6 +110,9 @@ def layers_for(law, *, generator=None, device=None, dtype=torch.float64, local_r
     (Linear(in_features=3, out_features=4, bias=False), BlockDropout(p=0.5, block_size=1),
      Linear(in_features=4, out_features=2, bias=False))
     """
+    if not isinstance(law, MaskLaw):
+        raise InvalidParameterError(f"law must be a mask law (e.g. pt.Dropout(0.5).law(n_in, width, n_out)); "
+                                    f"got {law!r}")
     check_generator(generator)
     device = resolve_device(device)
     dtype = check_dtype(dtype)

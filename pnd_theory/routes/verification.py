@@ -11,14 +11,14 @@ from typing import ClassVar
 
 import numpy as np
 
-from .._validation import InvalidParameterError
+from .._validation import InvalidParameterError, check_positive_int, check_probability, check_problem_sizes
 from .._display import ResultDisplay
 from .conformance import MC_SIGMAS, RTOL, agree_to_rounding, agree_within_errors
 from .exact import exact_expected_loss
 from .montecarlo import monte_carlo_loss
 from .penalty import expected_penalty, plain_loss, second_moment
 from ..laws.strategies import (DropBlock, DropConnect, Dropout, GaussianDropout, HiddenNoise, NodeDropout,
-                         PerNodeDrop)
+                               PerNodeDrop, Strategy)
 from .symbolic import derive
 
 
@@ -36,6 +36,9 @@ def default_strategies(width=4, p=0.3):
     ['DropBlock', 'DropConnect', 'Dropout', 'GaussianDropout', 'HiddenNoise', 'NodeDropout',
      'PerNodeDrop']
     """
+    width = check_positive_int("width", width)
+    check_problem_sizes(width, width, width)
+    p = check_probability("p", p)
     block = 2 if width % 2 == 0 else 1
     rates = [round(float(r), 4) for r in np.linspace(p / 2, min(0.9, 1.5 * p), width)]
     rng = np.random.default_rng(0)
@@ -93,6 +96,9 @@ def verify(strategies, U, V, X, Y, samples=20000, seed=0, device=None, progress=
     >>> row.agree, row.skipped
     (True, {})
     """
+    if not isinstance(strategies, (list, tuple)) or not all(isinstance(x, Strategy) for x in strategies):
+        raise InvalidParameterError(f"strategies must be a list of pnd_theory strategies (e.g. "
+                                    f"pt.default_strategies()); got {strategies!r}"[:300])
     S = second_moment(X)
     plain = plain_loss(U, V, X, Y)
     rows = []

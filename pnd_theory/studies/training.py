@@ -434,13 +434,23 @@ TRAIN_PARAMETERS = {
 }
 
 
+#: the most steps a run may be asked for (beyond it, a count is refused rather than run for ages)
+MAX_STEPS = 2**40
+
+
 def _checked_arguments(arguments: dict) -> dict:
     """Stage 1: every argument checked, once; the data as arrays; derived sizes."""
     a = check_arguments(TRAIN_PARAMETERS, arguments)
     validate_strategy(a["strategy"])
-    _, arrays = as_arrays(X=a["X"], Y=a["Y"])
+    # the data are values here: tensors that require grad are read without their graph
+    _, arrays = as_arrays(**{k: a[k].detach() if isinstance(a[k], torch.Tensor) else a[k] for k in ("X", "Y")})
     check_data(arrays["X"], arrays["Y"], None, None)
     a["X"], a["Y"] = arrays["X"], arrays["Y"]
+    for name in ("X", "Y"):  # the loss sums squares over samples: they must stay finite float64
+        top = max_abs(namespace(a[name]), a[name])
+        if top > math.sqrt(1e300 / a["X"].shape[1]):
+            raise invalid(name, f"data whose entries squared and summed over the {a['X'].shape[1]} samples are "
+                          f"finite in float64 (largest entry {top:.3g}; scale the data)", "an array")
     n_in, N = a["X"].shape
     check_problem_sizes(n_in, a["width"], a["Y"].shape[0], N)  # before the law or the network allocates
     a["law"] = a["strategy"].law(n_in, a["width"], a["Y"].shape[0])  # validates the width (block size, rates)
@@ -449,7 +459,11 @@ def _checked_arguments(arguments: dict) -> dict:
         a["batch_size"] = N
     if a["batch_size"] > N:
         raise invalid("batch_size", f"at most the number of samples N = {N}", a["batch_size"])
-    a["steps"] = a["epochs"] * -(-N // a["batch_size"])
+    batches = -(-N // a["batch_size"])
+    if a["epochs"] * batches > MAX_STEPS:
+        raise invalid("epochs", f"at most {MAX_STEPS // batches} (at most {MAX_STEPS} steps of {batches} batches "
+                      "per epoch)", a["epochs"])
+    a["steps"] = a["epochs"] * batches
     if a["record_every"] is None:
         a["record_every"] = max(1, a["steps"] // 200)
     return a
