@@ -113,6 +113,25 @@ def _prepared(dt, *tensors):
     return [t.to(dt).contiguous() for t in tensors]
 
 
+# the outputs' shapes and dtypes, once: the fake implementations return them, and an empty batch
+# returns them as they are (no rows) or zeroed (a weight gradient summed over no rows)
+def _like_forward(x, weight):
+    return x.new_empty((x.shape[0], weight.shape[0]), dtype=_dt(x, weight))
+
+
+def _like_grad_input(grad, weight):
+    return grad.new_empty((grad.shape[0], weight.shape[1]), dtype=_dt(grad, weight))
+
+
+def _like_grad_weight(grad, x):
+    return grad.new_empty((grad.shape[1], x.shape[1]), dtype=_dt(grad, x))
+
+
+def _like_conditional_backward(grad, x, weight):
+    dt = _dt(grad, x, weight)
+    return grad.new_empty((grad.shape[0], weight.shape[1]), dtype=dt), grad.new_empty(tuple(weight.shape), dtype=dt)
+
+
 # ----------------------------------------------------------------------------
 # the operators
 # ----------------------------------------------------------------------------
@@ -133,9 +152,9 @@ def _operator(name: str):
 
 @_operator("masked_linear")
 def _forward_op(x: Tensor, weight: Tensor, seed: Tensor, p: float, gaussian: bool, positions: int) -> Tensor:
-    dt = _dt(x, weight)
     if x.shape[0] == 0:
-        return x.new_empty((0, weight.shape[0]), dtype=dt)
+        return _like_forward(x, weight)
+    dt = _dt(x, weight)
     x, weight = _prepared(dt, x, weight)
     return route_for(x.device).forward(x, weight, int(seed), p, gaussian, positions).to(dt)
 
@@ -143,18 +162,18 @@ def _forward_op(x: Tensor, weight: Tensor, seed: Tensor, p: float, gaussian: boo
 @_operator("masked_linear_grad_input")
 def _grad_input_op(grad: Tensor, weight: Tensor, seed: Tensor, p: float, gaussian: bool,
                    positions: int) -> Tensor:
-    dt = _dt(grad, weight)
     if grad.shape[0] == 0:
-        return grad.new_empty((0, weight.shape[1]), dtype=dt)
+        return _like_grad_input(grad, weight)
+    dt = _dt(grad, weight)
     grad, weight = _prepared(dt, grad, weight)
     return route_for(grad.device).grad_input(grad, weight, int(seed), p, gaussian, positions).to(dt)
 
 
 @_operator("masked_linear_grad_weight")
 def _grad_weight_op(grad: Tensor, x: Tensor, seed: Tensor, p: float, gaussian: bool, positions: int) -> Tensor:
-    dt = _dt(grad, x)
     if grad.shape[0] == 0:
-        return grad.new_zeros((grad.shape[1], x.shape[1]), dtype=dt)
+        return _like_grad_weight(grad, x).zero_()
+    dt = _dt(grad, x)
     grad, x = _prepared(dt, grad, x)
     return route_for(grad.device).grad_weight(grad, x, int(seed), p, gaussian, positions).to(dt)
 
@@ -162,10 +181,9 @@ def _grad_weight_op(grad: Tensor, x: Tensor, seed: Tensor, p: float, gaussian: b
 @_operator("masked_linear_backward")
 def _backward_op(grad: Tensor, x: Tensor, weight: Tensor, seed: Tensor, p: float, gaussian: bool,
                  positions: int) -> tuple[Tensor, Tensor]:
-    dx, dw = _dt(grad, weight), _dt(grad, x)
     if grad.shape[0] == 0:
-        return (grad.new_empty((0, weight.shape[1]), dtype=dx),
-                grad.new_zeros((grad.shape[1], x.shape[1]), dtype=dw))
+        return _like_grad_input(grad, weight), _like_grad_weight(grad, x).zero_()
+    dx, dw = _dt(grad, weight), _dt(grad, x)
     route = route_for(grad.device)
     if route.backward is not None:
         dt = _dt(grad, x, weight)
@@ -185,9 +203,9 @@ def _normals_op(seed: Tensor, like: Tensor, n_out: int) -> Tensor:
 
 @_operator("conditional_gaussian")
 def _conditional_op(x: Tensor, weight: Tensor, seed: Tensor, p: float) -> Tensor:
-    dt = _dt(x, weight)
     if x.shape[0] == 0:
-        return x.new_empty((0, weight.shape[0]), dtype=dt)
+        return _like_forward(x, weight)
+    dt = _dt(x, weight)
     x, weight = _prepared(dt, x, weight)
     return route_for(x.device).conditional(x, weight, int(seed), p).to(dt)
 
@@ -195,9 +213,10 @@ def _conditional_op(x: Tensor, weight: Tensor, seed: Tensor, p: float) -> Tensor
 @_operator("conditional_gaussian_backward")
 def _conditional_backward_op(grad: Tensor, x: Tensor, weight: Tensor, seed: Tensor,
                              p: float) -> tuple[Tensor, Tensor]:
-    dt = _dt(grad, x, weight)
     if grad.shape[0] == 0:
-        return grad.new_empty((0, weight.shape[1]), dtype=dt), grad.new_zeros(tuple(weight.shape), dtype=dt)
+        gx, gw = _like_conditional_backward(grad, x, weight)
+        return gx, gw.zero_()
+    dt = _dt(grad, x, weight)
     grad, x, weight = _prepared(dt, grad, x, weight)
     route = route_for(grad.device)
     if route.conditional_backward is not None:
@@ -209,41 +228,15 @@ def _conditional_backward_op(grad: Tensor, x: Tensor, weight: Tensor, seed: Tens
     return gx.addcmul_(x, gc @ (weight * weight)), gw.addcmul_(weight, gc.t() @ (x * x))
 
 
-@torch.library.register_fake(_forward_op)
-def _(x, weight, seed, p, gaussian, positions):
-    return x.new_empty((x.shape[0], weight.shape[0]), dtype=_dt(x, weight))
-
-
-@torch.library.register_fake(_grad_input_op)
-def _(grad, weight, seed, p, gaussian, positions):
-    return grad.new_empty((grad.shape[0], weight.shape[1]), dtype=_dt(grad, weight))
-
-
-@torch.library.register_fake(_grad_weight_op)
-def _(grad, x, seed, p, gaussian, positions):
-    return grad.new_empty((grad.shape[1], x.shape[1]), dtype=_dt(grad, x))
-
-
-@torch.library.register_fake(_backward_op)
-def _(grad, x, weight, seed, p, gaussian, positions):
-    return (grad.new_empty((grad.shape[0], weight.shape[1]), dtype=_dt(grad, weight)),
-            grad.new_empty((grad.shape[1], x.shape[1]), dtype=_dt(grad, x)))
-
-
-@torch.library.register_fake(_normals_op)
-def _(seed, like, n_out):
-    return like.new_empty((like.shape[0], n_out))
-
-
-@torch.library.register_fake(_conditional_op)
-def _(x, weight, seed, p):
-    return x.new_empty((x.shape[0], weight.shape[0]), dtype=_dt(x, weight))
-
-
-@torch.library.register_fake(_conditional_backward_op)
-def _(grad, x, weight, seed, p):
-    dt = _dt(grad, x, weight)
-    return grad.new_empty((grad.shape[0], weight.shape[1]), dtype=dt), grad.new_empty(tuple(weight.shape), dtype=dt)
+torch.library.register_fake(_forward_op, lambda x, weight, *options: _like_forward(x, weight))
+torch.library.register_fake(_grad_input_op, lambda grad, weight, *options: _like_grad_input(grad, weight))
+torch.library.register_fake(_grad_weight_op, lambda grad, x, *options: _like_grad_weight(grad, x))
+torch.library.register_fake(_backward_op, lambda grad, x, weight, *options: (_like_grad_input(grad, weight),
+                                                                             _like_grad_weight(grad, x)))
+torch.library.register_fake(_normals_op, lambda seed, like, n_out: like.new_empty((like.shape[0], n_out)))
+torch.library.register_fake(_conditional_op, lambda x, weight, *options: _like_forward(x, weight))
+torch.library.register_fake(_conditional_backward_op,
+                            lambda grad, x, weight, *options: _like_conditional_backward(grad, x, weight))
 
 
 # ----------------------------------------------------------------------------
