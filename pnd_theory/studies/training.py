@@ -353,8 +353,8 @@ def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0,
     Raises
     ------
     FloatingPointError
-        If the loss becomes non-finite (the learning rate is too large for the data, or the
-        data overflow: the message says which).
+        If the loss becomes non-finite (the learning rate is too large for the data; data whose
+        squares overflow float64 are refused before training, naming ``X`` or ``Y``).
 
     Warns
     -----
@@ -568,16 +568,11 @@ def _loop(run: _Run, a: dict) -> None:
 
 
 def _divergence(a: dict, step: int) -> FloatingPointError:
-    """The error of a run that stopped being finite, blaming the data where their second moment
-    overflows and the learning rate otherwise."""
-    top = max(max_abs(namespace(a["X"]), a["X"]), max_abs(namespace(a["Y"]), a["Y"]))
-    if top > math.sqrt(1e300 / a["X"].shape[1]):
-        blame = (f"the data overflow: the largest entry of X or Y is {top:.3g}, whose square times the number "
-                 "of samples is not a finite float64; scale the data")
-    else:
-        blame = f"lr={a['lr']} is too large for this data; lower lr (or scale the data)"
+    """The error of a run that stopped being finite: the learning rate (data whose squares
+    overflow were refused before the run, in :func:`_checked_arguments`)."""
     return FloatingPointError(
-        f"training diverged (non-finite loss, weights, product or objective) by step {step}: {blame}")
+        f"training diverged (non-finite loss, weights, product or objective) by step {step}: lr={a['lr']} is too "
+        "large for this data; lower lr (or scale the data)")
 
 
 def _record(run: _Run, a: dict, step: int, step_lr: float, batch_loss: float, mean_batch_loss: float) -> None:
