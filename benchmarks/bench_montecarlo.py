@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 import pnd_theory as pt
-from bench_pernodedrop import _version, cpu_name, thread_counts, thread_mismatches
+from bench_pernodedrop import _version, cpu_name, set_threads, thread_counts, thread_mismatches
 
 
 def median_time(fn, repeats):
@@ -54,12 +54,7 @@ def main():
     parser.add_argument("--json", default=None, help="where to write the results")
     args = parser.parse_args()
     if args.threads:
-        torch.set_num_threads(args.threads)
-        try:
-            import numba
-            numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
-        except ImportError:
-            pass
+        set_threads(args.threads)
     U, V, X, Y = pt.random_problem(args.n_in, args.width, args.n_out, args.n_samples, seed=0)
     dev = torch.device(args.device)
     Ut, Vt, Xt = (torch.as_tensor(a, device=dev) for a in (U, V, X))

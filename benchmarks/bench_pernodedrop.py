@@ -250,6 +250,15 @@ def sync(device):
         torch.cuda.synchronize()
 
 
+def set_threads(n):
+    """Ask torch and numba for ``n`` threads (numba at most its pool); :func:`thread_counts`
+    reads back what was in force."""
+    import numba
+
+    torch.set_num_threads(n)
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+
+
 def thread_counts():
     """The thread counts in force: torch's intra-op count, numba's (its pool size,
     ``NUMBA_NUM_THREADS``, and the count set for the caller), the count the fused kernels run
@@ -395,10 +404,7 @@ def main(argv=None):
     ap.add_argument("--_memory-case", dest="memory_case", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.threads:
-        import numba
-
-        torch.set_num_threads(args.threads)
-        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+        set_threads(args.threads)
 
     if args.memory_case is not None:  # child process of the CPU memory measurement
         mib, how = cpu_peak_in_this_process(args.memory_case, args)
