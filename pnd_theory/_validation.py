@@ -128,9 +128,10 @@ def check_bool(name: str, value) -> bool:
     return bool(value)
 
 
-def check_choice(name: str, value, allowed) -> str:
+def check_choice(name: str, value, allowed, otherwise: str = "") -> str:
+    """One of the strings ``allowed``; ``otherwise`` names what else the caller accepts."""
     if not isinstance(value, str) or value not in allowed:
-        raise invalid(name, f"one of {', '.join(map(repr, allowed))}", value)
+        raise invalid(name, f"one of {', '.join(map(repr, allowed))}{otherwise}", value)
     return value
 
 
@@ -380,10 +381,7 @@ class OneOf(Constraint):
     def check(self, name, value):
         if self.callable_ok and callable(value):
             return value
-        if not isinstance(value, str) or value not in self.choices:
-            allowed = "one of " + ", ".join(map(repr, self.choices)) + (" or a callable" if self.callable_ok else "")
-            raise invalid(name, allowed, value)
-        return value
+        return check_choice(name, value, self.choices, " or a callable" if self.callable_ok else "")
 
 
 class Flag(Constraint):
