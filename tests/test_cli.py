@@ -300,17 +300,22 @@ def test_figures_help_lists_the_figure_names_and_where_it_writes(capsys):
     from paper_figures import FIGURES
     assert main(["figures", "--help"]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert all(name in out for name in FIGURES) and "./paper_figures/ of the current folder" in out
+    assert all(name in out for name in FIGURES) and "./figures/ of the current folder" in out
+    assert "paper_figures" not in out.replace("paper_figures.FIGURES", "")
 
 
 def test_figures_without_out_write_into_the_current_folder(tmp_path, monkeypatch, capsys):
     import importlib
+    from pathlib import Path
     from paper_figures import FIGURES
     module = importlib.import_module(FIGURES["objective"])
     monkeypatch.setattr(module, "make", lambda out, quick, device: [out / "objective.png"])
     monkeypatch.chdir(tmp_path)
     data = run_json(["figures", "--only", "objective", "--quick"], capsys)
-    assert data["out"] == "paper_figures" and (tmp_path / "paper_figures").is_dir()
+    # ./figures of the current folder: never the repository's paper_figures/ nor the installed package
+    assert data["out"] == "figures" and (tmp_path / "figures").is_dir()
+    assert data["figures"][0]["paths"] == [str(Path("figures") / "objective.png")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figures"]
 
 
 def test_out_of_memory_is_one_line(monkeypatch, capsys):

@@ -13,10 +13,10 @@ from pathlib import Path
 from . import _common as c
 
 NAME = "figures"
-HELP = "reproduce the analysis figures (PNG, PDF, JSON) into ./paper_figures/ of the current folder, or --out"
+HELP = "reproduce the analysis figures (PNG, PDF, JSON) into ./figures/ of the current folder, or --out"
 
 #: where the figures go without ``--out``: relative to the current folder, never the installed package
-DEFAULT_OUT = Path("paper_figures")
+DEFAULT_OUT = Path("figures")
 
 
 def add_arguments(parser):
