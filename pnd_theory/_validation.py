@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import sys
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -78,6 +79,16 @@ def check_real(name: str, value, allowed: str = "a finite real number", low=None
     if high is not None and (value > high or (high_open and value == high)):
         raise invalid(name, allowed, value)
     return value
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` of :func:`warnings.warn`, called from the function calling this one,
+    that points at the first frame outside the package: the user's line that asked."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def check_positive_int(name: str, value) -> int:

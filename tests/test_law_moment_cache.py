@@ -2,6 +2,9 @@
 moment evaluations they made (``law_calls``)."""
 
 import collections
+import math
+import time
+import warnings
 
 import numpy as np
 import pytest
@@ -83,3 +86,40 @@ def test_routes_report_the_moment_evaluations_they_made():
     built_in = pt.check_strategy(pt.Dropout(0.25), routes=("numeric",))
     assert isinstance(built_in.law_calls, int) and built_in.law_calls >= 0
     assert np.isfinite(pt.expected_penalty(pt.UnitNoise(fresh), *pt.random_problem(seed=0)[:2], np.eye(3)))
+
+
+class Slow(Triangular):
+    """Each moment takes 0.6 s: a route must say how many evaluations it will still make."""
+
+    def moment(self, k):
+        time.sleep(0.6)
+        return super().moment(k)
+
+
+def test_a_route_says_how_many_evaluations_of_a_slow_law_it_will_make():
+    U, V, X, Y = pt.random_problem(n_in=2, width=3, n_out=2, n_samples=5, seed=1)
+    law = Slow()
+    pt.UnitNoise(law)  # the entry check evaluates orders 1 and 2
+    with pytest.warns(RuntimeWarning, match=r"moment\(3\) took 0.6 s, and 1 more evaluation follows \(orders 4;") \
+            as caught:
+        pt.gradient_noise(pt.UnitNoise(law), U, V, X, Y)
+    assert caught[0].filename == __file__  # the user's line that asked
+    assert law.calls == {1: 1, 2: 1, 3: 1, 4: 1}
+    with warnings.catch_warnings():  # cached: the second time nothing is evaluated and nothing said
+        warnings.simplefilter("error")
+        pt.gradient_noise(pt.UnitNoise(law), U, V, X, Y)
+
+
+def test_a_law_whose_higher_moment_is_not_finite_is_refused_by_the_route_that_needs_it():
+    class HeavyTail(Triangular):
+        def moment(self, k):
+            return math.inf if k == 4 else super().moment(k)
+
+    U, V, X, Y = pt.random_problem(n_in=2, width=3, n_out=2, n_samples=5, seed=1)
+    strategy = pt.WeightNoise(HeavyTail())
+    assert np.isfinite(pt.expected_penalty(strategy, U, V, pt.second_moment(X)))  # order 2 is enough here
+    with pytest.raises(pt.InvalidParameterError, match=r"finite moment\(4\) \(needed up to order 4 by the gradient "
+                       r"covariance.*moment\(4\) = inf"):
+        pt.gradient_noise(strategy, U, V, X, Y)
+    with pytest.raises(pt.InvalidParameterError, match=r"finite moment\(4\).*moments of the SGD iterates"):
+        pt.iterate_moments(pt.UnitNoise(HeavyTail()), X, Y, U, lr=0.01, steps=2, V=V)

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from .._validation import InvalidParameterError
-from .scalar import (LAW_RTOL, Bernoulli, DiscreteLaw, Gaussian, ScalarLaw, Uniform, check_scalar_law,
+from .scalar import (LAW_RTOL, Bernoulli, DiscreteLaw, Gaussian, ScalarLaw, Uniform, check_moments, check_scalar_law,
                           moment_matched_support)
 
 COMPONENTS = ("hidden", "output", "input")
@@ -118,6 +118,8 @@ class ComponentLaw(abc.ABC):
             raise InvalidParameterError(
                 f"strategy must fix mask moments up to order {order} for {route}; this law "
                 f"({self.description}) fixes them only up to order {self.max_moment_order}")
+        for law in getattr(self, "distinct_laws", ()):
+            check_moments(law, order, route)
 
     @property
     def description(self) -> str:

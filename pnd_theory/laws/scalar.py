@@ -19,6 +19,8 @@ from __future__ import annotations
 import abc
 import functools
 import math
+import time
+import warnings
 import weakref
 from collections.abc import Mapping, Sequence
 
@@ -26,7 +28,7 @@ import numpy as np
 import sympy
 import torch
 
-from .._validation import InvalidParameterError, as_real_array, check_probability, check_real, invalid
+from .._validation import InvalidParameterError, as_real_array, check_probability, check_real, invalid, user_stacklevel
 from ._sampling import sample_mask
 
 #: relative tolerance of "mean 1" and "probabilities sum to 1" for user-given finite laws
@@ -517,15 +519,46 @@ def check_scalar_law(name: str, law) -> ScalarLaw:
     return law
 
 
-def _moment_value(name, law, k) -> float:
+#: seconds: a user's ``moment`` slower than this has the route say how many evaluations remain
+SLOW_MOMENT_S = 0.5
+
+
+def check_moments(law, order: int, route: str, name: str = "strategy"):
+    """Evaluate a user's law's moments of orders 1 to ``order`` where ``route`` needs them, each
+    once per law object (cached), refusing a non-finite or failing one by its order and the route.
+    When an evaluation is slow (over :data:`SLOW_MOMENT_S` seconds) and more remain, a warning says
+    how many evaluations the route will still make and about how long they take.  The built-in
+    laws are exact by construction and are not evaluated here."""
+    if type(law) in _BUILT_IN or not isinstance(law, ScalarLaw):
+        return
+    done = {k for _, k in _cached_orders(law)}
+    pending = [k for k in range(1, order + 1) if k not in done]
+    for i, k in enumerate(pending):
+        start = time.perf_counter()
+        _moment_value(name, law, k, f" (needed up to order {order} by {route})")
+        spent, left = time.perf_counter() - start, pending[i + 1:]
+        if i == 0 and left and spent > SLOW_MOMENT_S:
+            warnings.warn(f"{route} needs the moments of {law!r} up to order {order}: moment({k}) took "
+                          f"{spent:.2g} s, and {len(left)} more evaluation{'s follow' if len(left) > 1 else ' follows'} "
+                          f"(orders {', '.join(map(str, left))}; about {spent * len(left):.2g} s), each made "
+                          "once for this law object", RuntimeWarning, stacklevel=user_stacklevel())
+
+
+def _cached_orders(law):
+    """The (function, order) keys of the moments cached for this law object."""
+    entry = _MOMENTS.get(id(law))
+    return list(entry[1]) if entry is not None and entry[0]() is law else []
+
+
+def _moment_value(name, law, k, needed="") -> float:
     try:
         value = law.moment(k)
         value = float(value)
     except Exception as error:  # a user's moment: whatever it raises is reported as the law's fault
-        raise invalid(name, f"a law whose moment({k}) is a real number", f"{law!r}, whose moment({k}) raised "
+        raise invalid(name, f"a law whose moment({k}) is a real number{needed}", f"{law!r}, whose moment({k}) raised "
                       f"{type(error).__name__}: {error}") from None
     if not math.isfinite(value):
-        raise invalid(name, f"a law with a finite moment({k})", f"{law!r} with moment({k}) = {value!r}")
+        raise invalid(name, f"a law with a finite moment({k}){needed}", f"{law!r} with moment({k}) = {value!r}")
     return value
 
 
@@ -540,4 +573,4 @@ def _checked(law) -> bool:
 _BUILT_IN = (Bernoulli, Gaussian, DiscreteLaw, Uniform)
 
 __all__ = ["ScalarLaw", "Bernoulli", "Gaussian", "DiscreteLaw", "Uniform", "moment_matched_support",
-           "check_scalar_law", "LAW_RTOL", "moment_calls"]
+           "check_scalar_law", "check_moments", "LAW_RTOL", "SLOW_MOMENT_S", "moment_calls"]
