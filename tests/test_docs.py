@@ -75,6 +75,28 @@ def test_readme_links_the_theory_page_and_says_how_to_build_the_site():
     assert "python -m sphinx -W -b html docs docs/_build/html" in readme
 
 
+def test_the_readme_is_a_first_screen_that_links_the_rest():
+    """Title, pitch, the two commands and a short tour in the first 60 lines; the long sections
+    (design, measured figures, benchmarks, layout) live on documentation pages the README links."""
+    readme = (ROOT / "README.md").read_text()
+    lines = readme.splitlines()
+    assert lines[0] == "# pnd-theory" and len(lines) <= 90
+    headings = [line for line in lines if line.startswith("## ")]
+    assert headings[:2] == ["## Two commands", "## A short tour"]
+    tour_end = lines.index(headings[2]) if len(headings) > 2 else len(lines)
+    assert tour_end <= 60, f"the short tour ends at line {tour_end}"
+    pitch = "\n".join(lines[1:lines.index("## Two commands")]).strip()
+    assert 2 <= len(pitch.splitlines()) <= 4
+    toctree = (ROOT / "docs" / "index.md").read_text()
+    moved = {"## One law, every route": "design", "## Layout": "design", "## What is checked, and how": "design",
+             "## Figures": "results", "## Benchmarks": "results", "## Deep linear networks": "usage",
+             "## Sweeps: a study on every core, or on a cluster": "usage"}
+    for heading, page in moved.items():
+        assert heading not in readme and heading in (ROOT / "docs" / f"{page}.md").read_text(), heading
+    for page in ("getting_started", "theory", "usage", "design", "results", "reference"):
+        assert f"(docs/{page}.md)" in readme and f"\n{page}\n" in toctree, page
+
+
 def test_getting_started_is_the_readme_first_screen():
     """``docs/getting_started.md`` holds the README's two commands and its short tour, verbatim."""
     readme = (ROOT / "README.md").read_text()

@@ -156,7 +156,8 @@ def test_bad_input_is_refused_clearly(call, message):
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 FIG = "paper_figures/explicit_digits.json"
 PCT1, F2, G3 = "{:.1%}", "{:.2f}", "{:.3g}"
-#: README snippet with {} for the number, key path into the figure's JSON, format
+#: snippet of the usage page (moved there from the README) with {} for the number, key path into
+#: the figure's JSON, format
 README_CLAIMS = [
     ("test accuracy falls from\n{} (d)", ("summary", "Dropout", "none", "test_accuracy", "mean"), PCT1),
     ("(d) to {} with Dropout masks", ("summary", "Dropout", "masks", "test_accuracy", "mean"), PCT1),
@@ -180,7 +181,7 @@ def test_readme_number_matches_the_figure_file(snippet, keys, fmt):
     for key in keys:
         value = value[key]
     text = snippet.format(fmt.format(value))
-    assert text in (ROOT / "README.md").read_text(), f"README should say {text!r} (from {FIG})"
+    assert text in (ROOT / "docs" / "usage.md").read_text(), f"docs/usage.md should say {text!r} (from {FIG})"
 
 
 def test_the_committed_figure_is_the_full_run():
