@@ -294,6 +294,32 @@ def test_stationary_covariance_scales_with_the_step():
     assert abs(ratios[1] - 2) < abs(ratios[0] - 2)  # closer to proportional as the step shrinks
 
 
+def test_a_small_step_loses_no_digits_the_covariance_over_the_step_has_a_limit():
+    # P / lr -> the solution of W P + P W = 2 Cov G(m) as lr -> 0 (first order in lr): the
+    # differences shrink with lr, down to steps where 1 - (1 - 2 lr w)^2 would round to 0
+    X, Y, _ = _data(6, n_in=3, N=6, n_out=2)
+    over = [pt.stationary_moments(pt.Dropout(P), X, Y, lr).covariance / lr for lr in (1e-6, 1e-9, 1e-12, 1e-17)]
+    gaps = [np.abs(a - b).max() / np.abs(b).max() for a, b in zip(over, over[1:])]
+    assert gaps[0] < 1e-4 and gaps[1] < 1e-7 and gaps[2] < 1e-10, gaps
+
+
+@pytest.mark.parametrize("c", [1e-120, 1e-3, 1e40, 1e150])
+def test_the_stationary_law_scales_with_the_data_and_the_step(c):
+    # features c V^T X and targets c^2 Y with step lr / c^2: the iterates are c U', every moment
+    # scaled by its power of c (so no scale of the data overflows inside)
+    X, Y, _ = _data(6, n_in=3, N=6, n_out=2)
+    V = np.linalg.qr(np.random.default_rng(1).normal(size=(3, 3)))[0]
+    ref = pt.stationary_moments(pt.Dropout(P), X, Y, 0.01, V=V)
+    got = pt.stationary_moments(pt.Dropout(P), X, Y * c ** 2, 0.01 / c ** 2, V=V * c)
+    np.testing.assert_allclose(got.mean, ref.mean * c, rtol=1e-9)
+    np.testing.assert_allclose(got.covariance, ref.covariance * c ** 2, rtol=1e-7, atol=1e-12 * c ** 2)
+    np.testing.assert_allclose(got.max_stable_lr, ref.max_stable_lr / c ** 2, rtol=1e-9)
+    steps = pt.iterate_moments(pt.Dropout(P), X, Y * c ** 2, ref.mean * c, 0.01 / c ** 2, 3, V=V * c)
+    np.testing.assert_allclose(steps.mean[-1], ref.mean * c, rtol=1e-9)
+    with pytest.raises(InvalidParameterError, match="lr must be below"):
+        pt.stationary_moments(pt.Dropout(P), X, Y, 0.01, V=V * 1e200)
+
+
 
 def _full_batch_dropout(X, Y, U0, lr, steps, runs, seed, simplified):
     """Full-batch dropout GD on U, one Bernoulli mask per step and run (numpy, written apart):

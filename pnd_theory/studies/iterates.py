@@ -55,7 +55,7 @@ import numpy as np
 import scipy.sparse.linalg as spla
 
 from .._display import ResultDisplay
-from .._validation import (InvalidParameterError, as_numpy_arrays, check_data, check_positive_int, check_real,
+from .._validation import (InvalidParameterError, as_numpy_arrays, check_data, check_memory, check_positive_int, check_real,
                            invalid)
 from ..laws.strategies import validate_strategy
 
@@ -340,6 +340,8 @@ def _problem(strategy, X, Y, V, batch_size):
     n_out, d = Y.shape[0], H.shape[0]
     if V is not None:
         strategy.check_width(d)
+    scale = _Scale(H, Y)
+    H, Y = H / scale.features, Y / scale.targets
     if batch_size is not None:
         batch_size = check_positive_int("batch_size", batch_size)
     law = strategy.law(X.shape[0], d, n_out)
@@ -379,7 +381,44 @@ def _problem(strategy, X, Y, V, batch_size):
     k4 = (m4 - 4 * m3 + 6 * m2 - 3) - 3 * k2 ** 2
     kappa = np.stack([k2, k3, k4])
     kappa = kappa.reshape(3, n_out, d) if name == "output" else kappa.reshape(3, 1, d // block)
-    return _Moments(H, Y, kappa, block, name == "output", law.per_sample), batch_size, n_out, d
+    return _Moments(H, Y, kappa, block, name == "output", law.per_sample), batch_size, n_out, d, scale
+
+
+class _Scale:
+    r"""The problem in units where the features :math:`H = V^	op X` and the targets :math:`Y`
+    have largest entry 1, so that no scale of the data overflows or underflows inside.
+
+    With :math:`H = c H'` and :math:`Y = b Y'`, the iterates are :math:`U = (b / c)\, U'` for the
+    step :math:`\eta' = c^2 \eta`: means scale by :math:`b / c`, covariances by
+    :math:`(b / c)^2`, steps by :math:`1 / c^2`.
+    """
+
+    def __init__(self, H, Y):
+        self.features = np.float64(np.abs(H).max(initial=0.0) or 1.0)
+        self.targets = np.float64(np.abs(Y).max(initial=0.0) or 1.0)
+        with np.errstate(over="ignore", under="ignore"):
+            self.u = self.targets / self.features  # U = u U'
+            self.lr = self.features ** 2  # lr' = lr * c^2
+
+    def step(self, lr):
+        """The step in the problem's units (inf where it overflows, beyond every stable step),
+        refused where it underflows to 0."""
+        with np.errstate(over="ignore", under="ignore"):
+            scaled = lr * self.lr
+        if scaled == 0.0:
+            raise invalid("lr", f"a step whose product with the features' squared scale ({self.features:.3g}^2, "
+                          "the largest entry of V^T X, or X) is not 0 in floating point", lr)
+        return float(scaled)
+
+    def back(self, name, values, power):
+        """``values`` (in the problem's units) times ``u**power``, refused naming the data if they overflow."""
+        with np.errstate(over="ignore", under="ignore"):
+            out = values * self.u ** power
+        if not np.all(np.isfinite(out)):
+            raise InvalidParameterError(
+                f"X, Y (and V) must have scales whose {name} is representable; the features' largest entry is "
+                f"{self.features:.3g} and the targets' {self.targets:.3g}, which put it beyond the float range")
+        return out
 
 
 def _check_lr(lr):
@@ -440,25 +479,35 @@ def iterate_moments(strategy, X, Y, U0, lr, steps, *, V=None, batch_size=None) -
     >>> bool(np.allclose(moments.covariance[-1], stationary.covariance, atol=1e-5))
     True
     """
-    mom, batch, n_out, d = _problem(strategy, X, Y, V, batch_size)
+    mom, batch, n_out, d, scale = _problem(strategy, X, Y, V, batch_size)
     lr = _check_lr(lr)
     steps = check_positive_int("steps", steps)
     U0 = np.asarray(as_numpy_arrays(U0=U0)["U0"], float)
     if U0.shape != (n_out, d):
         raise invalid("U0", f"an array of shape (n_out, width) = {(n_out, d)}", U0.shape)
     n = n_out * d
+    check_memory(f"steps={steps}, n_out={n_out}, width={d}", 2 * (steps + 1) * (n * n + n), "iterates' moments")
+    eta = scale.step(lr)
     W = mom.W()
     means = np.empty((steps + 1, n))
     covs = np.empty((steps + 1, n, n))
-    means[0], covs[0] = U0.reshape(-1), 0.0
-    A = np.eye(n) - 2 * lr * W
-    for t in range(steps):
-        m, P = means[t], covs[t]
-        noise = mom.noise_map(P, batch) - W @ P @ W if t else 0.0
-        P_next = A @ P @ A + 4 * lr ** 2 * (noise + mom.gradient_covariance(m, batch))
-        covs[t + 1] = (P_next + P_next.T) / 2
-        means[t + 1] = m - 2 * lr * mom.mean_gradient(m)
-    return IterateMoments(mean=means.reshape(steps + 1, n_out, d), covariance=covs, lr=lr, steps=steps,
+    with np.errstate(over="ignore", under="ignore"):
+        means[0], covs[0] = U0.reshape(-1) / scale.u, 0.0
+    if not np.all(np.isfinite(means[0])):
+        raise invalid("U0", "a start whose scale, in the units of the features and targets, is a finite float", U0)
+    A = np.eye(n) - 2 * eta * W
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(steps):
+            m, P = means[t], covs[t]
+            noise = mom.noise_map(P, batch) - W @ P @ W if t else 0.0
+            P_next = A @ P @ A + 4 * eta ** 2 * (noise + mom.gradient_covariance(m, batch))
+            covs[t + 1] = (P_next + P_next.T) / 2
+            means[t + 1] = m - 2 * eta * mom.mean_gradient(m)
+            if not (np.all(np.isfinite(means[t + 1])) and np.all(np.isfinite(covs[t + 1]))):
+                raise invalid("lr", f"a step at which the iterates' moments stay finite float numbers for steps={steps}; "
+                              f"they overflow at step {t + 1}", lr)
+    return IterateMoments(mean=scale.back("mean", means, 1).reshape(steps + 1, n_out, d),
+                          covariance=scale.back("covariance", covs, 2), lr=lr, steps=steps,
                           batch_size=batch, per_sample=mom.per_sample, strategy=strategy)
 
 
@@ -528,31 +577,35 @@ def stationary_moments(strategy, X, Y, lr, *, V=None, batch_size=None) -> Statio
     >>> bool(np.allclose(moments.mean, Y @ X.T / 4 @ np.linalg.inv(S + np.diag(np.diag(S)))))
     True
     """
-    mom, batch, n_out, d = _problem(strategy, X, Y, V, batch_size)
+    mom, batch, n_out, d, scale = _problem(strategy, X, Y, V, batch_size)
     lr = _check_lr(lr)
     n = n_out * d
+    check_memory(f"n_out={n_out}, width={d}", 8 * n * n, "stationary moments")
+    eta = scale.step(lr)
     W = mom.W()
     w, Q = np.linalg.eigh(W)
     if w[0] <= 1e-12 * max(w[-1], 1e-300):
         raise InvalidParameterError(
             f"X (with V) must give masked features of full rank for a unique stationary law; the mean "
-            f"step's smallest eigenvalue is {w[0]:.3g} (largest {w[-1]:.3g})")
-    lr_max = _max_stable_lr(mom, batch, w, Q)
-    if lr >= lr_max:
+            f"step's smallest eigenvalue is {w[0] * scale.lr:.3g} (largest {w[-1] * scale.lr:.3g})")
+    eta_max = _max_stable_lr(mom, batch, w, Q)
+    with np.errstate(under="ignore", divide="ignore"):
+        lr_max = eta_max / scale.lr
+    if eta >= eta_max:
         raise InvalidParameterError(
             f"lr must be below {lr_max:.6g}, the largest step at which the second moments of the iterates stay "
-            f"bounded; got {lr!r}")
+            f"bounded for these X, Y (and V); got {lr!r}")
     m = np.linalg.solve(W, (mom.beta.reshape(-1)))
-    Sg = 4 * lr ** 2 * mom.gradient_covariance(m, batch)
-    a = 1 - 2 * lr * w
-    stein = 1.0 / (1.0 - a[:, None] * a[None, :])
+    Sg = 4 * eta ** 2 * mom.gradient_covariance(m, batch)
+    # 1 - a_i a_j for a = 1 - 2 eta w, written so that a small step loses no digits
+    stein = 1.0 / (2 * eta * (w[:, None] + w[None, :]) - 4 * eta ** 2 * np.outer(w, w))
 
     def stein_solve(R):
         return Q @ ((Q.T @ R @ Q) * stein) @ Q.T
 
     def op(p):
         P = p.reshape(n, n)
-        R = 4 * lr ** 2 * (mom.noise_map(P, batch) - W @ P @ W)
+        R = 4 * eta ** 2 * (mom.noise_map(P, batch) - W @ P @ W)
         return (P - stein_solve(R)).reshape(-1)
 
     rhs = stein_solve(Sg).reshape(-1)
@@ -564,8 +617,9 @@ def stationary_moments(strategy, X, Y, lr, *, V=None, batch_size=None) -> Statio
             f"not converge")
     P = p.reshape(n, n)
     P = (P + P.T) / 2
-    Winv = np.linalg.inv(W) / (2 * lr)
+    Winv = np.linalg.inv(W) / (2 * eta)
     Sigma = Winv @ P + P @ Winv - P
-    return StationaryMoments(mean=m.reshape(n_out, d), covariance=P, averaged_covariance=(Sigma + Sigma.T) / 2,
+    return StationaryMoments(mean=scale.back("mean", m, 1).reshape(n_out, d), covariance=scale.back("covariance", P, 2),
+                             averaged_covariance=scale.back("averaged covariance", (Sigma + Sigma.T) / 2, 2),
                              lr=lr, max_stable_lr=lr_max, batch_size=batch, per_sample=mom.per_sample,
                              strategy=strategy)
