@@ -408,7 +408,7 @@ class _Scale:
         if scaled == 0.0:
             raise invalid("lr", f"a step whose product with the features' squared scale ({self.features:.3g}^2, "
                           "the largest entry of V^T X, or X) is not 0 in floating point", lr)
-        return float(scaled)
+        return np.float64(scaled)  # numpy arithmetic: a power that overflows is inf, not an error
 
     def back(self, name, values, power):
         """``values`` (in the problem's units) times ``u**power``, refused naming the data if they overflow."""
@@ -590,7 +590,7 @@ def stationary_moments(strategy, X, Y, lr, *, V=None, batch_size=None) -> Statio
             f"step's smallest eigenvalue is {w[0] * scale.lr:.3g} (largest {w[-1] * scale.lr:.3g})")
     eta_max = _max_stable_lr(mom, batch, w, Q)
     with np.errstate(under="ignore", divide="ignore"):
-        lr_max = eta_max / scale.lr
+        lr_max = float(eta_max / scale.lr)
     if eta >= eta_max:
         raise InvalidParameterError(
             f"lr must be below {lr_max:.6g}, the largest step at which the second moments of the iterates stay "
