@@ -2,32 +2,38 @@
 
 Build with ``python -m sphinx -W -b html docs docs/_build/html`` (the test suite does, in
 ``tests/test_docs.py``).  The notebooks are rendered with the outputs they were committed with
-(never executed here), the figures come from ``paper_figures/``, and the module pages are
-generated from the docstrings of every public module of the package.
+(never executed here), the figures come from ``paper_figures/``, and the reference has one page
+per public name (``pnd_theory``, ``pnd_theory.nn``, ``pnd_theory.deep``), from its docstring.
 
 A build writes only under its output folder: ``docs/notebooks`` is a link to the repository's
-``notebooks/``, the gallery shows the images of ``paper_figures/`` where they are, and the pages
-``api.md`` and ``gallery.md`` are filled in memory when Sphinx reads them (``source-read``).
+``notebooks/``, the gallery shows the images of ``paper_figures/`` where they are, the page
+``gallery.md`` is filled in memory when Sphinx reads it (``source-read``), and the reference's
+pages per name are sources in ``docs/reference/``, written by ``docs/reference_pages.py``
+(autosummary's own generation, which writes into the source tree, is off).  A build warns
+(fails under ``-W``) while a public name has no page, or a page is stale or left over.
 """
 
 import ast
 import json
-import pkgutil
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
 
 import pnd_theory  # noqa: E402  (after the path, so that the checkout is documented)
+import reference_pages  # noqa: E402
 from paper_figures import FIGURES  # noqa: E402
+from sphinx.util import logging  # noqa: E402
 
 project = "pnd-theory"
 author = "the pnd-theory authors"
 release = version = pnd_theory.__version__
 
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.mathjax", "numpydoc", "myst_nb"]
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.autosummary", "sphinx.ext.mathjax", "numpydoc", "myst_nb"]
+autosummary_generate = False  # the pages per name are sources (reference_pages.py): a build writes none
 nb_execution_mode = "off"  # notebooks are shown with their committed outputs
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
@@ -42,23 +48,6 @@ html_theme = "alabaster"
 html_title = f"pnd-theory {release}"
 # a numpydoc References section lists papers the text need not cite inline
 suppress_warnings = ["mystnb.unknown_mime_type", "ref.citation"]
-
-
-def _public_modules():
-    """Every module of the package whose dotted name has no part starting with ``_``."""
-    names = ["pnd_theory"]
-    for info in pkgutil.walk_packages(pnd_theory.__path__, "pnd_theory."):
-        if not any(part.startswith("_") for part in info.name.split(".")):
-            names.append(info.name)
-    return sorted(names)
-
-
-def _api_page():
-    """The modules page: every public module, from its docstrings."""
-    lines = []
-    for name in _public_modules():
-        lines += [f"## `{name}`", "", "```{eval-rst}", f".. automodule:: {name}", "```", ""]
-    return "\n".join(lines)
 
 
 def _gallery_page():
@@ -101,19 +90,19 @@ def _figure_numbers(name, most=40):
     return lines + [""]
 
 
-GENERATED_PAGES = {"api": _api_page, "gallery": _gallery_page}
+GENERATED_PAGES = {"gallery": _gallery_page}
 MARK = "<!-- filled in when the site is built -->"
 
 
 def _fill(app, docname, source):
-    """Put the generated text of ``api`` and ``gallery`` in place of their mark, in memory only."""
+    """Put the generated text of ``gallery`` in place of its mark, in memory only."""
     if docname in GENERATED_PAGES:
         source[0] = source[0].replace(MARK, GENERATED_PAGES[docname]())
 
 
 def _headings_as_rubrics(app, what, name, obj, options, lines):
-    """A module docstring's section titles become rubrics: the modules share one page, where
-    titles such as "References" in several docstrings would be the same section twice."""
+    """A module docstring's section titles become rubrics: inside a directive they cannot be
+    sections of the page (and "References" in two docstrings would be the same section twice)."""
     if what != "module":
         return
     for i in range(len(lines) - 1):
@@ -122,7 +111,14 @@ def _headings_as_rubrics(app, what, name, obj, options, lines):
             lines[i], lines[i + 1] = f".. rubric:: {title}", ""
 
 
+def _check_reference_pages(app):
+    """One warning per public name without its page, per stale page and per page left over."""
+    for problem in reference_pages.problems():
+        logging.getLogger(__name__).warning(f"{problem} (run python docs/reference_pages.py)")
+
+
 def setup(app):
+    app.connect("builder-inited", _check_reference_pages)
     app.connect("source-read", _fill)
     app.connect("autodoc-process-docstring", _headings_as_rubrics)
     return {"parallel_read_safe": True}

@@ -13,6 +13,19 @@ from paper_figures import FIGURES
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _reference_pages():
+    """``docs/reference_pages.py``, the writer of the reference's pages per public name."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("reference_pages", ROOT / "docs" / "reference_pages.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _listed(page):
+    """The names in the autosummary tables of a page (one dotted name per indented line)."""
+    return re.findall(r"^   (pnd_theory(?:\.\w+)+)$", page, re.M)
+
 
 def _files_under(*folders):
     """The files under the given folders of the checkout (links not followed, byte-code left out)."""
@@ -34,10 +47,36 @@ def test_sphinx_builds_warning_free(tmp_path):
     after = _files_under("docs", "notebooks", "paper_figures")
     assert after == source_tree, sorted(after ^ source_tree)
     assert not (ROOT / "docs" / "_generated").exists()
-    for page in ("index.html", "theory.html", "usage.html", "api.html", "gallery.html", "reference.html",
-                 "notebooks/05_gradient_noise.html"):
+    for page in ("index.html", "theory.html", "usage.html", "design.html", "results.html", "gallery.html",
+                 "reference.html", "notebooks/05_gradient_noise.html"):
         assert (tmp_path / page).is_file(), page
-    assert 'id="module-pnd_theory.apps.cli"' in (tmp_path / "api.html").read_text()
+    assert not (tmp_path / "api.html").exists()
+    assert 'id="module-pnd_theory.apps.cli"' in (tmp_path / "usage.html").read_text()
+    # the reference by public name: one page per name, each with its docstring's math and
+    # examples; no internal module and no object under an internal module's name anywhere
+    import inspect
+    names = _reference_pages().public_names()
+    for name in names:
+        page = (tmp_path / "reference" / f"{name}.html").read_text()
+        body = page[page.index('<div class="body"'):]
+        assert f'id="{name}"' in body or f'id="module-{name}"' in body, name
+        if "The same object as" in body:  # a second name of an object documented on the first one's page
+            continue
+        doc = inspect.getdoc(_object(name)) if not isinstance(_object(name), (dict, tuple)) else ""
+        if ":math:" in (doc or "") or ".. math::" in (doc or ""):
+            assert 'class="math' in body, name
+        if re.search(r"^Examples\n--------$", doc or "", re.M):
+            assert ">Examples<" in body and "&gt;&gt;&gt;" in body, name
+    reference = (tmp_path / "reference.html").read_text()
+    assert all(f'href="reference/{name}.html' in reference for name in names)
+    public_modules = {"pnd_theory.nn", "pnd_theory.deep", "pnd_theory.apps.cli"}
+    for page in tmp_path.rglob("*.html"):
+        text = page.read_text()
+        modules = set(re.findall(r'id="module-([\w.]+)"', text))
+        assert modules <= public_modules, (page.name, modules - public_modules)
+        internal = re.findall(r'id="(pnd_theory\.(?:laws|kernels|routes|regularizers|gradient_covariance|studies|'
+                              r'_\w+)\.[\w.]+)"', text)
+        assert not internal, (page.name, internal[:3])
     # every figure of the registry is in the gallery, every notebook is rendered
     gallery = (tmp_path / "gallery.html").read_text()
 
@@ -108,12 +147,45 @@ def test_getting_started_is_the_readme_first_screen():
     assert tour.strip() and tour.strip() in page
 
 
-def test_the_reference_page_has_every_public_name():
-    """``docs/reference.md`` documents each name of ``pt.__all__`` (and nothing that is not one)."""
-    import re
+def _object(name):
+    import importlib
+    package, attribute = name.rsplit(".", 1)
+    return getattr(importlib.import_module(package), attribute)
 
+
+def test_the_reference_page_has_every_public_name():
+    """``docs/reference.md`` lists each name of ``pt.__all__``, ``pt.nn.__all__`` and
+    ``pt.deep.__all__`` once (and nothing that is not one), in autosummary tables that link
+    one page per name."""
     import pnd_theory as pt
     page = (ROOT / "docs" / "reference.md").read_text()
-    documented = set(re.findall(r"^\.\. auto(?:class|function|data|module):: pnd_theory\.(\w+)", page, re.M))
-    assert documented == set(pt.__all__)
-    assert {"InvalidParameterError", "sweep_plot"} <= documented
+    listed = _listed(page)
+    assert len(listed) == len(set(listed))
+    assert set(listed) == set(_reference_pages().public_names())
+    assert {f"pnd_theory.{name}" for name in pt.__all__} | {"pnd_theory.nn.YDrop", "pnd_theory.deep.train"} <= set(listed)
+    assert {"pnd_theory.InvalidParameterError", "pnd_theory.sweep_plot"} <= set(listed)
+    assert ".. automodule::" not in page and ":toctree: reference" in page
+
+
+def test_every_public_name_has_its_reference_page():
+    """The pages of ``docs/reference/`` are those ``docs/reference_pages.py`` writes: one per public
+    name, none missing, stale or left over (the build, which writes none, warns the same)."""
+    pages = _reference_pages()
+    assert pages.problems() == []
+    assert {path.stem for path in (ROOT / "docs" / "reference").glob("*.rst")} == set(pages.public_names())
+    conf = (ROOT / "docs" / "conf.py").read_text()
+    assert "autosummary_generate = False" in conf and "reference_pages.problems()" in conf
+
+
+def test_a_missing_or_stale_reference_page_is_found(tmp_path):
+    pages = _reference_pages()
+    for name, text in pages.pages().items():
+        (tmp_path / name).write_text(text)
+    assert pages.problems(tmp_path) == []
+    (tmp_path / "pnd_theory.expected_penalty.rst").unlink()
+    (tmp_path / "pnd_theory.derive.rst").write_text("stale")
+    (tmp_path / "pnd_theory.gone.rst").write_text("")
+    assert pages.problems(tmp_path) == [
+        "reference page missing: docs/reference/pnd_theory.expected_penalty.rst",
+        "reference page left over (not a public name): docs/reference/pnd_theory.gone.rst",
+        "reference page stale: docs/reference/pnd_theory.derive.rst"]
