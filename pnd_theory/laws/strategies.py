@@ -352,8 +352,20 @@ class WeightNoise(Strategy):
 # --------------------------------------------------------------------------- the named catalogue
 
 class Dropout(UnitNoise):
-    """Dropout on the hidden units: one inverted Bernoulli per unit, new per sample
+    r"""Dropout on the hidden units: one inverted Bernoulli per unit, new per sample
     (``UnitNoise(Bernoulli(p))``).
+
+    Its penalty, with :math:`\lambda = p / (1 - p)` and :math:`S = X X^\top / N`:
+
+    .. math::
+
+        R(U, V) = \lambda \sum_j \|u_j\|^2 \, v_j^\top S v_j .
+
+    References
+    ----------
+    .. [1] N. Srivastava, G. Hinton, A. Krizhevsky, I. Sutskever and R. Salakhutdinov,
+       "Dropout: a simple way to prevent neural networks from overfitting", JMLR 15, 2014.
+    .. [2] P\. Mianjy, R. Arora and R. Vidal, "On the implicit bias of dropout", ICML 2018.
 
     Examples
     --------
@@ -381,6 +393,12 @@ class Dropout(UnitNoise):
 class GaussianDropout(UnitNoise):
     r"""Gaussian dropout on the hidden units: one :math:`N(1, p/(1-p))` per unit, new per
     sample (``UnitNoise(Gaussian(p))``).
+
+    References
+    ----------
+    .. [1] N. Srivastava, G. Hinton, A. Krizhevsky, I. Sutskever and R. Salakhutdinov,
+       "Dropout: a simple way to prevent neural networks from overfitting", JMLR 15, 2014
+       (section 10, multiplicative Gaussian noise).
 
     Examples
     --------
@@ -413,6 +431,13 @@ class DropBlock(UnitNoise):
     r"""DropBlock over hidden units: one inverted Bernoulli per block of ``block_size``
     contiguous units (``block_size`` divides the width), new per sample
     (``UnitNoise(Bernoulli(p), block_size)``).
+
+    References
+    ----------
+    .. [1] G. Ghiasi, T.-Y. Lin and Q. V. Le, "DropBlock: a regularization method for
+       convolutional networks", NeurIPS 2018.
+    .. [2] A. Pal, C. Lane, R. Vidal and B. Haeffele, "On the regularization properties of
+       structured dropout", CVPR 2020.
 
     Examples
     --------
@@ -470,9 +495,19 @@ class NodeDropout(UnitNoise):
 
 
 class DropConnect(WeightNoise):
-    """DropConnect: one inverted Bernoulli per weight of ``U`` (``layer="output"``), of ``V``
+    r"""DropConnect: one inverted Bernoulli per weight of ``U`` (``layer="output"``), of ``V``
     (``"input"``) or of both; one draw shared by the mini-batch unless ``per_sample=True``
     (``WeightNoise(Bernoulli(p), layer, per_sample)``).
+
+    Its penalty does not depend on ``per_sample`` (the gradient noise does): with
+    :math:`\lambda = p / (1 - p)`, :math:`\lambda \sum_j \|u_j\|^2 v_j^\top S v_j` on the output
+    layer and :math:`\lambda \sum_j \|u_j\|^2 v_j^\top D v_j`, :math:`D = \operatorname{diag}(S)`,
+    on the input layer.
+
+    References
+    ----------
+    .. [1] L. Wan, M. Zeiler, S. Zhang, Y. LeCun and R. Fergus, "Regularization of neural
+       networks using DropConnect", ICML 2013.
 
     Examples
     --------
