@@ -361,3 +361,30 @@ def test_figure_writes_png_pdf_and_json_atomically(tmp_path, monkeypatch):
     assert sorted(p.name for p in paths) == ["gradient_noise.json", "gradient_noise.pdf", "gradient_noise.png"]
     assert json.loads((tmp_path / "gradient_noise.json").read_text())["batch_sizes"] == B
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)  # no temp files left
+
+
+def test_monte_carlo_of_large_gradients_keeps_a_finite_error_and_says_when_they_overflow():
+    U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, n_samples=6, seed=0)
+    c = 1e50  # gradients of size ~1e100: their variances ~1e200 are finite, their squares are not
+    exact = pt.gradient_noise(pt.Dropout(0.3), U * c, V, X, Y).trace
+    mc = pt.monte_carlo_gradient_noise(pt.Dropout(0.3), U * c, V, X, Y, draws=400, groups=10, progress=False)
+    assert np.isfinite(mc.trace_se) and 0 < mc.trace_se < mc.trace
+    assert abs(mc.trace - exact) < 5 * mc.trace_se
+    with pytest.warns(RuntimeWarning, match="overflow the float range, so the trace and its standard error are"):
+        mc = pt.monte_carlo_gradient_noise(pt.Dropout(0.3), U * 1e80, V, X, Y, draws=40, groups=4, progress=False)
+    assert mc.trace == mc.trace_se == np.inf
+    with pytest.raises(pt.InvalidParameterError, match="U, V, X_batch, Y_batch must have scales whose gradients"):
+        pt.monte_carlo_gradient_noise(pt.Dropout(0.3), U, V, X * 1e200, Y, draws=40, groups=4, progress=False)
+
+
+def test_batch_size_curves_of_overflowing_traces_are_inf_never_nan():
+    U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, n_samples=6, seed=0)
+    with pytest.warns(RuntimeWarning):
+        r = pt.gradient_noise_vs_batch_size(pt.Dropout(0.3), U * 1e100, V, X, Y, [1, 2, 5])
+    assert np.all(r.trace == np.inf) and r.correlation is None
+    with pytest.raises(pt.InvalidParameterError, match=r"batch_sizes must be positive integers below 2\^62"):
+        pt.gradient_noise_vs_batch_size(pt.Dropout(0.3), U, V, X, Y, [10**30])
+    with pytest.raises(pt.InvalidParameterError, match=r"batch_sizes \(largest 10000000000000\) must be sizes"):
+        pt.monte_carlo_gradient_noise_vs_batch_size(pt.Dropout(0.3), U, V, X, Y, [10**13], progress=False)
+    with pytest.raises(pt.InvalidParameterError, match=r"draws=10000000000000 .* must be sizes whose gradient draws"):
+        pt.monte_carlo_gradient_noise(pt.Dropout(0.3), U, V, X, Y, draws=10**13, progress=False)

@@ -9,14 +9,15 @@ import numbers
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._validation import InvalidParameterError, check_bool, check_choice, check_positive_int, check_seed, resolve_device
+from .._validation import (InvalidParameterError, check_bool, check_choice, check_memory, check_positive_int, check_seed,
+                           invalid, resolve_device)
 from ..laws.strategies import validate_strategy
 from .closed_form import _ClosedForm
 from .common import (MAX_CONFIGURATIONS, SAMPLINGS, VIAS, _check_local_reparameterization, _check_method, _numpy_problem,
                      _reject_covariance_only, _single_independent_component)
 from .covariance import gradient_noise
 from .enumeration import _enumerate_sample_gradients, _weighted_cov
-from .monte_carlo import _gradient_draws
+from .monte_carlo import _gradient_draws, _mean_se
 from .results import BatchSizeNoise, MonteCarloBatchSizeNoise
 
 def _sample_traces(strategy, law, U, V, X, Y, local_layer, method, max_configurations):
@@ -30,7 +31,10 @@ def _sample_traces(strategy, law, U, V, X, Y, local_layer, method, max_configura
     return tr_kk, float(np.trace(_weighted_cov(weight, g.mean(1))[1]))
 
 
-def _check_batch_sizes(batch_sizes, N, sampling):
+def _check_batch_sizes(batch_sizes, N, sampling, per_sample=0):
+    """The batch sizes as an int64 array (each below 2^62); where batches are drawn,
+    ``per_sample`` floats a sample of a batch holds at most (its data, its masks) bound the largest
+    one by the machine's memory."""
     if isinstance(batch_sizes, (numbers.Integral, np.integer)) and not isinstance(batch_sizes, bool):
         batch_sizes = [batch_sizes]
     try:
@@ -45,6 +49,9 @@ def _check_batch_sizes(batch_sizes, N, sampling):
         raise InvalidParameterError(
             f"batch_sizes must not exceed the number of samples N={N} with sampling={sampling!r}; got {max(sizes)}"
         )
+    if max(sizes) >= 2**62:
+        raise invalid("batch_sizes", "positive integers below 2^62", max(sizes))
+    check_memory(f"batch_sizes (largest {max(sizes)})", 4 * max(sizes) * per_sample, "batches of data and masks")
     return np.asarray(sizes, dtype=np.int64)
 
 
@@ -111,7 +118,7 @@ def gradient_noise_vs_batch_size(strategy, U, V, X, Y, batch_sizes, *, sampling=
     max_configurations = check_positive_int("max_configurations", max_configurations)
     U, V, X, Y = _numpy_problem(U, V, X, Y, "X", "Y")
     N = X.shape[1]
-    sizes = _check_batch_sizes(batch_sizes, N, sampling)
+    sizes = _check_batch_sizes(batch_sizes, N, sampling)  # the closed form in B holds no batch
     law = strategy.law(V.shape[0], V.shape[1], U.shape[0])
     _reject_covariance_only(law)
     local_layer = _check_local_reparameterization(strategy, law, local_reparameterization)
@@ -141,12 +148,19 @@ def gradient_noise_vs_batch_size(strategy, U, V, X, Y, batch_sizes, *, sampling=
             per_batch = T1 / Bf + (1 - 1 / Bf) * (T_pair if T_pair is not None else 0.0)
         if local_layer is not None:
             per_batch = None
+    correlation = None if (local_layer is not None or T1 == 0) else T_all / T1
+    if not (np.isfinite(T1) and np.isfinite(T_all)):
+        # traces past the float range (the computation of the traces warned): every sum of them is
+        # +inf too, where inf - inf would give NaN; their ratio is not determined
+        per_sample, per_batch = (None if x is None else np.where(np.isnan(x), np.inf, x) for x in (per_sample, per_batch))
+        T_pair = None if T_pair is None else np.inf
+        correlation = None
     return BatchSizeNoise(
         batch_sizes=sizes, per_sample=per_sample, per_batch=per_batch,
         trace=per_sample if per_sample_law else per_batch,
         single_sample_trace=T1, full_data_trace=None if local_layer is not None else T_all,
         pair_trace=None if local_layer is not None else T_pair,
-        correlation=None if (local_layer is not None or T1 == 0) else T_all / T1,
+        correlation=correlation,
         sampling=sampling, per_sample_law=per_sample_law,
     )
 
@@ -212,7 +226,7 @@ def monte_carlo_gradient_noise_vs_batch_size(strategy, U, V, X, Y, batch_sizes, 
     local_reparameterization = check_bool("local_reparameterization", local_reparameterization)
     U, V, X, Y = _numpy_problem(U, V, X, Y, "X", "Y")
     N = X.shape[1]
-    sizes = _check_batch_sizes(batch_sizes, N, sampling)
+    sizes = _check_batch_sizes(batch_sizes, N, sampling, X.shape[0] + Y.shape[0] + U.size + V.size)
     law = strategy.law(V.shape[0], V.shape[1], U.shape[0])
     _check_local_reparameterization(strategy, law, local_reparameterization)
     if local_reparameterization and via != "layers":
@@ -233,10 +247,11 @@ def monte_carlo_gradient_noise_vs_batch_size(strategy, U, V, X, Y, batch_sizes, 
                 idx = np.arange(B)
             g = _gradient_draws(strategy, U, V, X[:, idx], Y[:, idx], draws, int(rng.integers(2**62)), via,
                                 local_reparameterization, device)
-            est.append(g.var(axis=0, ddof=1).sum())
+            with np.errstate(over="ignore", invalid="ignore"):
+                est.append(g.var(axis=0, ddof=1).sum())
             bar.update()
-        est = np.array(est)
-        means.append(est.mean())
-        ses.append(est.std(ddof=1) / math.sqrt(batches))
+        mean, se = _mean_se(est, f"monte_carlo_gradient_noise_vs_batch_size at B={B}")
+        means.append(mean)
+        ses.append(se)
     bar.close()
     return MonteCarloBatchSizeNoise(sizes, np.array(means), np.array(ses), sampling, via)

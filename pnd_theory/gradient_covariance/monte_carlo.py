@@ -4,20 +4,28 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._validation import InvalidParameterError, check_bool, check_choice, check_positive_int, check_seed, resolve_device
+from .._validation import (InvalidParameterError, check_bool, check_choice, check_memory, check_positive_int, check_seed,
+                           resolve_device, user_stacklevel)
 from ..nn.table import network_for
 from ..nn.network import LinearNetwork
 from ..laws.strategies import validate_strategy
 from .common import VIAS, _check_local_reparameterization, _numpy_problem
 from .results import MonteCarloGradientNoise
 
-def _gradient_draws(strategy, U, V, X, Y, draws, seed, via, local_reparameterization, device=None, progress=False):
-    """``draws`` independent gradients (draws, P) of the mini-batch loss, by autograd."""
+def _gradient_draws(strategy, U, V, X, Y, draws, seed, via, local_reparameterization, device=None, progress=False,
+                    names="U, V, X, Y"):
+    """``draws`` independent gradients (draws, P) of the mini-batch loss, by autograd; gradients
+    past the float range are refused, naming the arrays (``names``) whose scale puts them there."""
+    n_params = U.size + V.size
+    check_memory(f"draws={draws} of {n_params} parameters, batch of {X.shape[1]}",
+                 3 * draws * n_params + n_params ** 2 + 4 * X.shape[1] * (X.shape[0] + n_params),
+                 "gradient draws, their covariance and the batch's masks")
     device = resolve_device(device)
     Xt = torch.as_tensor(X.T, device=device)
     Yt = torch.as_tensor(Y.T, device=device)
@@ -47,14 +55,38 @@ def _gradient_draws(strategy, U, V, X, Y, draws, seed, via, local_reparameteriza
         gU, gV = grads()
         out[t, :U.size] = gU.detach().reshape(-1)
         out[t, U.size:] = gV.detach().reshape(-1)
-    return out.cpu().numpy()
+    out = out.cpu().numpy()
+    if not np.all(np.isfinite(out)):
+        raise InvalidParameterError(
+            f"{names} must have scales whose gradients are finite float numbers; the sampled gradients overflow "
+            f"(largest entries: U {np.abs(U).max(initial=0):.3g}, V {np.abs(V).max(initial=0):.3g}, "
+            f"X {np.abs(X).max(initial=0):.3g}, Y {np.abs(Y).max(initial=0):.3g})")
+    return out
+
+
+def _mean_se(estimates, what):
+    """Mean and standard error of independent estimates of a trace (the spread computed in the
+    units of the largest, so that squares of large estimates do not overflow).  Where the
+    estimates themselves overflow, both are +inf (a trace of a covariance is not negative), with
+    a warning: never NaN, never a finite estimate with an infinite error unsaid."""
+    est = np.asarray(estimates, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        top = float(np.abs(est).max(initial=0.0))
+        if np.isfinite(top) and top > 0:
+            return top * float((est / top).mean()), top * float((est / top).std(ddof=1)) / math.sqrt(est.size)
+    if top == 0:
+        return 0.0, 0.0
+    warnings.warn(f"{what}: the variances of the sampled gradients overflow the float range, so the trace and its "
+                  "standard error are reported as inf", RuntimeWarning, stacklevel=user_stacklevel())
+    return np.inf, np.inf
 
 
 def _group_trace(g, groups):
     """Mean and standard error of the unbiased trace estimate over independent groups of draws."""
     parts = np.array_split(g, groups)
-    est = np.array([p.var(axis=0, ddof=1).sum() for p in parts])
-    return float(est.mean()), float(est.std(ddof=1) / math.sqrt(groups))
+    with np.errstate(over="ignore", invalid="ignore"):
+        est = [p.var(axis=0, ddof=1).sum() for p in parts]
+    return _mean_se(est, "monte_carlo_gradient_noise")
 
 
 def monte_carlo_gradient_noise(strategy, U, V, X_batch, Y_batch, draws=2000, *, seed=0, groups=20, via="network",
@@ -125,7 +157,7 @@ def monte_carlo_gradient_noise(strategy, U, V, X_batch, Y_batch, draws=2000, *, 
         raise InvalidParameterError("local_reparameterization=True exists only in the torch layer: use via='layers'")
     device = resolve_device(device)
     g = _gradient_draws(strategy, U, V, X, Y, draws, seed, via, local_reparameterization, device,
-                        check_bool("progress", progress))
+                        check_bool("progress", progress), names="U, V, X_batch, Y_batch")
     trace, se = _group_trace(g, groups)
     return MonteCarloGradientNoise(
         trace=trace, trace_se=se, mean=g.mean(0), mean_se=g.std(0, ddof=1) / math.sqrt(draws),
