@@ -325,7 +325,7 @@ class StationaryMoments(ResultDisplay):
 
 # ============================================================================ building the problem
 
-def _problem(strategy, X, Y, V, batch_size):
+def _problem(strategy, X, Y, V, batch_size, U0=None):
     validate_strategy(strategy)
     arrays = as_numpy_arrays(X=X, Y=Y) if V is None else as_numpy_arrays(X=X, Y=Y, V=V)
     X, Y = np.asarray(arrays["X"], float), np.asarray(arrays["Y"], float)
@@ -340,7 +340,12 @@ def _problem(strategy, X, Y, V, batch_size):
     n_out, d = Y.shape[0], H.shape[0]
     if V is not None:
         strategy.check_width(d)
+    if U0 is not None and U0.shape != (n_out, d):
+        raise invalid("U0", f"an array of shape (n_out, width) = {(n_out, d)} (width: V.shape[1], or X's rows "
+                      "where V is None)", U0.shape)
     scale = _Scale(H, Y)
+    if U0 is not None:
+        scale.start(U0)
     H, Y = H / scale.features, Y / scale.targets
     if batch_size is not None:
         batch_size = check_positive_int("batch_size", batch_size)
@@ -396,9 +401,23 @@ class _Scale:
     def __init__(self, H, Y):
         self.features = np.float64(np.abs(H).max(initial=0.0) or 1.0)
         self.targets = np.float64(np.abs(Y).max(initial=0.0) or 1.0)
+        self._units()
+
+    def _units(self):
         with np.errstate(over="ignore", under="ignore"):
             self.u = self.targets / self.features  # U = u U'
             self.lr = self.features ** 2  # lr' = lr * c^2
+
+    def start(self, U0):
+        """``U0`` in the problem's units, the targets' scale raised to that of the start's predictions
+        where they are larger (so that a large start overflows no more than the targets would)."""
+        with np.errstate(over="ignore", under="ignore"):
+            predictions = np.float64(np.abs(U0).max(initial=0.0)) * self.features
+        if np.isfinite(predictions) and predictions > self.targets:
+            self.targets = predictions
+            self._units()
+        with np.errstate(over="ignore", under="ignore"):
+            return U0 / self.u
 
     def step(self, lr):
         """The step in the problem's units (inf where it overflows, beyond every stable step),
@@ -479,22 +498,17 @@ def iterate_moments(strategy, X, Y, U0, lr, steps, *, V=None, batch_size=None) -
     >>> bool(np.allclose(moments.covariance[-1], stationary.covariance, atol=1e-5))
     True
     """
-    mom, batch, n_out, d, scale = _problem(strategy, X, Y, V, batch_size)
     lr = _check_lr(lr)
     steps = check_positive_int("steps", steps)
     U0 = np.asarray(as_numpy_arrays(U0=U0)["U0"], float)
-    if U0.shape != (n_out, d):
-        raise invalid("U0", f"an array of shape (n_out, width) = {(n_out, d)}", U0.shape)
+    mom, batch, n_out, d, scale = _problem(strategy, X, Y, V, batch_size, U0)
     n = n_out * d
     check_memory(f"steps={steps}, n_out={n_out}, width={d}", 2 * (steps + 1) * (n * n + n), "iterates' moments")
     eta = scale.step(lr)
     W = mom.W()
     means = np.empty((steps + 1, n))
     covs = np.empty((steps + 1, n, n))
-    with np.errstate(over="ignore", under="ignore"):
-        means[0], covs[0] = U0.reshape(-1) / scale.u, 0.0
-    if not np.all(np.isfinite(means[0])):
-        raise invalid("U0", "a start whose scale, in the units of the features and targets, is a finite float", U0)
+    means[0], covs[0] = scale.start(U0).reshape(-1), 0.0
     A = np.eye(n) - 2 * eta * W
     with np.errstate(over="ignore", invalid="ignore"):
         for t in range(steps):
@@ -504,8 +518,8 @@ def iterate_moments(strategy, X, Y, U0, lr, steps, *, V=None, batch_size=None) -
             covs[t + 1] = (P_next + P_next.T) / 2
             means[t + 1] = m - 2 * eta * mom.mean_gradient(m)
             if not (np.all(np.isfinite(means[t + 1])) and np.all(np.isfinite(covs[t + 1]))):
-                raise invalid("lr", f"a step at which the iterates' moments stay finite float numbers for steps={steps}; "
-                              f"they overflow at step {t + 1}", lr)
+                raise invalid("lr", f"a step at which the iterates' moments stay finite float numbers for steps={steps} "
+                              f"with these X, Y (and V); they overflow at step {t + 1}", lr)
     return IterateMoments(mean=scale.back("mean", means, 1).reshape(steps + 1, n_out, d),
                           covariance=scale.back("covariance", covs, 2), lr=lr, steps=steps,
                           batch_size=batch, per_sample=mom.per_sample, strategy=strategy)
