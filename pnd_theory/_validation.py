@@ -42,6 +42,20 @@ class InvalidParameterError(ValueError, TypeError):
     """
 
 
+class DivergenceError(InvalidParameterError, FloatingPointError):
+    """A training run stopped being finite: its learning rate is too large for its data.
+
+    An :class:`InvalidParameterError` (the message names ``lr`` and the data) and a
+    ``FloatingPointError`` (what arithmetic that left the float range raises).
+    """
+
+
+def diverged(what: str, lr, step: int, data: str = "X and Y") -> DivergenceError:
+    """The one message of a run that diverged: ``lr`` must be smaller for this data."""
+    return DivergenceError(f"lr must be small enough for {what} to stay finite with this {data}; it diverged "
+                           f"(non-finite loss or weights) by step {step}: lower lr (or scale the data); got lr={lr!r}")
+
+
 def invalid(name: str, allowed: str, value) -> InvalidParameterError:
     """The one message shape: ``"{name} must be {allowed}; got {value!r}"``."""
     shown = repr(value)

@@ -10,6 +10,7 @@ DropConnect (one mask per mini-batch) and input-layer PerNodeDrop with correlate
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -367,9 +368,28 @@ def test_lr_schedules():
     assert lr_multiplier("constant", 0.99) == 1.0
 
 
-def test_divergence_is_reported():
-    with pytest.raises(FloatingPointError, match="lower lr"):
+def test_divergence_is_reported_as_the_one_error_naming_lr_and_as_arithmetic():
+    with pytest.raises(FloatingPointError, match="lower lr") as caught:
         _small_run(optimizer="sgd", lr=10.0, init_scale=1.0)
+    assert isinstance(caught.value, pt.InvalidParameterError)
+    assert str(caught.value).startswith("lr must be small enough for training") and "with this X and Y" in str(caught.value)
+
+
+
+def test_adam_runs_that_end_far_above_zero_factors_warn_with_the_numbers():
+    # Adam's steps have the size of lr whatever the gradient: nothing overflows, the end point
+    # is 1e120 times worse than U = V = 0, and the runs say so
+    X, Y = np.random.default_rng(0).normal(size=(2, 2, 8))
+    zero = (Y ** 2).sum(0).mean()
+    for name, run in (("train_ydrop", lambda: pt.train_ydrop(X, Y, 3, epochs=20, lr=1e30)),
+                      ("pt.deep.train", lambda: pt.deep.train(X, Y, (3,), hidden=[pt.Dropout(0.3)], epochs=20, lr=1e30))):
+        with pytest.warns(RuntimeWarning, match=rf"{name}\(lr=1e\+30, epochs=20\) did not converge: its objective "
+                          rf".* times that of zero factors \({zero:.6g}, an upper bound on the optimum\)"):
+            result = run()
+        assert result.objective > 1e100 * zero
+    with warnings.catch_warnings():  # a run that converges says nothing
+        warnings.simplefilter("error")
+        pt.deep.train(X, Y, (3,), hidden=[pt.Dropout(0.3)], epochs=300, lr=0.01)
 
 
 @pytest.mark.parametrize("kwargs, error, match", [

@@ -18,14 +18,15 @@ of the weights would not be.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from .._validation import (as_numpy_arrays, check_bool, check_data, check_dtype, check_positive_int, check_real,
-                           check_seed, resolve_device)
-from ..studies.training import lr_multiplier
+                           check_seed, diverged, resolve_device)
+from ..studies.training import lr_multiplier, objective_rise
 from .closed import penalty_of_deep_law
 from .network import check_layer_sizes, check_problem, check_widths, deep_law, product
 
@@ -162,7 +163,7 @@ def train(X, Y, widths, hidden=None, weight_noise=None, epochs=3000, lr=0.01, ba
         loss.backward()
         optimizer.step()
         if not math.isfinite(float(loss.detach())):
-            raise FloatingPointError(f"the loss became non-finite at step {step}: lower lr (got lr={lr})")
+            raise diverged("training", lr, step)
         with torch.no_grad():
             if step >= start_average:
                 acc += product(Ws).to(torch.float64)
@@ -174,6 +175,13 @@ def train(X, Y, widths, hidden=None, weight_noise=None, epochs=3000, lr=0.01, ba
     weights = [W.detach().cpu().numpy().astype(np.float64) for W in Ws]
     A = product(weights)
     A_avg = (acc / max(count, 1)).cpu().numpy()
+    objective = history["objective"][-1]
+    if not (np.isfinite(objective) and np.isfinite(A).all() and np.isfinite(A_avg).all()):
+        raise diverged("training", lr, total)
+    rise = objective_rise(objective, Y)
+    if rise:
+        warnings.warn(f"pt.deep.train(lr={lr:g}, epochs={epochs}) did not converge: {rise}; lower lr or train longer",
+                      RuntimeWarning, stacklevel=2)
     return DeepTrainingResult(weights, history["objective"][-1], A, A_avg, np.linalg.svd(A, compute_uv=False),
                               np.linalg.svd(A_avg, compute_uv=False), history)
 

@@ -52,8 +52,9 @@ import numpy as np
 import torch
 
 from .._backend import max_abs, namespace
-from .._validation import (Constraint, Flag, InvalidParameterError, OneOf, PositiveInt, RealIn, Seed, as_arrays,
-                           check_arguments, check_data, check_dtype, check_problem_sizes, invalid, resolve_device)
+from .._validation import (Constraint, DivergenceError, Flag, InvalidParameterError, OneOf, PositiveInt, RealIn, Seed,
+                           as_arrays, check_arguments, check_data, check_dtype, check_problem_sizes, diverged, invalid,
+                           resolve_device)
 from ..nn.network import DEFAULT_INIT_SCALE, LinearNetwork, _initial_factor, check_init_scale
 from .._display import ResultDisplay
 from ..gradient_covariance import gradient_noise
@@ -352,8 +353,8 @@ def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0,
 
     Raises
     ------
-    FloatingPointError
-        If the loss becomes non-finite (the learning rate is too large for the data; data whose
+    DivergenceError
+        (an ``InvalidParameterError`` naming ``lr``, and a ``FloatingPointError``) If the loss becomes non-finite (the learning rate is too large for the data; data whose
         squares overflow float64 are refused before training, naming ``X`` or ``Y``).
 
     Warns
@@ -567,12 +568,10 @@ def _loop(run: _Run, a: dict) -> None:
                 run.bar.update(1)
 
 
-def _divergence(a: dict, step: int) -> FloatingPointError:
+def _divergence(a: dict, step: int) -> DivergenceError:
     """The error of a run that stopped being finite: the learning rate (data whose squares
     overflow were refused before the run, in :func:`_checked_arguments`)."""
-    return FloatingPointError(
-        f"training diverged (non-finite loss, weights, product or objective) by step {step}: lr={a['lr']} is too "
-        "large for this data; lower lr (or scale the data)")
+    return diverged("training (loss, weights, product and objective)", a["lr"], step)
 
 
 def _record(run: _Run, a: dict, step: int, step_lr: float, batch_loss: float, mean_batch_loss: float) -> None:
@@ -610,6 +609,16 @@ STATIONARITY_TOLERANCE = 3.0
 OBJECTIVE_RISE = 10.0
 
 
+def objective_rise(objective: float, Y) -> str | None:
+    r"""The finding, in words, of an end objective ``OBJECTIVE_RISE`` times that of zero factors
+    (:math:`\frac1N\|Y\|^2`, an upper bound on the optimum of any of these objectives), or None."""
+    zero = float((np.asarray(Y, dtype=np.float64) ** 2).sum(axis=0).mean())
+    if objective > OBJECTIVE_RISE * zero:
+        return (f"its objective {objective:.6g} is {objective / zero:.3g} times that of zero factors "
+                f"({zero:.6g}, an upper bound on the optimum)")
+    return None
+
+
 def _convergence(run: _Run, a: dict, U, V, objective: float) -> None:
     r"""Warn, with the numbers, when the run ended far from a stationary point of :math:`L + R`:
     the relative gradient :math:`\|\nabla(L+R)\|\,\|(U, V)\| / (L + R)` over
@@ -623,15 +632,14 @@ def _convergence(run: _Run, a: dict, U, V, objective: float) -> None:
     gradient = float(torch.sqrt((gU ** 2).sum() + (gV ** 2).sum()))
     size = float(torch.sqrt((U.detach() ** 2).sum() + (V.detach() ** 2).sum()))
     relative = gradient * size / objective if objective > 0 else 0.0
-    zero = float((run.Y_64 ** 2).sum(dim=0).mean())
     best = min(run.rec["objective"])
     found = []
     if not math.isfinite(relative) or relative > STATIONARITY_TOLERANCE:
         found.append(f"its relative gradient |grad(L+R)| |(U, V)| / (L+R) is {relative:.3g} "
                      f"(> {STATIONARITY_TOLERANCE:g}: far from a stationary point)")
-    if objective > OBJECTIVE_RISE * zero:
-        found.append(f"its objective {objective:.6g} is {objective / zero:.3g} times that of zero factors "
-                     f"({zero:.6g}, an upper bound on the optimum)")
+    rise = objective_rise(objective, run.Y_64.detach().cpu().numpy().T)
+    if rise:
+        found.append(rise)
     elif objective > OBJECTIVE_RISE * best:
         found.append(f"its objective {objective:.6g} is {objective / best:.3g} times the lowest along the run "
                      f"({best:.6g})")

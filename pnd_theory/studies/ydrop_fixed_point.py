@@ -65,17 +65,18 @@ self-consistent optimum.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from .._validation import (as_numpy_arrays, as_real_array, check_bool, check_choice, check_data, check_positive_int,
-                          check_real, check_seed, invalid)
+                          check_real, check_seed, diverged, invalid)
 from ..regularizers.minimizers import global_minimizer
 from ..routes.penalty import expected_loss
 from ..laws.strategies import NodeDropout
-from .training import lr_multiplier
+from .training import lr_multiplier, objective_rise
 from ..nn.ydrop import (DEFAULT_EPS, DEFAULT_RATE_RANGE, IMPORTANCE_MEASURES, YDrop, _check_rule, unit_importance,
                         ydrop_rates)
 
@@ -444,9 +445,13 @@ def train_ydrop(X, Y, width, p=0.5, *, beta=0.999, epochs=3000, lr=0.01, seed=0,
     if bar is not None:
         bar.close()
     if not bool(torch.isfinite(loss)):
-        raise FloatingPointError(f"Y-Drop training diverged: lr={lr} is too large for this data")
+        raise diverged("Y-Drop training", lr, epochs)
     rates = (rate_sum / (epochs - average_from)).numpy()
     U_np, V_np = U.detach().numpy().copy(), V.detach().numpy().copy()
     objective = expected_loss(NodeDropout(tuple(float(r) for r in rates)), U_np, V_np, X, Y)
+    rise = objective_rise(objective, Y)
+    if rise:
+        warnings.warn(f"train_ydrop(lr={lr:g}, epochs={epochs}) did not converge: {rise}; lower lr or train longer",
+                      RuntimeWarning, stacklevel=2)
     return YDropTraining(U=U_np, V=V_np, rates=rates, objective=float(objective), rate_history=np.asarray(history),
                          steps=epochs, seed=seed)
