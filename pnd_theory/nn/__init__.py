@@ -1,13 +1,14 @@
 r"""Torch layers that realise the noise laws, and the networks made of them.
 
-* :mod:`~pnd_theory.nn.layers`: :class:`PerNodeDropLinear` (a fresh mask per sample and
-  connection, exact fused kernels), :class:`DropConnectLinear`, :class:`GaussianDropout`,
-  :class:`BlockDropout`, :class:`NodeDropout`, :func:`per_sample_masked_linear`;
-* :mod:`~pnd_theory.nn.network`: :class:`LinearNetwork`, the network ``U diag(mask) V^T x``
-  with a law's sampled masks;
-* :mod:`~pnd_theory.nn.table`: the table from a law's structure to the layers that realise it
-  (:func:`hidden_module`: the hidden-unit module of a strategy, for networks of one's own);
-* :mod:`~pnd_theory.nn.ydrop`: Y-Drop's conductance rule and its layer :class:`YDrop`.
+* weight noise: :class:`PerNodeDropLinear` (a fresh mask per sample and connection, exact
+  fused kernels), :func:`per_sample_masked_linear` (its functional form) and
+  :class:`DropConnectLinear` (one mask per batch);
+* hidden-unit noise: :class:`GaussianDropout`, :class:`BlockDropout`, :class:`NodeDropout` and
+  :class:`YDrop` (per-unit rates from the units' conductance);
+* :class:`LinearNetwork`, the network :math:`(U \circ M_U)\,\mathrm{diag}(\xi)\,(V \circ M_V)^\top x`
+  with a law's sampled masks (also ``pt.LinearNetwork``);
+* :func:`hidden_module`: the hidden-unit module of a strategy, for networks of one's own
+  (``pt.layers_for`` gives every layer that realises a law).
 
 Examples
 --------

@@ -6,26 +6,16 @@ units ``h \circ m`` (Gaussian dropout, DropBlock over units, per-unit dropout).
 
 Conventions
 -----------
-``p`` is a *drop* probability in ``[0, 1)`` exactly as in :class:`torch.nn.Dropout`;
-the keep probability is ``1 - p`` and ``lam = p / (1 - p)``. Every mask has mean 1
-(inverted scaling):
+``p`` is a *drop* probability in ``[0, 1)`` exactly as in :class:`torch.nn.Dropout`, and
+:math:`\lambda = p / (1 - p)`.  Every mask has mean 1 (inverted scaling) and variance
+:math:`\lambda`: ``stir="drop"`` gives :math:`M = B / (1 - p)`, :math:`B \sim
+\mathrm{Bernoulli}(1 - p)`; ``stir="gaussian"`` gives :math:`M \sim \mathcal N(1, \lambda)`.
+``p = 0`` means no noise at all: the plain layer (no sampling, no scaling).
 
-* ``stir="drop"``: ``M = B / (1 - p)`` with ``B ~ Bernoulli(1 - p)``, i.e. ``M`` is
-  ``0`` with probability ``p`` and ``1/(1-p)`` with probability ``1 - p``;
-* ``stir="gaussian"``: ``M ~ N(1, lam)``.
-
-Both have ``E[M] = 1`` and ``Var[M] = lam``. ``p = 0`` means no noise at all: the
-modules then compute exactly the plain layer (no sampling, no scaling).
-
-All masks are drawn by the package's one sampler module, :mod:`pnd_theory.laws._sampling`:
-:func:`~pnd_theory.laws._sampling.sample_mask` for masks that exist as tensors, and the fused
-operator :func:`~pnd_theory.kernels.ops.masked_linear` for the exact per-sample layers, whose
-masks are computed inside the products and never stored.  Bad arguments raise
-:class:`~pnd_theory._validation.InvalidParameterError` (a ``ValueError`` and a ``TypeError``).
-
-The layers stand on the sampler (:mod:`pnd_theory.laws._sampling`) and the kernels
-(:mod:`pnd_theory.kernels`); :class:`LinearNetwork` is
-re-exported here from :mod:`pnd_theory.nn.network`.
+Masks that exist as tensors are drawn by the package's one sampler (``laws._sampling``); the
+exact per-sample layers compute theirs inside the fused products of ``pnd_theory.kernels`` and
+never store them.  Bad arguments raise ``pt.InvalidParameterError`` (a ``ValueError`` and a
+``TypeError``).  ``LinearNetwork`` is re-exported here from ``pnd_theory.nn.network``.
 """
 from __future__ import annotations
 
@@ -97,15 +87,15 @@ def per_sample_masked_linear(
     seed: Optional[int] = None,
     gaussian_draw: str = "masks",
 ) -> Tensor:
-    r"""``z_k = (W \circ M_k) x_k + b``, an independent mask ``M_k`` for every sample ``k``.
+    r""":math:`z_k = (W \circ M_k)\, x_k + b`, an independent mask :math:`M_k` for every sample :math:`k`.
 
     The exact PerNodeDrop linear map, functional form (used by :class:`PerNodeDropLinear`
     and ``DropConnectLinear(per_sample=True)``).  Each mask value is computed from a
     counter-based generator keyed by ``(seed, sample, output, input)`` inside the products of
-    forward, input gradient and weight gradient (:func:`pnd_theory.kernels.ops.masked_linear`;
-    the generator is specified in :mod:`pnd_theory.kernels.counter`): backward regenerates the
-    forward's masks, nothing of size ``batch x out x in`` is stored, and the result depends
-    neither on chunking nor on the number of threads.
+    forward, input gradient and weight gradient (fused torch operators, numba kernels on CPU
+    and Triton on CUDA): backward regenerates the forward's masks, nothing of size
+    ``batch x out x in`` is stored, and the result depends neither on chunking nor on the
+    number of threads.
 
     Parameters
     ----------
@@ -149,11 +139,28 @@ def per_sample_masked_linear(
     Notes
     -----
     Gradients with respect to input, weight and bias are the exact gradients of
-    ``sum_k (W o M_k) x_k + b`` for the sampled masks, to any order (the derivatives of the
+    :math:`(W \circ M_k)\, x_k + b` for the sampled masks, to any order (the derivatives of the
     forward and gradient products are each other, with the same masks).  Memory: besides the
     output, a backward holds at most four partial ``(out, in)`` weight gradients (one pass
     computes both gradients), never a ``(batch, out, in)`` tensor.  Inside
     ``torch.autocast`` the product runs in the autocast dtype, like :func:`torch.nn.functional.linear`.
+
+    Examples
+    --------
+    One seed, one set of masks, a fresh one per sample: identical inputs give different outputs,
+    of mean the plain layer's (masks of mean 1); ``p = 0`` is ``F.linear``:
+
+    >>> import torch
+    >>> import pnd_theory as pt
+    >>> W = torch.tensor([[1.0, -2.0, 0.5], [0.3, 0.0, 1.0]], dtype=torch.float64)
+    >>> x = torch.ones(50_000, 3, dtype=torch.float64)
+    >>> z = pt.nn.per_sample_masked_linear(x, W, p=0.5, seed=7)
+    >>> bool(torch.equal(z, pt.nn.per_sample_masked_linear(x, W, p=0.5, seed=7)))
+    True
+    >>> bool(torch.equal(z[0], z[1])), bool(torch.allclose(z.mean(0), W @ x[0], atol=0.03))
+    (False, True)
+    >>> bool(torch.equal(pt.nn.per_sample_masked_linear(x, W, p=0.0), x @ W.T))
+    True
     """
     if not isinstance(weight, Tensor) or weight.dim() != 2:
         raise invalid("weight", "a 2-D tensor (out, in)", getattr(weight, "shape", weight))
@@ -255,15 +262,15 @@ class _NoisyLinearBase(_NotScriptable, nn.Module):
 
 
 class PerNodeDropLinear(_NoisyLinearBase):
-    r"""``z_k = (W \circ M_k) x_k + b``, an independent mask ``M_k`` per sample and connection.
+    r""":math:`z_k = (W \circ M_k)\, x_k + b`, an independent mask :math:`M_k` per sample and connection.
 
-    PerNodeDrop linear layer: in training every sample ``k`` of the batch gets its
-    own ``(out, in)`` mask, i.i.d. over samples and connections, with
-    ``M_k`` Bernoulli ``{0, 1/(1-p)}`` (``stir="drop"``) or ``N(1, lam)``
-    (``stir="gaussian"``), ``lam = p/(1-p)``. The bias is not masked. Hence, for
-    an input ``x``, ``E[z_j] = (W x)_j + b_j`` and
-    ``Var[z_j] = lam * sum_i W_ji^2 x_i^2``, independently across units ``j``
-    (the rows of ``M_k`` are independent) and samples.
+    PerNodeDrop linear layer: in training every sample :math:`k` of the batch gets its
+    own ``(out, in)`` mask, i.i.d. over samples and connections, with entries
+    Bernoulli on :math:`\{0, 1/(1-p)\}` (``stir="drop"``) or :math:`\mathcal N(1, \lambda)`
+    (``stir="gaussian"``), :math:`\lambda = p/(1-p)`. The bias is not masked. Hence, for
+    an input :math:`x`, :math:`E[z_j] = (W x)_j + b_j` and
+    :math:`\mathrm{Var}[z_j] = \lambda \sum_i W_{ji}^2 x_i^2`, independently across units
+    :math:`j` (the rows of :math:`M_k` are independent) and samples.
 
     The exact path computes every mask value inside the products of forward and backward
     from a counter-based generator keyed by ``(seed, sample, output, input)`` (numba kernels on
@@ -342,6 +349,27 @@ class PerNodeDropLinear(_NoisyLinearBase):
     seed per batch entry).  Refused, with a message naming what works:
     ``vmap(..., randomness="same")`` (every entry would get the same masks), forward-mode
     differentiation (``jacfwd``, ``jvp``) and ``torch.jit.script``.
+
+    Examples
+    --------
+    Over many samples of one input, the outputs have the mean and variance stated above; in
+    evaluation mode the layer is the plain linear map (``pt.nn.STIRS``: the kinds of mask):
+
+    >>> import torch
+    >>> import pnd_theory as pt
+    >>> pt.nn.STIRS
+    ('drop', 'gaussian')
+    >>> _ = torch.manual_seed(0)  # the weights' initialization, as for torch.nn.Linear
+    >>> layer = pt.nn.PerNodeDropLinear(3, 2, p=0.5, bias=False, dtype=torch.float64,
+    ...                                 generator=torch.Generator().manual_seed(0))
+    >>> x, W = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64), layer.weight.detach()
+    >>> z = layer(x.expand(100_000, 3)).detach()
+    >>> bool(torch.allclose(z.mean(0), W @ x, atol=0.01))
+    True
+    >>> bool(torch.allclose(z.var(0), layer.lam * (W**2 * x**2).sum(1), rtol=0.02))
+    True
+    >>> bool(torch.equal(layer.eval()(x), W @ x))
+    True
     """
 
     def __init__(
@@ -437,7 +465,7 @@ class PerNodeDropLinear(_NoisyLinearBase):
 
 
 class DropConnectLinear(_NoisyLinearBase):
-    r"""``z_k = (W \circ M) x_k + b``, one Bernoulli mask ``M`` per forward call shared by the batch.
+    r""":math:`z_k = (W \circ M)\, x_k + b`, one Bernoulli mask :math:`M` per forward call shared by the batch.
 
     Per-batch DropConnect as framework DropConnect layers implement it: in
     training one ``(out, in)`` mask with entries ``0`` (probability ``p``) and
@@ -463,6 +491,21 @@ class DropConnectLinear(_NoisyLinearBase):
         Factory arguments.
     generator : torch.Generator, optional
         Used for all sampling when given; otherwise the global RNG.
+
+    Examples
+    --------
+    One mask for the batch: identical samples give identical outputs (not so with a mask per
+    sample); in evaluation mode, the plain linear map:
+
+    >>> import torch
+    >>> import pnd_theory as pt
+    >>> x, seeded, same = torch.ones(5, 4), torch.Generator().manual_seed(0), lambda z: bool((z == z[0]).all())
+    >>> shared = pt.nn.DropConnectLinear(4, 3, p=0.5, generator=seeded)
+    >>> per_sample = pt.nn.DropConnectLinear(4, 3, p=0.5, per_sample=True, generator=seeded)
+    >>> same(shared(x)), same(per_sample(x))
+    (True, False)
+    >>> bool(torch.equal(shared.eval()(x), torch.nn.functional.linear(x, shared.weight, shared.bias)))
+    True
     """
 
     def __init__(
@@ -502,9 +545,9 @@ class DropConnectLinear(_NoisyLinearBase):
 # hidden-unit noise (last dimension of a (batch, ..., width) tensor)
 # ----------------------------------------------------------------------------
 class GaussianDropout(_NotScriptable, nn.Module):
-    r"""``h \circ m``, ``m ~ N(1, lam)`` i.i.d. per sample and unit, ``lam = p/(1-p)``.
+    r""":math:`h \circ m`, :math:`m \sim \mathcal N(1, \lambda)` i.i.d. per sample and unit, :math:`\lambda = p/(1-p)`.
 
-    Gaussian dropout: same mean (1) and variance (``lam``) per unit as inverted
+    Gaussian dropout: same mean (1) and variance (:math:`\lambda`) per unit as inverted
     Bernoulli dropout with drop probability ``p``. Acts on any shape
     (``(batch, ..., width)``: every element its own draw). Identity in eval
     mode and for ``p = 0``.
@@ -515,6 +558,18 @@ class GaussianDropout(_NotScriptable, nn.Module):
         Drop probability in ``[0, 1)`` of the matching Bernoulli dropout.
     generator : torch.Generator, optional
         Used for all sampling when given; otherwise the global RNG.
+
+    Examples
+    --------
+    The masks have mean 1 and variance :math:`\lambda` (here 1), like those of Bernoulli
+    dropout at the same ``p``; in evaluation mode the module is the identity:
+
+    >>> import torch
+    >>> import pnd_theory as pt
+    >>> noise = pt.nn.GaussianDropout(0.5, generator=torch.Generator().manual_seed(0))
+    >>> m = noise(torch.ones(200_000, dtype=torch.float64))
+    >>> noise.lam, round(float(m.mean()), 2), round(float(m.var()), 2), noise.eval()(m) is m
+    (1.0, 1.0, 1.0, True)
     """
 
     def __init__(self, p: float = 0.5, generator: Optional[torch.Generator] = None) -> None:
@@ -544,7 +599,7 @@ class GaussianDropout(_NotScriptable, nn.Module):
 
 
 class BlockDropout(_NotScriptable, nn.Module):
-    r"""``h_{k,u} \cdot B_{k, \lfloor u / s \rfloor} / (1 - p)``: DropBlock over hidden units.
+    r""":math:`h_{k,u}\, B_{k, \lfloor u / s \rfloor} / (1 - p)`: DropBlock over hidden units.
 
     The last dimension (``width`` units) is split into ``width / block_size``
     blocks of ``s = block_size`` contiguous units; each block of each sample
@@ -563,6 +618,17 @@ class BlockDropout(_NotScriptable, nn.Module):
         Positive number of contiguous units per block (1 = standard dropout).
     generator : torch.Generator, optional
         Used for all sampling when given; otherwise the global RNG.
+
+    Examples
+    --------
+    The units of a block are kept (scaled by :math:`1/(1-p)`) or dropped together:
+
+    >>> import torch
+    >>> import pnd_theory as pt
+    >>> drop = pt.nn.BlockDropout(0.5, block_size=3, generator=torch.Generator().manual_seed(0))
+    >>> m = drop(torch.ones(1000, 6)).reshape(1000, 2, 3)  # two blocks of three units
+    >>> bool((m == m[..., :1]).all()), sorted(m.unique().tolist()), round(float(m.mean()), 1)
+    (True, [0.0, 2.0], 1.0)
     """
 
     def __init__(self, p: float = 0.5, block_size: int = 1, generator: Optional[torch.Generator] = None) -> None:
@@ -599,7 +665,7 @@ class BlockDropout(_NotScriptable, nn.Module):
 
 
 class NodeDropout(_NotScriptable, nn.Module):
-    r"""``h_{k,u} \cdot B_{k,u} / (1 - p_u)``, ``B_{k,u} ~ Bernoulli(1 - p_u)``: a drop rate per unit.
+    r""":math:`h_{k,u}\, B_{k,u} / (1 - p_u)`, :math:`B_{k,u} \sim \mathrm{Bernoulli}(1 - p_u)`: a drop rate per unit.
 
     Dropout where hidden unit ``u`` has its own drop probability ``p_u``
     (inverted scaling per unit), draws independent across units and samples:
@@ -614,6 +680,19 @@ class NodeDropout(_NotScriptable, nn.Module):
         probabilities in ``[0, 1)``, one per unit.
     generator : torch.Generator, optional
         Used for all sampling when given; otherwise the global RNG.
+
+    Examples
+    --------
+    Each unit is dropped at its own rate, and its mask has variance :math:`p_u / (1 - p_u)`:
+
+    >>> import torch
+    >>> import pnd_theory as pt
+    >>> drop = pt.nn.NodeDropout([0.0, 0.5, 0.8], generator=torch.Generator().manual_seed(0))
+    >>> [round(v, 6) for v in drop.lam.tolist()]
+    [0.0, 1.0, 4.0]
+    >>> m = drop(torch.ones(100_000, 3, dtype=torch.float64))
+    >>> [round(float(rate), 2) for rate in (m == 0).double().mean(0)]  # the drop rates
+    [0.0, 0.5, 0.8]
     """
 
     def __init__(self, p: Sequence[float], generator: Optional[torch.Generator] = None) -> None:

@@ -82,7 +82,14 @@ def _lookup(name, comp, per_sample, options):
 
 def layers_for(law, *, generator=None, device=None, dtype=torch.float64, local_reparameterization=False,
                bias=False) -> Layers:
-    r"""The torch modules ``(first, hidden, second)`` that realise ``law`` (see module docstring).
+    r"""The torch modules ``(first, hidden, second)`` that realise ``law``.
+
+    The network ``Sequential(first, hidden, second)`` has ``first`` a linear map
+    ``n_in -> d`` of weight :math:`V^\top`, ``hidden`` a module on the hidden units and
+    ``second`` a linear map ``d -> n_out`` of weight :math:`U`.  The layers are read from the
+    structure of each random component of the law (its scalar law's class, one law or one per
+    variable, blocks, per-sample or shared draws); a structure that no torch layer realises is
+    refused, naming it.
 
     Parameters
     ----------
@@ -145,7 +152,32 @@ def network_for(law, U, V, **options) -> tnn.Sequential:
 
 def hidden_module(strategy, width, generator=None):
     """The hidden-unit torch module of a hidden-unit strategy at a width (for networks of one's
-    own, e.g. noise after a ReLU layer); refuses a strategy with weight noise."""
+    own, e.g. noise after a ReLU layer); refuses a strategy with weight noise.
+
+    Parameters
+    ----------
+    strategy : Strategy
+        A hidden-unit strategy (``pt.Dropout(p)``, ``pt.DropBlock(p, b)``, ...).
+    width : int
+        Number of hidden units.
+    generator : torch.Generator, optional
+        Source of the module's masks.
+
+    Returns
+    -------
+    torch.nn.Module
+
+    Examples
+    --------
+    >>> import torch
+    >>> import pnd_theory as pt
+    >>> pt.nn.hidden_module(pt.DropBlock(0.5, 2), 6)
+    BlockDropout(p=0.5, block_size=2)
+    >>> noise = pt.nn.hidden_module(pt.GaussianDropout(0.2), 6)
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 6), torch.nn.ReLU(), noise, torch.nn.Linear(6, 1))
+    >>> net(torch.ones(5, 3)).shape, round(noise.lam, 6)  # the mask variance p / (1 - p)
+    (torch.Size([5, 1]), 0.25)
+    """
     law = validate_strategy(strategy).law(1, width, 1)
     if set(law.components) - {"hidden"}:
         raise InvalidParameterError(

@@ -160,7 +160,9 @@ def unit_importance(U, V, X=None, *, hidden=None, measure="rms"):
         \text{abs\_mean:}\ \Big|\frac1N \sum_k \sum_c Y_{ci}(x_k)\Big| = \Big|\sum_c U_{ci}\Big|\,
             \Big|\frac1N \sum_k h_{ki}\Big|
 
-    with :math:`h_{ki} = v_i^\top x_k` (module docstring for the choice).
+    with :math:`h_{ki} = v_i^\top x_k`.  Only the root mean square depends on the factors
+    through the unit's contribution alone, so only it leaves uniform rates a fixed point of the
+    rule (:ref:`theory-ydrop` of the theory page).
 
     Parameters
     ----------
@@ -287,7 +289,10 @@ class YDrop(nn.Module):
         B_{k,i} \sim \mathrm{Bernoulli}(1 - \bar p_i), \qquad
         \bar p \leftarrow \beta\,\bar p + (1 - \beta)\,p(\mathcal{I})
 
-    with :math:`p(\mathcal{I})` the rule of :func:`ydrop_rates` (module docstring).  In
+    with :math:`p(\mathcal{I})` the rule of :func:`pnd_theory.ydrop_rates` (importances
+    standardised across the units, turned by a logistic function into keep probabilities that
+    fall with importance, scaled to the mean keep probability :math:`1 - p`; :ref:`theory-ydrop`
+    of the theory page).  In
     training mode :meth:`forward` refreshes the running rates from the importances it is given
     (or computes them from ``output_weight``), then draws a mask per sample and unit with the
     running rates; in evaluation mode it is the identity.  Starts from the uniform rates ``p``.
@@ -300,8 +305,8 @@ class YDrop(nn.Module):
         Mean drop rate, in [0, 1).
     beta : float
         Weight of the past in the running average of the rates, in [0, 1); 0 refreshes the
-        rates from each batch alone.  The public implementation described in the module
-        docstring uses 0.99 (weight 0.01 on the new rates).
+        rates from each batch alone.  The public implementation ``ntua-el20160/Y-drop-DeiT``
+        (GitHub) uses 0.99 (weight 0.01 on the new rates).
     eps, rate_range
         Of the rule (:func:`ydrop_rates`).
     generator : torch.Generator, optional
@@ -314,6 +319,22 @@ class YDrop(nn.Module):
     ----------
     rates : torch.Tensor (width,)
         The running drop rates :math:`\bar p` (a buffer).
+
+    Examples
+    --------
+    With ``beta = 0`` the rates are the rule's for the importances given, and important units
+    are dropped more often; in evaluation mode the layer is the identity:
+
+    >>> import numpy as np
+    >>> import torch
+    >>> import pnd_theory as pt
+    >>> layer = pt.nn.YDrop(4, p=0.5, beta=0.0, generator=torch.Generator().manual_seed(0))
+    >>> importance = np.array([0.2, 0.3, 0.8, 2.5])
+    >>> h = layer(torch.ones(3, 4, dtype=torch.float64), importance=importance)
+    >>> bool(np.allclose(layer.rates.numpy(), pt.ydrop_rates(importance, p=0.5)))
+    True
+    >>> bool(np.all(np.diff(layer.rates.numpy()) > 0)), layer.eval()(h) is h
+    (True, True)
     """
 
     def __init__(self, width, p=0.5, beta=0.999, *, eps=DEFAULT_EPS, rate_range=DEFAULT_RATE_RANGE,
