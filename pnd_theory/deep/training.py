@@ -178,7 +178,7 @@ def train(X, Y, widths, hidden=None, weight_noise=None, epochs=3000, lr=0.01, ba
     objective = history["objective"][-1]
     if not (np.isfinite(objective) and np.isfinite(A).all() and np.isfinite(A_avg).all()):
         raise diverged("training", lr, total)
-    rise = objective_rise(objective, Y)
+    rise = objective_rise(objective, Yn)
     if rise:
         warnings.warn(f"pt.deep.train(lr={lr:g}, epochs={epochs}) did not converge: {rise}; lower lr or train longer",
                       RuntimeWarning, stacklevel=2)

@@ -637,7 +637,7 @@ def _convergence(run: _Run, a: dict, U, V, objective: float) -> None:
     if not math.isfinite(relative) or relative > STATIONARITY_TOLERANCE:
         found.append(f"its relative gradient |grad(L+R)| |(U, V)| / (L+R) is {relative:.3g} "
                      f"(> {STATIONARITY_TOLERANCE:g}: far from a stationary point)")
-    rise = objective_rise(objective, run.Y_64.detach().cpu().numpy().T)
+    rise = objective_rise(objective, run.Y_64.detach().cpu().numpy())
     if rise:
         found.append(rise)
     elif objective > OBJECTIVE_RISE * best:

@@ -72,7 +72,7 @@ import numpy as np
 import torch
 
 from .._validation import (as_numpy_arrays, as_real_array, check_bool, check_choice, check_data, check_positive_int,
-                          check_real, check_seed, diverged, invalid)
+                          check_problem_sizes, check_real, check_seed, diverged, invalid)
 from ..regularizers.minimizers import global_minimizer
 from ..routes.penalty import expected_loss
 from ..laws.strategies import NodeDropout
@@ -90,6 +90,7 @@ def _problem(X, Y, width):
     width = check_positive_int("width", width)
     if width < 2:
         raise invalid("width", "at least 2 (the rule standardises importances across units)", width)
+    check_problem_sizes(X.shape[0], width, Y.shape[0], X.shape[1])
     return X, Y, width
 
 
