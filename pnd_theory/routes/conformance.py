@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from .._validation import InvalidParameterError, check_positive_int, check_seed
+from .._validation import InvalidParameterError, check_positive_int, check_seed, invalid
 from .exact import exact_expected_loss
 from ..gradient_covariance import gradient_noise, monte_carlo_gradient_noise
 from ..regularizers.induced import balanced_factors, induced_penalty
@@ -183,8 +184,11 @@ def check_strategy(strategy, *, n_in=3, width=None, n_out=2, n_samples=6, sample
     samples = check_positive_int("samples", samples)
     seed = check_seed(seed)
     width = strategy.check_width(_sizes(strategy, width))
-    unknown = [r for r in routes if r not in ROUTES]
-    if unknown or isinstance(routes, str):
+    if isinstance(routes, str) or not isinstance(routes, Iterable):
+        raise invalid("routes", f"a sequence of names from {ROUTES}", routes)
+    routes = tuple(routes)
+    unknown = [r for r in routes if not isinstance(r, str) or r not in ROUTES]
+    if unknown:
         raise InvalidParameterError(f"routes must be a sequence of names from {ROUTES}; got {routes!r}")
     U, V, X, Y = random_problem(n_in=n_in, width=width, n_out=n_out, n_samples=n_samples, seed=seed)
     S = second_moment(X)

@@ -9,7 +9,8 @@ import numbers
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._validation import InvalidParameterError, as_numpy_arrays, check_bool, check_choice, check_data, check_positive_int, check_seed
+from .._validation import (InvalidParameterError, as_numpy_arrays, check_bool, check_choice, check_data, check_memory,
+                           check_positive_int, check_problem_sizes, check_seed)
 from ..gradient_covariance.results import StationarySpread
 from ..regularizers.minimizers import global_minimizer
 from ..laws.strategies import validate_strategy
@@ -172,6 +173,9 @@ def stationary_spread(strategy, X, Y, width, lr, steps, seeds=8, *, batch_size=N
     Xn, Yn = a["X"], a["Y"]
     N = Xn.shape[1]
     width = check_positive_int("width", width)
+    check_problem_sizes(Xn.shape[0], width, Yn.shape[0], N)
+    check_memory(f"seeds={len(seeds)}, snapshots={snapshots}, n_out={Yn.shape[0]}, n_in={Xn.shape[0]}",
+                 2 * len(seeds) * snapshots * Yn.shape[0] * Xn.shape[0], "snapshots of the product U V^T")
     bs = N if batch_size is None else check_positive_int("batch_size", batch_size)
     if bs > N:
         raise InvalidParameterError(f"batch_size must be at most the number of samples N = {N}, got {batch_size}")
