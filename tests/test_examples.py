@@ -34,11 +34,7 @@ RESULT_OF = {
 DATA_IN = {"pt.STRATEGY_NAMES": "pt.strategy_from_name", "pt.nn.STIRS": "pt.nn.PerNodeDropLinear"}
 CONSTANTS = (str, int, float, tuple, dict)
 # names still without an example of their own (each is checked to have none: the list only shrinks)
-NOT_YET = ("pt.deep.expected_loss", "pt.deep.expected_penalty", "pt.deep.plain_loss", "pt.deep.mean_map",
-           "pt.deep.exact_expected_loss", "pt.deep.monte_carlo_loss", "pt.deep.derive", "pt.deep.DeepDerivation",
-           "pt.deep.DeepCompactForm", "pt.deep.induced_penalty", "pt.deep.envelope_coefficient",
-           "pt.deep.equalized_factors", "pt.deep.global_minimizer", "pt.deep.train", "pt.deep.DeepLaw",
-           "pt.deep.deep_law")
+NOT_YET = ()
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 

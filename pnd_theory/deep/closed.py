@@ -115,8 +115,11 @@ def expected_penalty(weights, second_moment=None, hidden=None, weight_noise=None
         H_0 = S,\quad H \to W H W^\top + \mathrm{diag}((v \circ W \circ W)\,\mathrm{diag} H),
         \quad H \to (\mathbf 1 \mathbf 1^\top + C) \circ H
 
-    (module docstring).  At depth 2, ``weights = [V.T, U]``, it is
-    :func:`pnd_theory.expected_penalty` of the matching single-layer strategy.
+    with :math:`\bar W = W_L \cdots W_1`, :math:`H_l` the second moment of the activations of
+    layer :math:`l`, :math:`v` the variances of the entries of a noisy matrix's mask and
+    :math:`C` the covariance of a noisy hidden layer's mask (:ref:`theory-depth` of the theory
+    page).  At depth 2, ``weights = [V.T, U]``, it is :func:`pnd_theory.expected_penalty` of the
+    matching single-layer strategy.
 
     Parameters
     ----------
@@ -136,6 +139,22 @@ def expected_penalty(weights, second_moment=None, hidden=None, weight_noise=None
     Returns
     -------
     float, or a 0-d torch tensor (on the inputs' device, differentiable) for torch inputs
+
+    Examples
+    --------
+    At depth 3, with dropout on the first hidden layer and PerNodeDrop on the last matrix, the
+    penalty is the expected loss by enumeration over the masks less the plain loss:
+
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> rng = np.random.default_rng(0)
+    >>> weights = [rng.normal(size=(3, 2)), rng.normal(size=(3, 3)), rng.normal(size=(1, 3))]
+    >>> X, Y = rng.normal(size=(2, 6)), rng.normal(size=(1, 6))
+    >>> noise = dict(hidden=[pt.Dropout(0.5), None], weight_noise=[None, None, pt.Bernoulli(0.2)])
+    >>> R = pt.deep.expected_penalty(weights, pt.second_moment(X), **noise)
+    >>> exact = pt.deep.exact_expected_loss(weights, X, Y, **noise)
+    >>> bool(np.isclose(R, exact - pt.deep.plain_loss(weights, X, Y)))
+    True
     """
     xp, Ws, a, sizes = check_weights(weights, second_moment=second_moment)
     S = a["second_moment"]
@@ -146,7 +165,19 @@ def expected_penalty(weights, second_moment=None, hidden=None, weight_noise=None
 
 
 def plain_loss(weights, X, Y):
-    r"""The loss without noise, :math:`\frac1N \|Y - W_L \cdots W_1 X\|_F^2`."""
+    r"""The loss without noise, :math:`\frac1N \|Y - W_L \cdots W_1 X\|_F^2`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, n_samples=8, seed=0)
+    >>> loss = pt.deep.plain_loss([V.T, U], X, Y)
+    >>> bool(np.isclose(loss, ((Y - U @ V.T @ X) ** 2).sum() / X.shape[1]))
+    True
+    >>> bool(np.isclose(loss, pt.plain_loss(U, V, X, Y)))
+    True
+    """
     xp, Ws, X, Y, _ = check_problem(weights, X, Y)
     value = _plain(Ws, X, Y)
     return result(xp, value)
@@ -189,6 +220,23 @@ def expected_loss(weights, X, Y, hidden=None, weight_noise=None):
     Returns
     -------
     float, or a 0-d torch tensor (differentiable) for torch inputs
+
+    Examples
+    --------
+    At depth 2 it is the single-layer expected loss; with torch inputs it is differentiable:
+
+    >>> import numpy as np
+    >>> import torch
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, n_samples=8, seed=0)
+    >>> loss = pt.deep.expected_loss([V.T, U], X, Y, hidden=[pt.Dropout(0.5)])
+    >>> bool(np.isclose(loss, pt.expected_loss(pt.Dropout(0.5), U, V, X, Y)))
+    True
+    >>> weights = [torch.tensor(V.T, requires_grad=True), torch.tensor(U, requires_grad=True)]
+    >>> value = pt.deep.expected_loss(weights, torch.tensor(X), torch.tensor(Y), hidden=[pt.Dropout(0.5)])
+    >>> value.backward()
+    >>> bool(np.isclose(value.item(), loss)), weights[0].grad.shape
+    (True, torch.Size([4, 3]))
     """
     xp, Ws, X, Y, sizes = check_problem(weights, X, Y)
     law = deep_law(sizes, hidden, weight_noise)
@@ -200,6 +248,16 @@ def expected_loss(weights, X, Y, hidden=None, weight_noise=None):
 
 
 def mean_map(weights):
-    r"""The mean network :math:`\bar W = W_L \cdots W_1` (every mask has mean 1)."""
+    r"""The mean network :math:`\bar W = W_L \cdots W_1` (every mask has mean 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> rng = np.random.default_rng(0)
+    >>> weights = [rng.normal(size=(3, 2)), rng.normal(size=(4, 3)), rng.normal(size=(1, 4))]
+    >>> bool(np.allclose(pt.deep.mean_map(weights), weights[2] @ weights[1] @ weights[0]))
+    True
+    """
     xp, Ws, _, _ = check_weights(weights)
     return product(Ws)

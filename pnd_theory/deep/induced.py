@@ -69,11 +69,27 @@ def _check_matrix(name, A):
 
 def envelope_coefficient(sizes, hidden=None, weight_noise=None):
     r""":math:`\nu = \prod_l (1 + \lambda_l / n_l) - 1`: the squared-nuclear-norm envelope
-    :math:`\nu \|A S^{1/2}\|_*^2` of the induced regularizer (module docstring).
+    :math:`\nu \|A S^{1/2}\|_*^2` of the induced regularizer.
 
-    Defined for hidden-unit noise with one variance :math:`\lambda_l` for all units of a layer
-    and uncoupled units (Dropout, GaussianDropout, UnitNoise of one law), and no weight noise;
-    refused otherwise.
+    A rank-one map factored through equalized units (every unit of hidden layer :math:`l`
+    carrying :math:`1/\sqrt{n_l}` of the path) has the penalty :math:`\nu \sigma^2`, each noisy
+    layer multiplying :math:`\mathrm{tr} H` by :math:`1 + \lambda_l / n_l`; the convex envelope
+    of the induced regularizer is a multiple of the squared nuclear norm (Mianjy and Arora,
+    ICML 2019), hence this one.  Defined for hidden-unit noise with one variance
+    :math:`\lambda_l` for all units of a layer and uncoupled units (Dropout, GaussianDropout,
+    UnitNoise of one law), and no weight noise; refused otherwise.
+
+    Examples
+    --------
+    Dropout at rate 0.5 (:math:`\lambda = 1`) on hidden layers of width 4; at depth 2,
+    :math:`\lambda / d`, the constant of the single-layer regularizer (theory page, equation
+    :eq:`induced`):
+
+    >>> import pnd_theory as pt
+    >>> pt.deep.envelope_coefficient((2, 4, 4, 2), hidden=[pt.Dropout(0.5), pt.Dropout(0.5)])
+    0.5625
+    >>> pt.deep.envelope_coefficient((3, 4, 2), hidden=[pt.Dropout(0.5)])
+    0.25
     """
     law = deep_law(sizes, hidden, weight_noise)
     if any(c is not None for c in law.weight_laws):
@@ -205,7 +221,11 @@ def induced_penalty(A, widths, hidden=None, weight_noise=None, second_moment=Non
 
         \Theta(A) \ge \nu \|A S^{1/2}\|_*^2, \qquad \nu = \prod_l (1 + \lambda_l / n_l) - 1
 
-    (module docstring).
+    (:func:`envelope_coefficient`), with equality on rank-one maps and, at depth 2, on every map.
+    Every factorization with :math:`P = W_L \cdots W_2` of full row rank is
+    :math:`W_1 = P^+ A + (I - P^+ P) Z` (or its mirror image through :math:`W_L`), so :math:`R`
+    is minimized over :math:`W_2, \dots, W_L, Z` without constraint (L-BFGS, exact gradients),
+    from ``starts`` random starts.
 
     Parameters
     ----------
@@ -225,6 +245,17 @@ def induced_penalty(A, widths, hidden=None, weight_noise=None, second_moment=Non
     Returns
     -------
     InducedResult
+
+    Examples
+    --------
+    At depth 3 a map of rank two sits above its envelope:
+
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> A = np.array([[1.0, 0.5], [0.0, 1.0]])
+    >>> result = pt.deep.induced_penalty(A, widths=[2, 2], hidden=[pt.Dropout(0.5), pt.Dropout(0.5)], starts=2)
+    >>> result.nu, round(result.envelope, 6), round(result.gap, 2)
+    (1.25, 5.3125, 0.2)
     """
     A = _check_matrix("A", A)
     widths = check_widths(widths)
@@ -279,10 +310,24 @@ def equalized_factors(A, widths, second_moment=None, hidden=None):
 
     with :math:`\sigma a b'^\top` the rank-one map :math:`A S^{1/2}`: every hidden unit carries
     the same share of the path, and with equal-variance unit noise the penalty is the envelope
-    :math:`\nu \sigma^2` (module docstring).  At depth 2 a map of any rank has equalized
+    :math:`\nu \sigma^2` (:func:`envelope_coefficient`).  At depth 2 a map of any rank has equalized
     factors (:func:`pnd_theory.balanced_factors` of the strategy ``hidden[0]``, returned as
     ``[V.T, U]``).  Above depth 2 maps of higher rank are refused: their induced regularizer may
     exceed the envelope, and no such construction is offered.
+
+    Examples
+    --------
+    The factors multiply to the map, and their penalty is the envelope :math:`\nu \sigma^2`:
+
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> A, hidden = np.outer([1.0, 2.0], [0.5, -1.0, 1.0]), [pt.Dropout(0.5), pt.Dropout(0.5)]
+    >>> weights = pt.deep.equalized_factors(A, widths=[3, 3])
+    >>> bool(np.allclose(pt.deep.mean_map(weights), A))
+    True
+    >>> nu = pt.deep.envelope_coefficient((3, 3, 3, 2), hidden=hidden)
+    >>> bool(np.isclose(pt.deep.expected_penalty(weights, hidden=hidden), nu * np.linalg.norm(A, 2) ** 2))
+    True
     """
     A = _check_matrix("A", A)
     widths = check_widths(widths)
@@ -334,7 +379,7 @@ class DeepMinimizerResult:
         The expected loss there (constant part included).
     singular_values : numpy.ndarray
     method : str
-        ``"closed_form"`` (the rank-one regime of the module docstring) or ``"numeric"``.
+        ``"closed_form"`` (the rank-one regime of :func:`global_minimizer`) or ``"numeric"``.
     values : numpy.ndarray
         End values of the numeric starts, ascending (spread of the local minima).
     lower_bound : float or None
@@ -383,9 +428,12 @@ def global_minimizer(X, Y, widths, hidden=None, weight_noise=None, starts=8, see
 
         \min_{W_1, \dots, W_L} \frac1N \|Y - W_L \cdots W_1 X\|_F^2 + R(W)
 
-    In the rank-one regime of Mianjy and Arora (hidden-unit noise of one variance per layer,
-    :math:`s_2 (1 + \nu) \le \nu s_1`, module docstring) the optimum is in closed form,
-    attained by equalized factors; elsewhere L-BFGS on the closed-form objective from
+    With :math:`M = \frac1N Y X^\top S^{-1/2}` of singular values :math:`s_1 \ge s_2 \ge \dots`,
+    replacing the induced regularizer by its envelope (:func:`envelope_coefficient`) gives a
+    convex problem whose optimum is a lower bound.  In the rank-one regime of Mianjy and Arora
+    (hidden-unit noise of one variance per layer, :math:`s_2 (1 + \nu) \le \nu s_1`) it is
+    attained by equalized factors of :math:`A^* = \frac{s_1}{1 + \nu} p_1 q_1^\top S^{-1/2}`,
+    so the optimum is in closed form; elsewhere L-BFGS on the closed-form objective from
     ``starts`` random starts (the best end point; ``values`` gives the spread).  Both are
     reported where both apply: the closed form is returned, the numeric values kept.
 
@@ -400,6 +448,23 @@ def global_minimizer(X, Y, widths, hidden=None, weight_noise=None, starts=8, see
     Returns
     -------
     DeepMinimizerResult
+
+    Examples
+    --------
+    Nearly rank-one data and dropout on two hidden layers: the closed form, which meets the
+    envelope's lower bound, and whose objective is the expected loss of its own weights:
+
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(2, 10))
+    >>> Y = np.outer([1.0, -1.0], [1.0, 0.5]) @ X + 0.1 * rng.normal(size=(2, 10))
+    >>> hidden = [pt.Dropout(0.5), pt.Dropout(0.5)]
+    >>> result = pt.deep.global_minimizer(X, Y, widths=[2, 2], hidden=hidden, starts=1)
+    >>> result.method, bool(np.isclose(result.objective, result.lower_bound))
+    ('closed_form', True)
+    >>> bool(np.isclose(result.objective, pt.deep.expected_loss(result.weights, X, Y, hidden=hidden)))
+    True
     """
     widths = check_widths(widths)
     starts = check_positive_int("starts", starts)

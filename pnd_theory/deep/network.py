@@ -41,7 +41,24 @@ class DeepLaw(ComponentsMixin):
     ``hidden[l - 1]`` is the component law of hidden layer ``l`` (or None) and
     ``hidden_per_sample[l - 1]`` whether it is drawn per sample; ``weight_laws[l - 1]`` is the
     scalar law of every entry of the mask of :math:`W_l` (or None), and
-    ``weights_per_sample[l - 1]`` how it is drawn.
+    ``weights_per_sample[l - 1]`` how it is drawn.  Built by :func:`deep_law`.
+
+    Examples
+    --------
+    Masks sampled from the law and applied by the network: the mean output over many draws is
+    the mean network's (every mask has mean 1):
+
+    >>> import numpy as np
+    >>> import torch
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, n_samples=8, seed=0)
+    >>> law = pt.deep.deep_law((3, 4, 2), hidden=[pt.Dropout(0.5)], weight_noise=[None, pt.Bernoulli(0.2)])
+    >>> masks = law.sample(20_000, 1, torch.Generator().manual_seed(0), dtype=torch.float64)
+    >>> {name: tuple(mask.shape) for name, mask in masks.items()}  # (draws, samples, *shape)
+    {'xi_1': (20000, 1, 4), 'W_2': (20000, 1, 2, 4)}
+    >>> f = law.predict([torch.tensor(V.T), torch.tensor(U)], torch.tensor(X[:, :1]), masks)
+    >>> bool(np.allclose(f.mean(0).numpy().T, U @ V.T @ X[:, :1], atol=0.05))
+    True
     """
 
     sizes: tuple
@@ -168,7 +185,18 @@ def _weight_component(l, entry, sizes):
 
 def deep_law(sizes, hidden=None, weight_noise=None) -> DeepLaw:
     """Check ``hidden`` (one entry per hidden layer) and ``weight_noise`` (one per matrix)
-    against the layer sizes and build the :class:`DeepLaw`."""
+    against the layer sizes and build the :class:`DeepLaw`.
+
+    Examples
+    --------
+    Dropout on the hidden layer, DropConnect (one mask per batch) on the second matrix:
+
+    >>> import pnd_theory as pt
+    >>> law = pt.deep.deep_law((3, 4, 2), hidden=[pt.Dropout(0.5)],
+    ...                        weight_noise=[None, (pt.Bernoulli(0.2), "shared")])
+    >>> law.depth, list(law.components), law.per_sample("xi_1"), law.per_sample("W_2")
+    (2, ['xi_1', 'W_2'], True, False)
+    """
     sizes = check_sizes(sizes)
     L = len(sizes) - 1
     if hidden is None:

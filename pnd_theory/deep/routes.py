@@ -34,8 +34,10 @@ def exact_expected_loss(weights, X, Y, hidden=None, weight_noise=None, max_confi
 
         E[\text{loss}] = \sum_c P(c)\, \frac1N \sum_k \|y_k - f_c(x_k)\|^2
 
-    over the configurations :math:`c` of every mask variable (module docstring: exact for
-    every law, finite or continuous).
+    over the configurations :math:`c` of every mask variable, each taking the values of a
+    finite law with its law's first two moments (a finite law's own support, the Gauss
+    quadrature of a continuous law).  The loss is of degree at most 2 in each mask variable, so
+    this is exact for every law, finite or continuous (:ref:`theory-laws` of the theory page).
 
     Parameters
     ----------
@@ -51,6 +53,19 @@ def exact_expected_loss(weights, X, Y, hidden=None, weight_noise=None, max_confi
     Returns
     -------
     float
+
+    Examples
+    --------
+    Gaussian masks on the units and on the last matrix: enumeration over two-point
+    quadratures gives the closed form:
+
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, n_samples=8, seed=0)
+    >>> noise = dict(hidden=[pt.GaussianDropout(0.3)], weight_noise=[None, pt.Gaussian(0.2)])
+    >>> exact = pt.deep.exact_expected_loss([V.T, U], X, Y, **noise)
+    >>> bool(np.isclose(exact, pt.deep.expected_loss([V.T, U], X, Y, **noise)))
+    True
     """
     max_configurations = check_positive_int("max_configurations", max_configurations)
     _, Ws, X, Y, sizes = check_problem(weights, X, Y)
@@ -98,6 +113,15 @@ def monte_carlo_loss(weights, X, Y, samples, hidden=None, weight_noise=None, see
     -------
     (float, float)
         The estimate and its standard error.
+
+    Examples
+    --------
+    >>> import pnd_theory as pt
+    >>> U, V, X, Y = pt.random_problem(n_in=3, width=4, n_out=2, n_samples=8, seed=0)
+    >>> noise = dict(hidden=[pt.Dropout(0.5)], weight_noise=[None, (pt.Bernoulli(0.2), "shared")])
+    >>> estimate, se = pt.deep.monte_carlo_loss([V.T, U], X, Y, samples=4000, seed=0, **noise)
+    >>> abs(estimate - pt.deep.expected_loss([V.T, U], X, Y, **noise)) < 4 * se  # the closed form
+    True
     """
     samples, max_elements, seed, dtype, progress, device = check_monte_carlo(
         samples, max_elements, seed, dtype, progress, device)

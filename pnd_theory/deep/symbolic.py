@@ -90,12 +90,29 @@ def _rate_symbols(law):
 
 @dataclass(frozen=True)
 class DeepCompactForm:
-    r""":math:`R = \sum_{T} k_T \Phi_T` (module docstring).
+    r""":math:`R = \sum_{T} k_T \Phi_T`: the penalty as a sum over sets of noisy sites.
+
+    :math:`T` runs over the non-empty sets of noisy sites (hidden layers ``"h1"``, ...,
+    matrices ``"W1"``, ...) and :math:`\Phi_T` is the trace of the second-moment propagation of
+    :func:`pnd_theory.deep.expected_penalty` with, at the sites of :math:`T`, only the noise
+    term (:math:`\mathrm{diag}((W \circ W)\,\mathrm{diag} H)` at a matrix,
+    :math:`\mathrm{Diag}(\mathrm{diag} H)` at a hidden layer) and, elsewhere, only the plain one;
+    :math:`k_T = \prod_{t \in T} \lambda_t`.  With noise on every hidden layer and on no matrix,
+    :math:`\Phi_T` of all the hidden layers is the :math:`\ell_2`-path regularizer of Mianjy and
+    Arora (ICML 2019), and the other terms are the rest of their characterization.
 
     ``terms`` is a list of dicts with ``sites`` (names such as ``"h1"``, ``"W2"``),
     ``coefficient`` (sympy, in the noise strengths :math:`\lambda`), ``name`` (``"l2-path"``
     for the :math:`\ell_2`-path regularizer, else ``"partial path"``) and ``expression`` (the
     sympy :math:`\Phi_T`); ``text`` and ``latex`` state the sum.
+
+    Examples
+    --------
+    >>> import pnd_theory as pt
+    >>> compact = pt.deep.derive((1, 2, 2, 1), hidden=[pt.Dropout(0.5), pt.Dropout(0.5)]).compact()
+    >>> [(term["sites"], term["coefficient"], term["name"]) for term in compact.terms]
+    [(('h1',), lambda_h1, 'partial path'), (('h2',), lambda_h2, 'partial path'),
+     (('h1', 'h2'), lambda_h1*lambda_h2, 'l2-path')]
     """
 
     terms: list
@@ -109,9 +126,19 @@ class DeepCompactForm:
 
 @dataclass(frozen=True)
 class DeepDerivation:
-    """Result of :func:`derive`: ``penalty`` (sympy, in the entries of the weights ``W^{(l)}``,
+    r"""Result of :func:`derive`: ``penalty`` (sympy, in the entries of the weights ``W^{(l)}``,
     the symmetric ``S`` and the rate symbols) and ``symbols`` (``"weights"``, ``"S"``,
-    ``"rates"``: rate symbol -> value)."""
+    ``"rates"``: rate symbol -> value).
+
+    Examples
+    --------
+    >>> import pnd_theory as pt
+    >>> derivation = pt.deep.derive((2, 2, 1), hidden=[pt.Dropout(0.5)])
+    >>> derivation.symbols["rates"]
+    {p_h1: 0.5}
+    >>> print(derivation.latex())
+    R = \left(\lambda_{h1}\right) \Phi_{\{\mathrm{h1}\}}
+    """
 
     sizes: tuple
     law: object
@@ -171,7 +198,11 @@ def derive(sizes, hidden=None, weight_noise=None) -> DeepDerivation:
         R = \sum_o \sum_{\pi, \pi' \to o} c_\pi c_{\pi'} \big(E[m_\pi m_{\pi'}] - 1\big)
             S_{j_0 j'_0}
 
-    (module docstring).
+    over the pairs of paths :math:`\pi = (j_0, j_1, \dots, j_L = o)` to each output :math:`o`,
+    with :math:`c_\pi` the product of the weights along :math:`\pi` and :math:`m_\pi` the product
+    of the masks along it (every moment read from the laws; entries that share a variable, as the
+    units of a DropBlock block do, counted once).  It propagates no second moment: a route
+    independent of :func:`pnd_theory.deep.expected_penalty`.
 
     Parameters
     ----------
@@ -185,6 +216,22 @@ def derive(sizes, hidden=None, weight_noise=None) -> DeepDerivation:
     Returns
     -------
     DeepDerivation
+
+    Examples
+    --------
+    The derived penalty, as a numeric function, is the closed form; the compact form names the
+    :math:`\ell_2`-path regularizer:
+
+    >>> import numpy as np
+    >>> import pnd_theory as pt
+    >>> derivation = pt.deep.derive((2, 2, 1), hidden=[pt.Dropout(0.5)])
+    >>> rng = np.random.default_rng(0)
+    >>> weights, S = [rng.normal(size=(2, 2)), rng.normal(size=(1, 2))], np.array([[1.0, 0.3], [0.3, 2.0]])
+    >>> R = derivation.penalty_function()(weights, S)
+    >>> bool(np.isclose(R, pt.deep.expected_penalty(weights, S, hidden=[pt.Dropout(0.5)])))
+    True
+    >>> derivation.compact().text
+    '(lambda_h1) * Phi[h1]  [l2-path regularizer]'
     """
     sizes = check_sizes(sizes)
     law = deep_law(sizes, hidden, weight_noise)
