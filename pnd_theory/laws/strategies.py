@@ -96,7 +96,7 @@ class Strategy(abc.ABC):
 
     @abc.abstractmethod
     def law(self, n_in: int, width: int, n_out: int) -> MaskLaw:
-        """The :class:`~pnd_theory.laws.MaskLaw` of a network with these sizes."""
+        """The :class:`~pnd_theory.MaskLaw` of a network with these sizes."""
 
     @property
     def per_sample(self) -> bool:

@@ -372,7 +372,7 @@ def induced_penalty(strategy, A, width, second_moment=None, method="auto") -> fl
 
         \Theta(A) = \frac{\lambda b}{d}\,\|A S^{1/2}\|_{(b)}^2 \quad\text{(DropBlock)}.
 
-    See the module docstring for the derivation and for how :math:`Q` and :math:`w` are read
+    The theory page (:ref:`theory-induced`) states every case; :math:`Q` and :math:`w` are read
     off the mask law (Dropout and Gaussian dropout: :math:`Q = S`, :math:`w_j = \lambda`;
     input-layer DropConnect/PerNodeDrop: :math:`Q = D`; both layers:
     :math:`Q \propto \lambda_U S + \lambda_V (1 + \lambda_U) D`; NodeDropout:

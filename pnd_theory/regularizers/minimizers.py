@@ -148,7 +148,8 @@ def global_minimizer(strategy, X, Y, width, method="auto", *, tol=1e-12, max_ite
         B^* = A^* S^{1/2} = P \operatorname{diag}(q) \tilde Q^\top,
 
     with :math:`q` the prox of the squared (:math:`b`-support or :math:`\ell_1`) norm of the
-    singular values :math:`s` of :math:`M' = (Y X^\top / N) S^{+1/2}` (module docstring).
+    singular values :math:`s` of :math:`M' = (Y X^\top / N) S^{+1/2}` (theory page, equations
+    :eq:`minimizer` and :eq:`soft-threshold`).
 
     Parameters
     ----------

@@ -147,7 +147,7 @@ def _sizes(strategy, width):
 def check_strategy(strategy, *, n_in=3, width=None, n_out=2, n_samples=6, samples=4000, seed=0,
                    routes=ROUTES) -> ConformanceReport:
     r"""Run every route of the package on ``strategy`` and report agreement, refusal or
-    disagreement, route by route (module docstring).
+    disagreement, route by route (theory page, :ref:`theory-routes`).
 
     Parameters
     ----------

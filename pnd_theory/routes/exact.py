@@ -98,7 +98,10 @@ def exact_expected_loss(strategy, U, V, X, Y, max_configurations=MAX_CONFIGURATI
 
         E[\text{loss}] = \sum_c P(c)\, \frac1N \sum_k \|y_k - f_c(x_k)\|^2
 
-    Exact for every law, finite or continuous, and for :class:`HiddenNoise` (module docstring).
+    Every mask variable takes the values of a finite support with its law's first two moments
+    (a finite law's own, the Gauss quadrature of a continuous law, signs for a
+    :class:`HiddenNoise`); the loss is of degree at most 2 in each variable, so the sum is exact
+    for every law (theory page, :ref:`theory-laws`).
 
     Parameters
     ----------

@@ -486,7 +486,8 @@ def explicit_penalty(model, X, Y, *, loss="mse", samples=1000, seed=None, max_el
         R_2 = \frac1N \sum_i \frac12 \sum_j v_j \big(\nabla\ell \cdot \partial^2_{m_j} f_i
         + \partial_{m_j} f_i^\top\, \nabla^2\ell\, \partial_{m_j} f_i\big) \quad\text{(otherwise)}
 
-    (module docstring).  The noise sites are the modules of ``model`` that are
+    with :math:`v_j` the variance of mask :math:`m_j` (theory page, equations :eq:`site-penalty`
+    and :eq:`second-order`).  The noise sites are the modules of ``model`` that are
     ``torch.nn.Dropout``, :class:`~pnd_theory.nn.GaussianDropout`, :class:`~pnd_theory.nn.BlockDropout`,
     :class:`~pnd_theory.nn.NodeDropout`, :class:`~pnd_theory.nn.PerNodeDropLinear` (not with
     ``fixed_mask``: that mask is part of the model) and :class:`~pnd_theory.nn.DropConnectLinear`

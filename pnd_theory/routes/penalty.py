@@ -150,7 +150,11 @@ def expected_penalty(strategy, U, V, second_moment=None):
         R = \sum_{jk} C_{jk} (u_j^\top u_k)(v_j^\top S v_k)
             + \sum_j (1 + C_{jj}) \big(g^U_j s_j + a_j g^V_j + g^U_j g^V_j\big)
 
-    (module docstring).  Examples: Dropout :math:`R = \lambda \sum_j \|u_j\|^2 v_j^\top S v_j`;
+    with :math:`C` the covariance of the hidden mask, :math:`\sigma^U`, :math:`\sigma^V` the
+    variances of the weight masks' entries, :math:`a_j = \|u_j\|^2`, :math:`s_j = v_j^\top S v_j`,
+    :math:`g^U_j = \sum_o \sigma^U_{oj} U_{oj}^2` and :math:`g^V_j = \sum_i \sigma^V_{ij} S_{ii}
+    V_{ij}^2` (theory page, equation :eq:`penalty`).  Examples: Dropout
+    :math:`R = \lambda \sum_j \|u_j\|^2 v_j^\top S v_j`;
     input-layer PerNodeDrop :math:`R = \lambda \sum_j \|u_j\|^2 v_j^\top D v_j`.  Diagonal and
     block-diagonal hidden covariances are never formed densely: the cost is that of
     :math:`S V` plus :math:`O((n_{in} + n_{out})\, d\, b)`.

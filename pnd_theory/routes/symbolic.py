@@ -218,7 +218,10 @@ def derive(strategy, n_in, width, n_out) -> Derivation:
         R(U, V) = \sum_o \sum_{t, s} c_t c_s \big(E[m_t m_s] - 1\big)
         \Big|_{x_a x_b \to S_{ab}},
 
-    with the moments read from the strategy's law (module docstring).
+    over the outputs :math:`o` and pairs of monomials :math:`t, s` of one sample's prediction in
+    the mask entries (coefficients :math:`c_t`), with the moments read from the strategy's law
+    (entries that share a variable counted once); the table of the theory page's
+    :ref:`theory-penalty` comes out of the moments.
 
     Parameters
     ----------
