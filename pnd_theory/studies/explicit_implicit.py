@@ -284,7 +284,8 @@ class ExplicitImplicit(ResultDisplay):
 def explicit_implicit_digits(p=0.5, seeds=(0, 1, 2, 3, 4), *, noises=NOISES, modes=MODES, loss="squared", epochs=40,
                              hidden=128, n_train=300, draws=4, device=None, progress=False) -> ExplicitImplicit:
     r"""Train the ReLU MLP on the digits with real masks, the explicit penalty, the penalty plus matched noise
-    and no noise, over ``seeds`` (module docstring), and summarize test accuracy and test loss.
+    and no noise, over ``seeds``, and summarize test accuracy and test loss (the network and the
+    four trainings: theory page, :ref:`theory-explicit-implicit`).
 
     Parameters
     ----------

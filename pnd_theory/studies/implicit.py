@@ -79,7 +79,7 @@ class NoiseModeSpread:
     @property
     def spread(self) -> float:
         r"""The stationary spread of the snapshots, estimated as :func:`pnd_theory.stationary_spread`
-        does (:func:`pnd_theory.studies.stationary.spread_over_seeds`)."""
+        does (the same estimator)."""
         return spread_over_seeds(self.products)[0]
 
     @property
@@ -120,7 +120,13 @@ class NoiseModeSpread:
 
 def noise_mode_spread(strategy, X, Y, width, noise, lr, steps, *, snapshots=20, seeds=2, burn_in=None,
                       matched_every=1) -> NoiseModeSpread:
-    r"""Stationary spread and end point of constant-step SGD driven by ``noise`` (module docstring).
+    r"""Stationary spread and end point of constant-step SGD driven by ``noise``.
+
+    ``noise`` is ``"masks"`` (real sampled masks), ``"penalty"`` (the gradient of :math:`L + R`
+    in closed form: the explicit effect only) or ``"penalty+matched"`` (that gradient plus
+    Gaussian noise of the masks' gradient covariance), as in :func:`pnd_theory.train`; the
+    difference between masks and penalty is the implicit effect (theory page,
+    :ref:`theory-explicit-implicit`).
 
     Each seed starts at the balanced factors of the closed-form optimum, runs ``burn_in``
     steps, then takes ``snapshots`` snapshots ``steps`` SGD steps apart (full batches, no

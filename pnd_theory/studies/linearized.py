@@ -121,7 +121,13 @@ def _hessian_and_jacobian(strategy, U, V, X, Y):
 
 def linearized_spread(strategy, X, Y, width, lr) -> LinearizedSpread:
     r"""Predicted stationary spread of :math:`A = U V^\top` under full-batch constant-step SGD
-    with masks, from the dynamics linearized at the global minimizer (module docstring).
+    with masks, from the dynamics linearized at the global minimizer.
+
+    To first order in :math:`\delta = \theta - \theta^*`, one step is
+    :math:`\delta_{t+1} = (I - \eta H)\,\delta_t - \eta\,\varepsilon_t`, with
+    :math:`H = Q\,\mathrm{diag}(h)\,Q^\top` the Hessian of :math:`L + R` and :math:`\Sigma` the
+    covariance of the mask-induced gradient noise :math:`\varepsilon_t`; the stationary
+    covariance :math:`P` of :math:`\delta` and the spread of the product are
 
     .. math::
 

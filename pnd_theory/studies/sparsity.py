@@ -38,7 +38,15 @@ __all__ = ["activation_sparsity", "SparsityMonitor"]
 
 
 def activation_sparsity(activations):
-    r"""Mean perplexity sparsity :math:`s` of a batch of non-negative activations (module docstring).
+    r"""Mean perplexity sparsity :math:`s` of a batch of non-negative activations.
+
+    .. math::
+
+        s = \frac1B \sum_{k=1}^B \Big(1 - \frac{e^{H_k}}{n}\Big), \qquad
+        H_k = -\sum_j q_{k,j} \log q_{k,j}, \qquad q_{k,j} = \frac{a_{k,j}}{\sum_i a_{k,i}},
+
+    :math:`e^{H_k}` the effective number of active units of sample :math:`k` (a sample with none
+    counts as fully sparse); it rises as a network starts to overfit (Huesmann et al., 2020).
 
     Parameters
     ----------

@@ -534,8 +534,10 @@ def sweep(spec, client=None, store=None, progress=True, *, workers=None, retries
     Parameters
     ----------
     spec : dict or path
-        The study (module docstring): ``task``, ``grid``, ``problem``, ``options``, ``record``;
-        a path is read as TOML.
+        The study: ``task`` (a public function's name, a dotted ``"package.module:function"``
+        or the function), ``grid`` (lists whose product is the set of cells), ``problem`` (the
+        fixed part of each cell's data, or ``data``: a ``.npz`` file), ``options`` (fixed keyword
+        arguments of the task) and ``record`` (the result names to keep); a path is read as TOML.
     client : None, "serial", str or dask.distributed.Client
         ``None``: the current Dask client if there is one, else a ``LocalCluster`` of
         one-thread worker processes, one per core (at most one per missing cell), closed at the

@@ -265,7 +265,9 @@ def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0,
     as ``DropConnect(per_sample=False)``); the closed-form penalty is never part of the
     training loss.  The step follows ``schedule``; the returned factors are the average of
     the iterates over the last ``average`` fraction of the steps, each in the balanced gauge
-    :math:`\|u_j\| = \|v_j\|` (module docstring).  With the width condition (the theory page)
+    :math:`\|u_j\| = \|v_j\|` (a unit's rescaling :math:`(c\,u_j, v_j / c)` leaves the network
+    unchanged for every mask, so the noise moves the iterates freely along it; averages are
+    taken in one gauge).  With the width condition (theory page, :ref:`theory-induced`)
     the end point lands on :func:`pnd_theory.global_minimizer`.
 
     Parameters
@@ -315,7 +317,8 @@ def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0,
         Fraction of the final steps over which the iterates are averaged, in [0, 1); 0 returns
         the last iterate.  The default averages over the second half of the decay of
         ``"hold-linear"``: there the step is small enough for the iterates not to drift along
-        the flat directions of :math:`L + R` (see the module docstring), yet the average
+        the flat directions of :math:`L + R` (the factorizations of one product with equal
+        unit contributions, a continuum when :math:`d \ge 3`), yet the average
         spans many correlation times of the mask noise.
     optimizer : {"adam", "sgd"}, keyword-only
         ``"adam"`` (default; ``torch.optim.Adam`` with its default betas) or ``"sgd"``
@@ -333,7 +336,7 @@ def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0,
         autograd), so only the explicit penalty acts.  ``"penalty+matched"``: the same
         gradient plus Gaussian noise :math:`\xi \sim N(0, \Sigma)` whose covariance
         :math:`\Sigma` is the closed-form mask-induced covariance of the step's gradient at
-        the current factors on the batch (:func:`pnd_theory.gradient_covariance`): the masks'
+        the current factors on the batch (:func:`pnd_theory.gradient_noise`): the masks'
         first two moments of the update without the masks.  In both penalty modes
         ``history.batch_loss`` records the batch's :math:`L + R`.
     matched_every : int, keyword-only
@@ -341,9 +344,8 @@ def train(strategy, X, Y, width, epochs=4000, lr=0.003, batch_size=None, seed=0,
         every step; larger values reuse it while the factors move little, for speed).
     threads : int, optional, keyword-only
         CPU threads for the run (torch, BLAS and the mask kernels; restored afterwards).
-        None: one thread when a step has fewer than about four million multiply-adds
-        (:func:`pnd_theory._threads.threads_for`), where more threads only slow the small
-        products down, else torch's current count.
+        None: one thread when a step has fewer than about four million multiply-adds, where
+        more threads only slow the small products down, else torch's current count.
 
     Returns
     -------

@@ -225,7 +225,8 @@ class YDropFixedPoint:
 def ydrop_fixed_point(X, Y, width, p=0.5, *, eps=DEFAULT_EPS, rate_range=DEFAULT_RATE_RANGE, rates0=None,
                       tol=1e-9, max_iter=200, eps_start=10.0, eps_factor=0.1, measure="rms") -> YDropFixedPoint:
     r"""The self-consistent Y-Drop rates :math:`p^\star = T(p^\star)`, by damped iteration with
-    continuation in the rule's guard :math:`\epsilon` (module docstring).
+    continuation in the rule's guard :math:`\epsilon`; :math:`T(p)` is the rule's rates
+    (:func:`pnd_theory.ydrop_rates`) at the optimum of ``NodeDropout`` with the rates :math:`p`.
 
     .. math::
 
@@ -251,7 +252,8 @@ def ydrop_fixed_point(X, Y, width, p=0.5, *, eps=DEFAULT_EPS, rate_range=DEFAULT
     eps_start, eps_factor : float
         The continuation: first guard and the factor between stages (in (0, 1)).
     measure : {"rms", "mean_abs", "abs_mean"}
-        The importance (module docstring: only ``"rms"`` has the uniform fixed point).
+        The importance (only ``"rms"`` has the uniform fixed point: theory page,
+        :ref:`theory-ydrop`).
 
     Returns
     -------
@@ -259,7 +261,7 @@ def ydrop_fixed_point(X, Y, width, p=0.5, *, eps=DEFAULT_EPS, rate_range=DEFAULT
 
     Examples
     --------
-    With the ``"rms"`` importance the fixed point is the uniform rate ``p`` (module docstring),
+    With the ``"rms"`` importance the fixed point is the uniform rate ``p`` (:ref:`theory-ydrop`),
     found from the default uneven start:
 
     >>> import numpy as np
