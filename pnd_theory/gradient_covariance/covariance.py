@@ -34,16 +34,16 @@ def gradient_noise(strategy, U, V, X_batch, Y_batch, *, method="auto", local_rep
     ----------
     strategy : Strategy
         Any strategy whose law is made of independent variables (every built-in one;
-        :class:`~pnd_theory.laws.strategies.HiddenNoise` fixes only two moments and is refused).
+        :class:`~pnd_theory.HiddenNoise` fixes only two moments and is refused).
     U : array (n_out, d)
     V : array (n_in, d)
     X_batch : array (n_in, B)
         The batch, samples as columns (the package's conventions).
     Y_batch : array (n_out, B)
     method : {"auto", "closed_form", "enumeration"}
-        ``"closed_form"``: the moment formula of the module docstring (one random component
-        of independent variables: hidden-unit noise or weight noise on one layer; scales to
-        large sizes).  ``"enumeration"``: every configuration of a discrete law with the same
+        ``"closed_form"``: the covariance from the masks' moments up to order 4 in closed form
+        (theory page, :ref:`theory-batch`; one random component of independent variables:
+        hidden-unit noise or weight noise on one layer; scales to large sizes).  ``"enumeration"``: every configuration of a discrete law with the same
         moments up to order 4, gradients by torch autograd (tiny sizes; any number of
         components, for instance ``layer="both"``).  ``"auto"``: the closed form when it
         applies, else enumeration.

@@ -455,7 +455,9 @@ def iterate_moments(strategy, X, Y, U0, lr, steps, *, V=None, batch_size=None) -
         P_{t+1} = (I - 2\eta\bar W) P_t (I - 2\eta\bar W) + 4\eta^2 \big(\mathcal Q(P_t) - \bar W P_t \bar W\big)
                   + 4\eta^2\,\mathrm{Cov}\,\hat G_I(m_t)
 
-    (module docstring), from :math:`m_0 = \mathrm{vec}(U_0)`, :math:`P_0 = 0`.
+    (theory page, equation :eq:`iterate-moments`: :math:`\bar W = E\,\hat W_I` and
+    :math:`\bar\beta` the expected linear and constant parts of the step,
+    :math:`\mathcal Q(P) = E[\hat W_I P \hat W_I^\top]`), from :math:`m_0 = \mathrm{vec}(U_0)`, :math:`P_0 = 0`.
 
     Parameters
     ----------
@@ -564,7 +566,7 @@ def stationary_moments(strategy, X, Y, lr, *, V=None, batch_size=None) -> Statio
             + 4\eta^2\,\mathrm{Cov}\,\hat G_I(m), \qquad
         \Sigma = (2\eta\bar W)^{-1} P + P (2\eta\bar W)^{-1} - P
 
-    (module docstring): :math:`m` is the minimizer over ``U`` of the expected loss whatever
+    (theory page, :ref:`theory-iterates`): :math:`m` is the minimizer over ``U`` of the expected loss whatever
     :math:`\eta`; :math:`\Sigma` is the sum of all autocovariances, the covariance of
     :math:`\sqrt K` times the deviation of the average of :math:`K` iterates.  Arguments as
     :func:`iterate_moments`; a step at which the second moments diverge,
