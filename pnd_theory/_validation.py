@@ -85,7 +85,10 @@ def check_real(name: str, value, allowed: str = "a finite real number", low=None
     """A finite real number (not bool), optionally within ``[low, high]`` (ends open on request)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise invalid(name, allowed, value)
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond the floats
+        raise invalid(name, allowed, value) from None
     if not math.isfinite(value):
         raise invalid(name, allowed, value)
     if low is not None and (value < low or (low_open and value == low)):
@@ -111,6 +114,19 @@ def check_positive_int(name: str, value) -> int:
     if value < 1:
         raise invalid(name, "a positive integer", value)
     return int(value)
+
+
+#: the largest count of steps or iterations accepted (beyond it a run could not finish: refused)
+MAX_COUNT = 2**40
+
+
+def check_count(name: str, value) -> int:
+    """A positive integer count of steps or iterations, at most :data:`MAX_COUNT`."""
+    value = check_positive_int(name, value)
+    if value > MAX_COUNT:
+        raise invalid(name, f"a positive integer at most 2^40 = {MAX_COUNT} (a count of steps a run could finish)",
+                      value)
+    return value
 
 
 def machine_memory() -> int:
@@ -195,6 +211,7 @@ def check_monte_carlo(samples, max_elements, seed, dtype, progress, device):
     samples = check_positive_int("samples", samples)
     if samples < 2:
         raise InvalidParameterError(f"samples must be at least 2 to give a standard error; got {samples}")
+    check_memory(f"samples={samples}", 2 * samples, "draws' losses (one number a draw, kept for the standard error)")
     return (samples, check_positive_int("max_elements", max_elements), check_seed(seed), check_dtype(dtype),
             check_bool("progress", progress), resolve_device(device))
 

@@ -100,3 +100,29 @@ def test_train_refuses_every_value_its_table_forbids(name):
         kwargs = {"width": 4, "epochs": 2, "progress": False, name: bad}
         with pytest.raises(pt.InvalidParameterError, match=name):
             pt.train(pt.Dropout(0.3), X, Y, **kwargs)
+
+
+BIG = 2**41  # a count beyond 2^40 steps: a run that could not finish
+ABSURD = [
+    (lambda: pt.monte_carlo_loss(D, U, V, X, Y, samples=10**30), r"samples=10{30} must be sizes whose draws' losses"),
+    (lambda: pt.verify([D], U, V, X, Y, samples=10**30), r"samples=10{30} must be sizes"),
+    (lambda: pt.train_ydrop(X, Y, 4, epochs=BIG), r"epochs must be a positive integer at most 2\^40"),
+    (lambda: pt.train_ydrop(X, Y, 10**12), r"n_in=3, width=1000000000000, n_out=2, n_samples=6 must be sizes"),
+    (lambda: pt.deep.train(X, Y, (3,), epochs=BIG), r"epochs must be a positive integer at most 2\^40"),
+    (lambda: pt.stationary_spread(D, X, Y, 4, 0.01, BIG), r"steps must be a positive integer at most 2\^40"),
+    (lambda: pt.stationary_spread(D, X, Y, 4, 0.01, 4, snapshots=10**12), r"snapshots=1000000000000, .* must be sizes"),
+    (lambda: pt.noise_mode_spread(D, X, Y, 4, "masks", 0.01, BIG), r"steps must be a positive integer at most 2\^40"),
+    (lambda: pt.ydrop_fixed_point(X, Y, 4, max_iter=BIG), r"max_iter must be a positive integer at most 2\^40"),
+    (lambda: pt.global_minimizer(pt.DropConnect(0.3), X, Y, 4, max_iter=BIG), r"max_iter must be a positive integer"),
+    (lambda: pt.LinearNetwork(10**30, 4, 2, D), r"n_in=10{30}, width=4, n_out=2 must be sizes whose factors"),
+    (lambda: pt.LinearNetwork(5, 4, 2, D, V=V), r"V must have shape \(n_in, width\) = \(5, 4\)"),
+    (lambda: pt.check_strategy(D, routes=None), r"routes must be a sequence of names from"),
+    (lambda: pt.check_strategy(D, routes=[None]), r"routes must be a sequence of names from"),
+    (lambda: pt.iterate_moments(D, X, Y, U[:, :3], 0.01, BIG), r"steps=2199023255552, .* must be sizes"),
+]
+
+
+@pytest.mark.parametrize("call, match", ABSURD, ids=[m[:30] for _, m in ABSURD])
+def test_absurd_counts_and_sizes_are_refused_before_any_work_naming_them(call, match):
+    with pytest.raises(pt.InvalidParameterError, match=match):
+        call()

@@ -52,7 +52,7 @@ import torch
 from scipy.optimize import minimize
 
 from .._backend import max_abs, power_of_two
-from .._validation import (InvalidParameterError, as_numpy_arrays, check_data, check_positive_int,
+from .._validation import (InvalidParameterError, as_numpy_arrays, check_count, check_data, check_positive_int,
                            check_second_moment, check_seed, invalid)
 from ..regularizers.induced import balanced_factors
 from .closed import penalty_of_deep_law
@@ -260,7 +260,7 @@ def induced_penalty(A, widths, hidden=None, weight_noise=None, second_moment=Non
     A = _check_matrix("A", A)
     widths = check_widths(widths)
     starts = check_positive_int("starts", starts)
-    max_iter = check_positive_int("max_iter", max_iter)
+    max_iter = check_count("max_iter", max_iter)
     seed = check_seed(seed)
     sizes = (A.shape[1],) + widths + (A.shape[0],)
     law = deep_law(sizes, hidden, weight_noise)
@@ -469,7 +469,7 @@ def global_minimizer(X, Y, widths, hidden=None, weight_noise=None, starts=8, see
     widths = check_widths(widths)
     starts = check_positive_int("starts", starts)
     seed = check_seed(seed)
-    max_iter = check_positive_int("max_iter", max_iter)
+    max_iter = check_count("max_iter", max_iter)
     X, Y = (as_numpy_arrays(X=X, Y=Y)[k] for k in ("X", "Y"))
     check_data(X, Y, None, None)
     sizes = (X.shape[0],) + widths + (Y.shape[0],)

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .._validation import (as_numpy_arrays, check_bool, check_data, check_dtype, check_positive_int, check_real,
-                           check_seed, diverged, resolve_device)
+from .._validation import (as_numpy_arrays, check_bool, check_count, check_data, check_dtype, check_positive_int,
+                           check_real, check_seed, diverged, resolve_device)
 from ..studies.training import lr_multiplier, objective_rise
 from .closed import penalty_of_deep_law
 from .network import check_layer_sizes, check_problem, check_widths, deep_law, product
@@ -129,7 +129,7 @@ def train(X, Y, widths, hidden=None, weight_noise=None, epochs=3000, lr=0.01, ba
     True
     """
     widths = check_widths(widths)
-    epochs = check_positive_int("epochs", epochs)
+    epochs = check_count("epochs", epochs)
     lr = check_real("lr", lr, "a positive learning rate", low=0.0, low_open=True)
     seed = check_seed(seed)
     dtype = check_dtype(dtype)

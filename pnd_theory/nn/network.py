@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._validation import (InvalidParameterError, check_dtype, check_generator, check_positive_int, check_real,
-                          invalid, resolve_device)
+from .._validation import (InvalidParameterError, check_dtype, check_generator, check_memory, check_positive_int,
+                          check_real, invalid, resolve_device)
 from ..laws.masks import CovarianceMask
 from ..laws.strategies import validate_strategy
 
@@ -48,7 +48,9 @@ def _initial_factor(name, given, shape, init_scale, generator, dtype, device):
             raise InvalidParameterError(f"{name} must be a numeric array of shape {shape}, got dtype {a.dtype}")
         t = torch.as_tensor(a.astype(np.float64), dtype=dtype, device=device).clone()
     if tuple(t.shape) != tuple(shape):
-        raise InvalidParameterError(f"{name} must have shape {shape} (the package's conventions), got {tuple(t.shape)}")
+        dims = "(n_out, width)" if name.startswith("U") else "(n_in, width)"
+        raise InvalidParameterError(f"{name} must have shape {dims} = {shape} (the package's conventions), "
+                                    f"got {tuple(t.shape)}")
     if not bool(torch.isfinite(t).all()):
         raise InvalidParameterError(f"{name} has non-finite entries (NaN or inf)")
     return t
@@ -118,6 +120,8 @@ class LinearNetwork(nn.Module):
         n_in = check_positive_int("n_in", n_in)
         width = check_positive_int("width", width)
         n_out = check_positive_int("n_out", n_out)
+        check_memory(f"n_in={n_in}, width={width}, n_out={n_out}", 4 * (n_in + n_out) * width,
+                     "factors U and V, their gradients and an optimizer's state")
         law = strategy.law(n_in, width, n_out)
         hidden = law.hidden
         if isinstance(hidden, CovarianceMask) and hidden.symbolic:

@@ -333,8 +333,9 @@ def _closed_form_data(form, A, width, hint):
         return dict(value=0.0, trivial=True, rank=r_a)
     if r < r_a:
         raise InvalidParameterError(
-            f"the penalty's matrix Q (S, diag(S) or a mix of the two) is singular and A has a part "
-            f"outside its range that the rest of A does not span: rank(A Q^(1/2)) = {r} < rank(A) "
+            f"A and second_moment must not leave part of A outside the range of the penalty's matrix Q (from "
+            f"second_moment S: S, diag(S) or a mix of the two), a part the rest of A does not span; Q is singular "
+            f"and rank(A Q^(1/2)) = {r} < rank(A) "
             f"= {r_a}, where the closed form is at best an infimum that no factorization attains{hint}"
         )
     s = s[:r]

@@ -57,8 +57,8 @@ import math
 import numpy as np
 from scipy.optimize import lsq_linear, minimize
 
-from .._validation import (InvalidParameterError, as_numpy_arrays, check_choice, check_data, check_positive_int,
-                           check_problem_sizes)
+from .._validation import (InvalidParameterError, as_numpy_arrays, check_choice, check_count, check_data,
+                           check_positive_int, check_problem_sizes)
 from .._display import ResultDisplay
 from ._factorizations import _rank, certified_block_factors
 from .induced import _sqrt_psd, balanced_factors, penalty_form, weighted_split
@@ -209,7 +209,7 @@ def global_minimizer(strategy, X, Y, width, method="auto", *, tol=1e-12, max_ite
     check_problem_sizes(X.shape[0], width, Y.shape[0], X.shape[1])
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1):
         raise InvalidParameterError(f"tol must be a number in (0, 1), got {tol!r}")
-    max_iter = check_positive_int("max_iter", max_iter)
+    max_iter = check_count("max_iter", max_iter)
     # Scaling X by cx and Y by cy leaves the problem the same up to A* -> A* cy / cx (the
     # penalty is invariant to V -> V / cx, S -> cx^2 S) and every energy times cy^2: solve on the
     # data divided by powers of four near their largest entries (exact; the square root too).

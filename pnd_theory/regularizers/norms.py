@@ -45,7 +45,7 @@ import numbers
 
 import numpy as np
 
-from .._validation import InvalidParameterError
+from .._validation import InvalidParameterError, check_real
 
 __all__ = [
     "k_support_norm",
@@ -67,11 +67,7 @@ def _check_k(k) -> int:
 
 
 def _check_c(c) -> float:
-    if isinstance(c, (bool, np.bool_)) or not isinstance(c, numbers.Real):
-        raise InvalidParameterError(f"c must be a finite real number >= 0, got {c!r} of type {type(c).__name__}")
-    if not (np.isfinite(c) and c >= 0):
-        raise InvalidParameterError(f"c must be a finite real number >= 0, got {c!r}")
-    return float(c)
+    return check_real("c", c, "a finite real number >= 0", low=0.0)
 
 
 def _validated(x, name: str, core_ndim: int) -> np.ndarray:

@@ -21,6 +21,8 @@ samples.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -136,5 +138,9 @@ def exact_expected_loss(strategy, U, V, X, Y, max_configurations=MAX_CONFIGURATI
     law = strategy.law(V.shape[0], V.shape[1], U.shape[0])
     if xp is np:
         value = exact_expected_loss_of_law(law, *(torch.as_tensor(a) for a in (U, V, X, Y)), max_configurations)
-        return float(value)
-    return exact_expected_loss_of_law(law, U, V, X, Y, max_configurations)
+    else:
+        value = exact_expected_loss_of_law(law, U, V, X, Y, max_configurations)
+    if bool(torch.isinf(torch.as_tensor(value)).any()):
+        warnings.warn("exact_expected_loss: the expected loss of these U, V, X, Y is beyond the float range: inf",
+                      RuntimeWarning, stacklevel=2)
+    return float(value) if xp is np else value

@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validation import InvalidParameterError, as_numpy_arrays, check_choice, check_data, check_positive_int, check_real, check_seed
+from .._validation import (InvalidParameterError, as_numpy_arrays, check_choice, check_count, check_data,
+                           check_memory, check_positive_int, check_real, check_seed)
 from ..regularizers.minimizers import global_minimizer
 from ..routes.penalty import expected_loss
 from ..laws.strategies import validate_strategy
@@ -178,13 +179,15 @@ def noise_mode_spread(strategy, X, Y, width, noise, lr, steps, *, snapshots=20, 
     width = check_positive_int("width", width)
     noise = check_choice("noise", noise, NOISE_MODES)
     lr = check_real("lr", lr, "a positive finite real number", low=0.0, low_open=True)
-    steps = check_positive_int("steps", steps)
+    steps = check_count("steps", steps)
     snapshots = check_positive_int("snapshots", snapshots)
     seeds = check_positive_int("seeds", seeds)
     if seeds < 2:
         raise InvalidParameterError(f"seeds must be at least 2 (standard errors over seeds), got {seeds}")
-    burn_in = steps if burn_in is None else check_positive_int("burn_in", burn_in)
+    burn_in = steps if burn_in is None else check_count("burn_in", burn_in)
     matched_every = check_positive_int("matched_every", matched_every)
+    check_memory(f"seeds={seeds}, snapshots={snapshots}, n_out={Y.shape[0]}, n_in={X.shape[0]}",
+                 2 * seeds * snapshots * (Y.shape[0] * X.shape[0] + 1), "snapshots of the product U V^T")
     optimum = global_minimizer(strategy, X, Y, width)
     U0, V0 = optimum.factors()
     products = np.empty((seeds, snapshots, Y.shape[0], X.shape[0]))

@@ -55,8 +55,8 @@ import numpy as np
 import scipy.sparse.linalg as spla
 
 from .._display import ResultDisplay
-from .._validation import (InvalidParameterError, as_numpy_arrays, check_data, check_memory, check_positive_int, check_real,
-                           invalid)
+from .._validation import (InvalidParameterError, as_numpy_arrays, check_data, check_memory, check_positive_int,
+                           check_real, invalid)
 from ..laws.strategies import validate_strategy
 
 __all__ = ["IterateMoments", "StationaryMoments", "iterate_moments", "stationary_moments"]
@@ -520,8 +520,8 @@ def iterate_moments(strategy, X, Y, U0, lr, steps, *, V=None, batch_size=None) -
             covs[t + 1] = (P_next + P_next.T) / 2
             means[t + 1] = m - 2 * eta * mom.mean_gradient(m)
             if not (np.all(np.isfinite(means[t + 1])) and np.all(np.isfinite(covs[t + 1]))):
-                raise invalid("lr", f"a step at which the iterates' moments stay finite float numbers for steps={steps} "
-                              f"with these X, Y (and V); they overflow at step {t + 1}", lr)
+                raise invalid("lr", f"a step at which the iterates' moments stay finite float numbers for "
+                              f"steps={steps} with these X, Y (and V); they overflow at step {t + 1}", lr)
     return IterateMoments(mean=scale.back("mean", means, 1).reshape(steps + 1, n_out, d),
                           covariance=scale.back("covariance", covs, 2), lr=lr, steps=steps,
                           batch_size=batch, per_sample=mom.per_sample, strategy=strategy)

@@ -9,8 +9,8 @@ import numbers
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._validation import (InvalidParameterError, as_numpy_arrays, check_bool, check_choice, check_data, check_memory,
-                           check_positive_int, check_problem_sizes, check_seed)
+from .._validation import (InvalidParameterError, as_numpy_arrays, check_bool, check_choice, check_count, check_data,
+                           check_memory, check_positive_int, check_problem_sizes, check_seed)
 from ..gradient_covariance.results import StationarySpread
 from ..regularizers.minimizers import global_minimizer
 from ..laws.strategies import validate_strategy
@@ -152,14 +152,14 @@ def stationary_spread(strategy, X, Y, width, lr, steps, seeds=8, *, batch_size=N
     """
 
     validate_strategy(strategy)
-    steps = check_positive_int("steps", steps)
+    steps = check_count("steps", steps)
     snapshots = check_positive_int("snapshots", snapshots)
     seeds = _seed_list(seeds)
     init = check_choice("init", init, ("optimum", "random"))
     optimum = check_bool("optimum", optimum)
     if burn_in is None:
         burn_in = steps
-    burn_in = check_positive_int("burn_in", burn_in)
+    burn_in = check_count("burn_in", burn_in)
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
         raise InvalidParameterError(f"lr must be a positive real number, got {lr!r} of type {type(lr).__name__}")
     if not (math.isfinite(lr) and lr > 0):

@@ -52,9 +52,9 @@ import numpy as np
 import torch
 
 from .._backend import max_abs, namespace
-from .._validation import (Constraint, DivergenceError, Flag, InvalidParameterError, OneOf, PositiveInt, RealIn, Seed,
-                           as_arrays, check_arguments, check_data, check_dtype, check_problem_sizes, diverged, invalid,
-                           resolve_device)
+from .._validation import (MAX_COUNT, Constraint, DivergenceError, Flag, InvalidParameterError, OneOf, PositiveInt,
+                           RealIn, Seed, as_arrays, check_arguments, check_data, check_dtype, check_problem_sizes,
+                           diverged, invalid, resolve_device)
 from ..nn.network import DEFAULT_INIT_SCALE, LinearNetwork, _initial_factor, check_init_scale
 from .._display import ResultDisplay
 from ..gradient_covariance import gradient_noise
@@ -438,7 +438,7 @@ TRAIN_PARAMETERS = {
 
 
 #: the most steps a run may be asked for (beyond it, a count is refused rather than run for ages)
-MAX_STEPS = 2**40
+MAX_STEPS = MAX_COUNT
 
 
 def _checked_arguments(arguments: dict) -> dict:

@@ -71,8 +71,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .._validation import (as_numpy_arrays, as_real_array, check_bool, check_choice, check_data, check_positive_int,
-                          check_problem_sizes, check_real, check_seed, diverged, invalid)
+from .._validation import (InvalidParameterError, as_numpy_arrays, as_real_array, check_bool, check_choice,
+                           check_count, check_data, check_positive_int, check_problem_sizes, check_real, check_seed,
+                           diverged, invalid)
 from ..regularizers.minimizers import global_minimizer
 from ..routes.penalty import expected_loss
 from ..laws.strategies import NodeDropout
@@ -276,7 +277,7 @@ def ydrop_fixed_point(X, Y, width, p=0.5, *, eps=DEFAULT_EPS, rate_range=DEFAULT
     X, Y, width = _problem(X, Y, width)
     p, eps, rate_range = _check_rule(p, eps, rate_range)
     tol = check_real("tol", tol, "a positive finite real number", low=0.0, low_open=True)
-    max_iter = check_positive_int("max_iter", max_iter)
+    max_iter = check_count("max_iter", max_iter)
     eps_start = check_real("eps_start", eps_start, "a positive finite real number", low=0.0, low_open=True)
     eps_factor = check_real("eps_factor", eps_factor, "a real number in (0, 1)", low=0.0, high=1.0,
                             low_open=True, high_open=True)
@@ -408,7 +409,7 @@ def train_ydrop(X, Y, width, p=0.5, *, beta=0.999, epochs=3000, lr=0.01, seed=0,
     """
     X, Y, width = _problem(X, Y, width)
     p, eps, rate_range = _check_rule(p, eps, rate_range)
-    epochs = check_positive_int("epochs", epochs)
+    epochs = check_count("epochs", epochs)
     lr = check_real("lr", lr, "a positive finite real number", low=0.0, low_open=True)
     seed = check_seed(seed)
     init_scale = check_real("init_scale", init_scale, "a positive finite real number", low=0.0, low_open=True)
@@ -434,7 +435,10 @@ def train_ydrop(X, Y, width, p=0.5, *, beta=0.999, epochs=3000, lr=0.01, seed=0,
     for step in range(epochs):
         for group in opt.param_groups:
             group["lr"] = lr * lr_multiplier("hold-linear", step / epochs, hold)
-        hidden = layer(x @ V, output_weight=U)
+        try:
+            hidden = layer(x @ V, output_weight=U)
+        except InvalidParameterError:  # the layer's arguments were checked: weights or importances overflowed
+            raise diverged("Y-Drop training", lr, step) from None
         loss = ((y - hidden @ U.T) ** 2).sum(dim=1).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
