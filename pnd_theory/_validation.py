@@ -208,7 +208,7 @@ def check_dtype(dtype, name: str = "dtype"):
 def check_monte_carlo(samples, max_elements, seed, dtype, progress, device):
     """The arguments every Monte Carlo estimate takes: at least 2 draws (for a standard error),
     a positive chunk bound, a seed, a real floating dtype, a progress flag and a present device."""
-    samples = check_positive_int("samples", samples)
+    samples = check_count("samples", samples)
     if samples < 2:
         raise InvalidParameterError(f"samples must be at least 2 to give a standard error; got {samples}")
     check_memory(f"samples={samples}", 2 * samples, "draws' losses (one number a draw, kept for the standard error)")

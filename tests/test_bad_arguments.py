@@ -104,8 +104,9 @@ def test_train_refuses_every_value_its_table_forbids(name):
 
 BIG = 2**41  # a count beyond 2^40 steps: a run that could not finish
 ABSURD = [
-    (lambda: pt.monte_carlo_loss(D, U, V, X, Y, samples=10**30), r"samples=10{30} must be sizes whose draws' losses"),
-    (lambda: pt.verify([D], U, V, X, Y, samples=10**30), r"samples=10{30} must be sizes"),
+    (lambda: pt.monte_carlo_loss(D, U, V, X, Y, samples=10**30), r"samples must be a positive integer at most 2\^40"),
+    (lambda: pt.monte_carlo_loss(D, U, V, X, Y, samples=10**12), r"samples=10{12} must be sizes whose draws' losses"),
+    (lambda: pt.verify([D], U, V, X, Y, samples=10**12), r"samples=10{12} must be sizes"),
     (lambda: pt.train_ydrop(X, Y, 4, epochs=BIG), r"epochs must be a positive integer at most 2\^40"),
     (lambda: pt.train_ydrop(X, Y, 10**12), r"n_in=3, width=1000000000000, n_out=2, n_samples=6 must be sizes"),
     (lambda: pt.deep.train(X, Y, (3,), epochs=BIG), r"epochs must be a positive integer at most 2\^40"),
@@ -118,7 +119,9 @@ ABSURD = [
     (lambda: pt.LinearNetwork(5, 4, 2, D, V=V), r"V must have shape \(n_in, width\) = \(5, 4\)"),
     (lambda: pt.check_strategy(D, routes=None), r"routes must be a sequence of names from"),
     (lambda: pt.check_strategy(D, routes=[None]), r"routes must be a sequence of names from"),
-    (lambda: pt.iterate_moments(D, X, Y, U[:, :3], 0.01, BIG), r"steps=2199023255552, .* must be sizes"),
+    (lambda: pt.iterate_moments(D, X, Y, U[:, :3], 0.01, BIG), r"steps must be a positive integer at most 2\^40"),
+    (lambda: pt.iterate_moments(D, X, Y, U[:, :3], 0.01, 10**9), r"steps=1000000000, .* must be sizes"),
+    (lambda: pt.monte_carlo_gradient_noise_vs_batch_size(D, U, V, X, Y, [2], batches=BIG), r"batches must be a pos"),
 ]
 
 

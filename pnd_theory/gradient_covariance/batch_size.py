@@ -9,8 +9,8 @@ import numbers
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._validation import (InvalidParameterError, check_bool, check_choice, check_memory, check_positive_int, check_seed,
-                           invalid, resolve_device)
+from .._validation import (InvalidParameterError, check_bool, check_choice, check_count, check_memory,
+                           check_positive_int, check_seed, invalid, resolve_device)
 from ..laws.strategies import validate_strategy
 from .closed_form import _ClosedForm
 from .common import (MAX_CONFIGURATIONS, SAMPLINGS, VIAS, _check_local_reparameterization, _check_method, _numpy_problem,
@@ -215,8 +215,8 @@ def monte_carlo_gradient_noise_vs_batch_size(strategy, U, V, X, Y, batch_sizes, 
     ((2,), True)
     """
     validate_strategy(strategy)
-    batches = check_positive_int("batches", batches)
-    draws = check_positive_int("draws", draws)
+    batches = check_count("batches", batches)
+    draws = check_count("draws", draws)
     if batches < 2 or draws < 2:
         raise InvalidParameterError(f"batches and draws must be at least 2 to give a standard error; got batches={batches}, "
                          f"draws={draws}")

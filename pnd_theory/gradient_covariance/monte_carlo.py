@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._validation import (InvalidParameterError, check_bool, check_choice, check_memory, check_positive_int, check_seed,
-                           resolve_device, user_stacklevel)
+from .._validation import (InvalidParameterError, check_bool, check_choice, check_count, check_memory,
+                           check_positive_int, check_seed, resolve_device, user_stacklevel)
 from ..nn.table import network_for
 from ..nn.network import LinearNetwork
 from ..laws.strategies import validate_strategy
@@ -141,8 +141,8 @@ def monte_carlo_gradient_noise(strategy, U, V, X_batch, Y_batch, draws=2000, *, 
     (True, (20, 20))
     """
     validate_strategy(strategy)
-    draws = check_positive_int("draws", draws)
-    groups = check_positive_int("groups", groups)
+    draws = check_count("draws", draws)
+    groups = check_count("groups", groups)
     if groups < 2:
         raise InvalidParameterError(f"groups must be at least 2 to give a standard error, got {groups}")
     if draws < 2 * groups:

@@ -53,6 +53,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace, field
 
 import math
+import warnings
 
 import numpy as np
 from scipy.optimize import lsq_linear, minimize
@@ -223,9 +224,15 @@ def global_minimizer(strategy, X, Y, width, method="auto", *, tol=1e-12, max_ite
     if factors is None and not 2.0 ** -240 <= cx <= 2.0 ** 240:  # S may over- or underflow: factor now
         factors = res.factors()
     factors = factors and (factors[0] * math.sqrt(cy), factors[1] * (math.sqrt(cy) / cx))
-    return replace(res, product=res.product * ratio, singular_values=res.singular_values * ratio,
-                   objective=res.objective * e, data_fit=res.data_fit * e, penalty=res.penalty * e,
-                   residual=res.residual * cy * cx, second_moment=S, _factors=factors)
+    with np.errstate(over="ignore"):
+        res = replace(res, product=res.product * ratio, singular_values=res.singular_values * ratio,
+                      objective=res.objective * e, data_fit=res.data_fit * e, penalty=res.penalty * e,
+                      residual=res.residual * cy * cx, second_moment=S, _factors=factors)
+    if not (math.isfinite(res.objective) and np.isfinite(res.product).all()):
+        warnings.warn(f"global_minimizer: at the scale of these X and Y (largest entries {cx:.3g} and {cy:.3g}, to a "
+                      "power of four) the minimum's objective or product is beyond the float range: inf; the same "
+                      "problem with the data scaled down gives its values", RuntimeWarning, stacklevel=2)
+    return res
 
 
 def _power_of_four(a) -> float:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .._validation import InvalidParameterError, check_positive_int, check_seed, invalid
+from .._validation import (InvalidParameterError, check_count, check_positive_int, check_seed, invalid)
 from .exact import exact_expected_loss
 from ..gradient_covariance import gradient_noise, monte_carlo_gradient_noise
 from ..regularizers.induced import balanced_factors, induced_penalty
@@ -181,7 +181,7 @@ def check_strategy(strategy, *, n_in=3, width=None, n_out=2, n_samples=6, sample
     validate_strategy(strategy)
     n_in, n_out, n_samples = (check_positive_int(n, v) for n, v in
                               (("n_in", n_in), ("n_out", n_out), ("n_samples", n_samples)))
-    samples = check_positive_int("samples", samples)
+    samples = check_count("samples", samples)
     seed = check_seed(seed)
     width = strategy.check_width(_sizes(strategy, width))
     if isinstance(routes, str) or not isinstance(routes, Iterable):

@@ -67,7 +67,7 @@ import torch
 from torch import nn
 
 from .._display import ResultDisplay
-from .._validation import check_choice, check_positive_int, check_probability, check_seed, invalid
+from .._validation import (check_choice, check_count, check_positive_int, check_probability, check_seed, invalid)
 from ..nn.layers import PerNodeDropLinear
 from ..routes.explicit import penalized_loss
 from .digits import _loss_fn, accuracy, load_digits, seeded, train_network
@@ -170,7 +170,7 @@ def train_digits_mlp(noise, mode, p, seed, *, loss="squared", epochs=40, hidden=
     if not 0.0 < p < 1.0:
         raise invalid("p", "a drop probability in (0, 1)", p)
     seed = check_seed(seed)
-    draws = check_positive_int("draws", draws)
+    draws = check_count("draws", draws)
     if draws < 2:
         raise invalid("draws", "an integer of at least 2 (a covariance needs two draws)", draws)
     data = load_digits(n_train=n_train, seed=split_seed, device=device)

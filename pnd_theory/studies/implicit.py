@@ -180,8 +180,8 @@ def noise_mode_spread(strategy, X, Y, width, noise, lr, steps, *, snapshots=20, 
     noise = check_choice("noise", noise, NOISE_MODES)
     lr = check_real("lr", lr, "a positive finite real number", low=0.0, low_open=True)
     steps = check_count("steps", steps)
-    snapshots = check_positive_int("snapshots", snapshots)
-    seeds = check_positive_int("seeds", seeds)
+    snapshots = check_count("snapshots", snapshots)
+    seeds = check_count("seeds", seeds)
     if seeds < 2:
         raise InvalidParameterError(f"seeds must be at least 2 (standard errors over seeds), got {seeds}")
     burn_in = steps if burn_in is None else check_count("burn_in", burn_in)

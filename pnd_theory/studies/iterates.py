@@ -55,8 +55,8 @@ import numpy as np
 import scipy.sparse.linalg as spla
 
 from .._display import ResultDisplay
-from .._validation import (InvalidParameterError, as_numpy_arrays, check_data, check_memory, check_positive_int,
-                           check_real, invalid)
+from .._validation import (InvalidParameterError, as_numpy_arrays, check_count, check_data, check_memory,
+                           check_positive_int, check_real, invalid)
 from ..laws.strategies import validate_strategy
 
 __all__ = ["IterateMoments", "StationaryMoments", "iterate_moments", "stationary_moments"]
@@ -401,6 +401,7 @@ class _Scale:
     def __init__(self, H, Y):
         self.features = np.float64(np.abs(H).max(initial=0.0) or 1.0)
         self.targets = np.float64(np.abs(Y).max(initial=0.0) or 1.0)
+        self.names = "X, Y (and V)"  # the arrays that set the units
         self._units()
 
     def _units(self):
@@ -414,7 +415,7 @@ class _Scale:
         with np.errstate(over="ignore", under="ignore"):
             predictions = np.float64(np.abs(U0).max(initial=0.0)) * self.features
         if np.isfinite(predictions) and predictions > self.targets:
-            self.targets = predictions
+            self.targets, self.names = predictions, "X, Y (and V) with U0"
             self._units()
         with np.errstate(over="ignore", under="ignore"):
             return U0 / self.u
@@ -435,8 +436,9 @@ class _Scale:
             out = values * self.u ** power
         if not np.all(np.isfinite(out)):
             raise InvalidParameterError(
-                f"X, Y (and V) must have scales whose {name} is representable; the features' largest entry is "
-                f"{self.features:.3g} and the targets' {self.targets:.3g}, which put it beyond the float range")
+                f"{self.names} must have scales whose {name} is representable; the features' largest entry is "
+                f"{self.features:.3g} and the targets' (or the start's predictions') {self.targets:.3g}, which put "
+                "it beyond the float range")
         return out
 
 
@@ -501,7 +503,7 @@ def iterate_moments(strategy, X, Y, U0, lr, steps, *, V=None, batch_size=None) -
     True
     """
     lr = _check_lr(lr)
-    steps = check_positive_int("steps", steps)
+    steps = check_count("steps", steps)
     U0 = np.asarray(as_numpy_arrays(U0=U0)["U0"], float)
     mom, batch, n_out, d, scale = _problem(strategy, X, Y, V, batch_size, U0)
     n = n_out * d

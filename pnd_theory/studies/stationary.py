@@ -18,7 +18,7 @@ from .training import train
 
 def _seed_list(seeds):
     if isinstance(seeds, (numbers.Integral, np.integer)) and not isinstance(seeds, bool):
-        n = check_positive_int("seeds", int(seeds))
+        n = check_count("seeds", int(seeds))
         if n < 2:
             raise InvalidParameterError(f"seeds must be at least 2 (a standard error over seeds), got {n}")
         return tuple(range(n))
@@ -153,7 +153,7 @@ def stationary_spread(strategy, X, Y, width, lr, steps, seeds=8, *, batch_size=N
 
     validate_strategy(strategy)
     steps = check_count("steps", steps)
-    snapshots = check_positive_int("snapshots", snapshots)
+    snapshots = check_count("snapshots", snapshots)
     seeds = _seed_list(seeds)
     init = check_choice("init", init, ("optimum", "random"))
     optimum = check_bool("optimum", optimum)
