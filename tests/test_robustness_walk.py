@@ -1,4 +1,5 @@
-"""A property-based walk over every public function and constructor of ``pnd_theory.__all__``.
+"""A property-based walk over every public function and constructor of ``pnd_theory.__all__``
+and ``pnd_theory.deep.__all__``.
 
 Hypothesis (fixed seed, a bounded number of examples) replaces one argument of a valid call
 by a generated bad or extreme value: a wrong kind, None, complex, NaN/inf, empty, 0-d, integer
@@ -72,6 +73,24 @@ VALID = {
     "spectral_k_support_norm": dict(A=A, k=1), "dual_spectral_k_support_norm": dict(A=A, k=1),
     "prox_squared_k_support": dict(A=A, k=1, c=0.5),
 }
+# pt.deep: a depth-3 network (3 -> 4 -> 3 -> 2) with dropout on the first hidden layer
+_rng = np.random.default_rng(7)
+WEIGHTS = [_rng.normal(size=(4, 3)), _rng.normal(size=(3, 4)), _rng.normal(size=(2, 3))]
+HIDDEN = [pt.Dropout(0.3), None]
+VALID.update({
+    "deep.expected_loss": dict(weights=WEIGHTS, X=X, Y=Y, hidden=HIDDEN),
+    "deep.expected_penalty": dict(weights=WEIGHTS, second_moment=S, hidden=HIDDEN),
+    "deep.plain_loss": dict(weights=WEIGHTS, X=X, Y=Y), "deep.mean_map": dict(weights=WEIGHTS),
+    "deep.exact_expected_loss": dict(weights=WEIGHTS, X=X, Y=Y, hidden=HIDDEN),
+    "deep.monte_carlo_loss": dict(weights=WEIGHTS, X=X, Y=Y, samples=20, hidden=HIDDEN),
+    "deep.derive": dict(sizes=(2, 2, 2, 1), hidden=[pt.Dropout(0.3), None]),
+    "deep.induced_penalty": dict(A=A, widths=[4, 3], hidden=HIDDEN, starts=2, max_iter=50),
+    "deep.envelope_coefficient": dict(sizes=(3, 4, 3, 2), hidden=HIDDEN),
+    "deep.equalized_factors": dict(A=np.outer([1.0, -2.0], [0.5, 1.0, 1.5]), widths=[4, 3], hidden=HIDDEN),
+    "deep.global_minimizer": dict(X=X, Y=Y, widths=[4, 3], hidden=HIDDEN, starts=2, max_iter=50),
+    "deep.train": dict(X=X, Y=Y, widths=[4, 3], hidden=HIDDEN, epochs=3, lr=0.01),
+    "deep.deep_law": dict(sizes=(3, 4, 3, 2), hidden=HIDDEN),
+})
 # names that take no user input to walk, with the reason
 SKIP = {
     "InvalidParameterError": "the error itself", "ScalarLaw": "abstract base", "Strategy": "abstract base",
@@ -83,14 +102,24 @@ SKIP = {
     "sweep": "walked by tests/test_sweep.py (a cluster per call)", "sweep_plot": "takes a sweep's DataFrame",
     "explicit_implicit_digits": "a study of minutes per call", "SparsityMonitor": "takes torch layers",
     "explicit_penalty": "takes a torch model", "penalized_loss": "takes a torch model",
+    "deep.DeepDerivation": "result record", "deep.DeepCompactForm": "result record", "deep.InducedResult": "result record",
+    "deep.DeepMinimizerResult": "result record", "deep.DeepTrainingResult": "result record",
+    "deep.DeepLaw": "made by deep.deep_law, walked there",
 }
 
 
+def _public(name):
+    """The public object of a walked name: ``NAME`` of ``pnd_theory``, ``deep.NAME`` of ``pnd_theory.deep``."""
+    module, _, attr = name.rpartition(".")
+    return getattr(getattr(pt, module) if module else pt, attr)
+
+
 def test_every_public_name_is_walked_or_skipped_with_a_reason():
-    assert set(VALID) | set(SKIP) == set(pt.__all__), set(pt.__all__) ^ (set(VALID) | set(SKIP))
+    public = set(pt.__all__) | {f"deep.{n}" for n in pt.deep.__all__}
+    assert set(VALID) | set(SKIP) == public, public ^ (set(VALID) | set(SKIP))
     assert not set(VALID) & set(SKIP)
     for name, kwargs in VALID.items():
-        parameters = inspect.signature(getattr(pt, name)).parameters
+        parameters = inspect.signature(_public(name)).parameters
         assert set(kwargs) <= set(parameters) or any(p.kind is p.VAR_KEYWORD for p in parameters.values()), name
 
 
@@ -123,14 +152,14 @@ def _call(fn, kwargs):
 
 #: counts of work (epochs, steps, draws, ...): a count scaled up is valid and merely long (up to the
 #: 2^40 every count is bounded by), so they are scaled down only
-COUNTS = {"epochs", "steps", "draws", "samples", "max_iter", "seeds", "snapshots", "batches", "groups"}
+COUNTS = {"epochs", "steps", "draws", "samples", "max_iter", "seeds", "snapshots", "batches", "groups", "starts"}
 CASES = [(name, param) for name, kwargs in VALID.items() for param in kwargs]
 
 
 @pytest.mark.parametrize("name", list(VALID))
 def test_the_valid_call_of_each_name_is_valid_and_answers_without_nan(name):
     # the walk's starting point: were it refused, every case of the name would test nothing
-    out, caught = _call(getattr(pt, name), VALID[name])
+    out, caught = _call(_public(name), VALID[name])
     numbers = _numbers(out)
     assert not np.any(np.isnan(numbers)) and (np.all(np.isfinite(numbers)) or caught), name
 
@@ -140,7 +169,7 @@ def test_the_valid_call_of_each_name_is_valid_and_answers_without_nan(name):
           suppress_health_check=list(HealthCheck))
 @given(kind=st.sampled_from(KINDS), exponent=st.integers(-300, 300))
 def test_a_bad_or_extreme_argument_is_refused_naming_it_or_answered_without_nan(name, param, kind, exponent):
-    fn, valid = getattr(pt, name), VALID[name]
+    fn, valid = _public(name), VALID[name]
     if param in COUNTS:  # a count of work scaled up is valid and merely long: scaled down only
         exponent = min(exponent, 0)
     bad = _bad(valid[param], kind, exponent)

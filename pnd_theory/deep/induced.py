@@ -45,6 +45,7 @@ Elsewhere :func:`global_minimizer` minimizes the closed-form expected loss numer
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,7 +64,10 @@ __all__ = ["envelope_coefficient", "induced_penalty", "InducedResult", "equalize
 
 
 def _check_matrix(name, A):
+    """A non-empty real matrix (as :func:`as_numpy_arrays` reads it)."""
     A = as_numpy_arrays(**{name: A})[name]
+    if A.ndim != 2 or A.size == 0:
+        raise invalid(name, "a non-empty matrix", f"an array of shape {A.shape}")
     return A
 
 
@@ -259,7 +263,7 @@ def induced_penalty(A, widths, hidden=None, weight_noise=None, second_moment=Non
     """
     A = _check_matrix("A", A)
     widths = check_widths(widths)
-    starts = check_positive_int("starts", starts)
+    starts = check_count("starts", starts)
     max_iter = check_count("max_iter", max_iter)
     seed = check_seed(seed)
     sizes = (A.shape[1],) + widths + (A.shape[0],)
@@ -273,7 +277,8 @@ def induced_penalty(A, widths, hidden=None, weight_noise=None, second_moment=Non
     except InvalidParameterError:
         pass
     root = np.eye(sizes[0]) if S is None else _sqrt_psd(S)
-    envelope = None if nu is None else nu * float(np.linalg.svd(A @ root, compute_uv=False).sum()) ** 2
+    with np.errstate(over="ignore"):  # an A too large for its squared norm: inf, said below
+        envelope = None if nu is None else nu * np.float64(np.linalg.svd(A @ root, compute_uv=False).sum()) ** 2
     if len(sizes) == 2 or not np.any(A):
         W = [A.copy()] if len(sizes) == 2 else [np.zeros((sizes[l + 1], sizes[l])) for l in range(len(sizes) - 1)]
         value = penalty_of_deep_law(law, W, S)
@@ -295,8 +300,18 @@ def induced_penalty(A, widths, hidden=None, weight_noise=None, second_moment=Non
     best = [W.numpy() for W in _completed(results[0][1], At, side)]
     per_layer = scale ** (1.0 / L)
     weights = [W * per_layer for W in best]
-    values = np.array([v for v, _ in results]) * scale**2
-    return InducedResult(float(values[0]), values, weights, envelope, nu)
+    with np.errstate(over="ignore"):
+        values = np.array([v for v, _ in results]) * np.float64(scale) ** 2
+    _say_if_beyond_floats("deep.induced_penalty", "A", values[0])
+    return InducedResult(float(values[0]), values, weights, None if envelope is None else float(envelope), nu)
+
+
+def _say_if_beyond_floats(function, data, value):
+    """Warn when a value homogeneous of degree 2 in the data came out inf: beyond the floats."""
+    if not np.isfinite(value):
+        warnings.warn(f"{function}: at the scale of these {data} the value (of degree 2 in them) is beyond the float "
+                      "range: inf; the same problem with the data scaled down gives its values", RuntimeWarning,
+                      stacklevel=3)
 
 
 def equalized_factors(A, widths, second_moment=None, hidden=None):
@@ -467,7 +482,7 @@ def global_minimizer(X, Y, widths, hidden=None, weight_noise=None, starts=8, see
     True
     """
     widths = check_widths(widths)
-    starts = check_positive_int("starts", starts)
+    starts = check_count("starts", starts)
     seed = check_seed(seed)
     max_iter = check_count("max_iter", max_iter)
     X, Y = (as_numpy_arrays(X=X, Y=Y)[k] for k in ("X", "Y"))
@@ -497,7 +512,8 @@ def global_minimizer(X, Y, widths, hidden=None, weight_noise=None, starts=8, see
     results = _minimize_from_starts(fun, shapes, starts, seed, max_iter)
     per_layer = scale ** (1.0 / len(shapes))
     weights = [W.numpy() * per_layer for W in results[0][1]]
-    values = np.array([v for v, _ in results]) * scale**2
+    with np.errstate(over="ignore"):
+        values = np.array([v for v, _ in results]) * np.float64(scale) ** 2
     nu = lower = None
     try:
         nu = envelope_coefficient(sizes, hidden, weight_noise)
@@ -506,11 +522,15 @@ def global_minimizer(X, Y, widths, hidden=None, weight_noise=None, starts=8, see
     method = "numeric"
     objective = float(values[0])
     if nu is not None:
-        lower, rank_one = _envelope_problem(X, Y, nu)
+        lower, rank_one = _envelope_problem(X, Y / scale, nu)  # of degrees 2 and 1 in Y: solved on Y / scale
+        with np.errstate(over="ignore"):
+            lower = None if lower is None else float(lower * np.float64(scale) ** 2)
         if rank_one is not None:
             S = X @ X.T / N
-            weights = equalized_factors(rank_one, widths, S)
-            objective = float(fun([torch.as_tensor(W / per_layer) for W in weights])) * scale**2
+            unit = equalized_factors(rank_one, widths, S)
+            weights = [W * per_layer for W in unit]
+            with np.errstate(over="ignore"):
+                objective = float(fun([torch.as_tensor(W) for W in unit]) * np.float64(scale) ** 2)
             method = "closed_form"
     A = weights[0]
     for W in weights[1:]:
@@ -518,4 +538,5 @@ def global_minimizer(X, Y, widths, hidden=None, weight_noise=None, starts=8, see
     singular_values = np.linalg.svd(A, compute_uv=False) / cx
     weights = [weights[0] / cx] + list(weights[1:])
     A = A / cx
+    _say_if_beyond_floats("deep.global_minimizer", "X and Y", objective)
     return DeepMinimizerResult(weights, A, objective, singular_values, method, values, lower, nu)

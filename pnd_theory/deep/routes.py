@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from .._validation import check_monte_carlo, check_positive_int
-from ..routes.exact import LOSS_ORDER, MAX_CONFIGURATIONS, enumerate_masks
+from ..routes.exact import LOSS_ORDER, MAX_CONFIGURATIONS, enumerate_masks, said_if_beyond_floats
+from ..routes.montecarlo import _estimate
 from .network import as_float64_cpu, check_problem, deep_law
 
 #: mask entries (and activations) held at once by default in Monte Carlo
@@ -76,6 +77,7 @@ def exact_expected_loss(weights, X, Y, hidden=None, weight_noise=None, max_confi
     for weight, masks in enumerate_masks(law, max_configurations, order=LOSS_ORDER):
         residual = Y.T - law.predict(Ws, X, masks)
         total += (weight * (residual * residual).sum(-1).mean(-1)).sum()
+    said_if_beyond_floats(total, "deep.exact_expected_loss", "weights, X, Y")
     return float(total)
 
 
@@ -146,4 +148,6 @@ def monte_carlo_loss(weights, X, Y, samples, hidden=None, weight_noise=None, see
         residual = Y.T - law.predict(Ws, X, masks)
         losses.append((residual * residual).sum(-1).mean(-1))
     losses = torch.cat(losses)
-    return float(losses.mean()), float(losses.std(unbiased=True) / samples**0.5)
+    if losses.numel() != samples:  # a law with nothing random: every draw is this one loss
+        losses = losses[:1].expand(samples)
+    return _estimate(losses, samples, "weights, X and Y")

@@ -140,7 +140,13 @@ def exact_expected_loss(strategy, U, V, X, Y, max_configurations=MAX_CONFIGURATI
         value = exact_expected_loss_of_law(law, *(torch.as_tensor(a) for a in (U, V, X, Y)), max_configurations)
     else:
         value = exact_expected_loss_of_law(law, U, V, X, Y, max_configurations)
-    if bool(torch.isinf(torch.as_tensor(value)).any()):
-        warnings.warn("exact_expected_loss: the expected loss of these U, V, X, Y is beyond the float range: inf",
-                      RuntimeWarning, stacklevel=2)
+    said_if_beyond_floats(value, "exact_expected_loss", "U, V, X, Y")
     return float(value) if xp is np else value
+
+
+def said_if_beyond_floats(value, function: str, names: str):
+    """Warn, naming the function and the arrays, when an enumerated expected loss is inf: the
+    value itself is beyond the float range (it is a finite weighted sum of finite losses)."""
+    if bool(torch.isinf(torch.as_tensor(value)).any()):
+        warnings.warn(f"{function}: the expected loss of these {names} is beyond the float range: inf",
+                      RuntimeWarning, stacklevel=3)

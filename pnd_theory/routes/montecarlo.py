@@ -97,13 +97,13 @@ def monte_carlo_loss(strategy, U, V, X, Y, samples, seed=0, device=None, dtype=t
     return _estimate(torch.cat(losses), samples)
 
 
-def _estimate(losses, samples):
+def _estimate(losses, samples, names="U, V, X and Y"):
     """The mean of the draws and its standard error, computed on the draws divided by their
     largest value (no overflow in the squares of the spread); an estimate or a standard error
-    that is not finite is said (a warning), and NaN draws are refused."""
+    that is not finite is said (a warning), and NaN draws are refused (naming the arrays)."""
     if bool(torch.isnan(losses).any()):
         raise InvalidParameterError(
-            "U, V, X and Y must have scales at which every draw of the loss is a number; some draws are NaN "
+            f"{names} must have scales at which every draw of the loss is a number; some draws are NaN "
             "(an overflow inside a draw)")
     top = float(losses.max()) if losses.numel() else 0.0
     if math.isinf(top):

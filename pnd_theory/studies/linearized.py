@@ -202,8 +202,8 @@ def linearized_spread(strategy, X, Y, width, lr) -> LinearizedSpread:
     lr_max = 2.0 / scale
     if lr >= lr_max:
         raise InvalidParameterError(
-            f"lr must be below {lr_max:.6g} (2 / the largest curvature at the minimizer), beyond which the "
-            f"linearized dynamics diverge; got {lr!r}")
+            f"lr must be below {lr_max:.6g} (2 / the largest curvature at the minimizer for these X and Y), beyond "
+            f"which the linearized dynamics diverge; got {lr!r}")
     pair = live[:, None] & live[None, :]
     hi, hj = h[:, None], h[None, :]
     Pe = np.where(pair, lr * S / np.where(pair, hi + hj - lr * hi * hj, 1.0), 0.0)

@@ -23,13 +23,15 @@ def _seed_list(seeds):
             raise InvalidParameterError(f"seeds must be at least 2 (a standard error over seeds), got {n}")
         return tuple(range(n))
     try:
+        if isinstance(seeds, (str, bytes)):
+            raise TypeError
         out = tuple(seeds)
     except TypeError:
         raise InvalidParameterError(f"seeds must be a number of seeds or a sequence of seeds, got {seeds!r}") from None
     if len(out) < 2:
         raise InvalidParameterError(f"seeds must hold at least 2 seeds (a standard error over seeds), got {len(out)}")
-    for s in out:
-        check_seed(s)
+    for i, s in enumerate(out):
+        check_seed(s, f"seeds[{i}]")
     if len(set(out)) != len(out):
         raise InvalidParameterError(f"seeds must be distinct, got {out!r}")
     return tuple(int(s) for s in out)

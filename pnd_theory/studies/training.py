@@ -615,7 +615,7 @@ def objective_rise(objective: float, Y) -> str | None:
     r"""The finding, in words, of an end objective ``OBJECTIVE_RISE`` times that of zero factors
     (:math:`\frac1N\|Y\|^2`, an upper bound on the optimum of any of these objectives), or None."""
     zero = float((np.asarray(Y, dtype=np.float64) ** 2).sum(axis=0).mean())
-    if objective > OBJECTIVE_RISE * zero:
+    if zero > 0 and objective > OBJECTIVE_RISE * zero:  # (targets whose squares underflow give no bound)
         return (f"its objective {objective:.6g} is {objective / zero:.3g} times that of zero factors "
                 f"({zero:.6g}, an upper bound on the optimum)")
     return None
