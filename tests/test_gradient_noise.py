@@ -386,5 +386,7 @@ def test_batch_size_curves_of_overflowing_traces_are_inf_never_nan():
         pt.gradient_noise_vs_batch_size(pt.Dropout(0.3), U, V, X, Y, [10**30])
     with pytest.raises(pt.InvalidParameterError, match=r"batch_sizes \(largest 10000000000000\) must be sizes"):
         pt.monte_carlo_gradient_noise_vs_batch_size(pt.Dropout(0.3), U, V, X, Y, [10**13], progress=False)
-    with pytest.raises(pt.InvalidParameterError, match=r"draws=10000000000000 .* must be sizes whose gradient draws"):
+    with pytest.raises(pt.InvalidParameterError, match=r"draws=100000000000 .* must be sizes whose gradient draws"):
+        pt.monte_carlo_gradient_noise(pt.Dropout(0.3), U, V, X, Y, draws=10**11, progress=False)
+    with pytest.raises(pt.InvalidParameterError, match=r"draws must be a positive integer at most 2\^40"):
         pt.monte_carlo_gradient_noise(pt.Dropout(0.3), U, V, X, Y, draws=10**13, progress=False)
