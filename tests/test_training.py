@@ -200,7 +200,7 @@ def test_network_bad_arguments(rng):
         LinearNetwork(3, 4, 2, pt.Dropout(0.5), generator=0)
     with pytest.raises(ValueError, match="init_scale"):
         LinearNetwork(3, 4, 2, pt.Dropout(0.5), init_scale=0.0)
-    with pytest.raises(ValueError, match=r"U must have shape \(2, 4\)"):
+    with pytest.raises(ValueError, match=r"U must have shape \(n_out, width\) = \(2, 4\)"):
         LinearNetwork(3, 4, 2, pt.Dropout(0.5), U=np.ones((4, 2)))
     with pytest.raises(ValueError, match="V has non-finite"):
         LinearNetwork(3, 4, 2, pt.Dropout(0.5), V=np.full((3, 4), np.nan))
@@ -419,7 +419,7 @@ def test_adam_runs_that_end_far_above_zero_factors_warn_with_the_numbers():
     (dict(average=1.0), ValueError, "average"),
     (dict(optimizer="lbfgs"), ValueError, "optimizer"),
     (dict(momentum=1.0), ValueError, "momentum"),
-    (dict(U_init=np.ones((2, 4))), ValueError, r"U_init must have shape \(4, 4\)"),
+    (dict(U_init=np.ones((2, 4))), ValueError, r"U_init must have shape \(n_out, width\) = \(4, 4\)"),
     (dict(V_init=[["a"] * 4] * 4), TypeError, "V_init must be a numeric array"),
 ])
 def test_train_bad_arguments(kwargs, error, match):
