@@ -538,7 +538,7 @@ def check_moments(law, order: int, route: str, name: str = "strategy"):
         _moment_value(name, law, k, f" (needed up to order {order} by {route})")
         spent, left = time.perf_counter() - start, pending[i + 1:]
         if i == 0 and left and spent > SLOW_MOMENT_S:
-            warnings.warn(f"{route} needs the moments of {law!r} up to order {order}: moment({k}) took "
+            warnings.warn(f"the moments of {law!r} up to order {order} are needed for {route}: moment({k}) took "
                           f"{spent:.2g} s, and {len(left)} more evaluation{'s follow' if len(left) > 1 else ' follows'} "
                           f"(orders {', '.join(map(str, left))}; about {spent * len(left):.2g} s), each made "
                           "once for this law object", RuntimeWarning, stacklevel=user_stacklevel())
