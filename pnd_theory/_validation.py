@@ -13,6 +13,7 @@ import math
 import numbers
 import os
 import sys
+import warnings
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -48,6 +49,21 @@ class DivergenceError(InvalidParameterError, FloatingPointError):
     An :class:`InvalidParameterError` (the message names ``lr`` and the data) and a
     ``FloatingPointError`` (what arithmetic that left the float range raises).
     """
+
+
+#: what a value beyond the floats, at a scale of the data it is homogeneous in, can be told
+SCALED_DOWN = "; the same problem with the data scaled down gives its values"
+
+
+def warn_if_beyond_floats(values, function: str, what: str, hint: str = "") -> None:
+    """Warn, at the user's line, when ``values`` (a number, array or tensor) are not all finite:
+    ``"{function}: {what} is beyond the float range: inf{hint}"``.  For values whose computation
+    cannot give NaN, so that an infinite entry means the value itself leaves the floats."""
+    if is_tensor(values):
+        values = values.detach().cpu().numpy()
+    if not np.all(np.isfinite(values)):
+        warnings.warn(f"{function}: {what} is beyond the float range: inf{hint}", RuntimeWarning,
+                      stacklevel=user_stacklevel())
 
 
 def diverged(what: str, lr, step: int, data: str = "X and Y") -> DivergenceError:

@@ -45,7 +45,6 @@ Elsewhere :func:`global_minimizer` minimizes the closed-form expected loss numer
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,8 +52,8 @@ import torch
 from scipy.optimize import minimize
 
 from .._backend import max_abs, power_of_two
-from .._validation import (InvalidParameterError, as_numpy_arrays, check_count, check_data, check_positive_int,
-                           check_second_moment, check_seed, invalid)
+from .._validation import (SCALED_DOWN, InvalidParameterError, as_numpy_arrays, check_count, check_data,
+                           check_positive_int, check_second_moment, check_seed, invalid, warn_if_beyond_floats)
 from ..regularizers.induced import balanced_factors
 from .closed import penalty_of_deep_law
 from .network import check_layer_sizes, check_problem, check_widths, deep_law
@@ -302,16 +301,10 @@ def induced_penalty(A, widths, hidden=None, weight_noise=None, second_moment=Non
     weights = [W * per_layer for W in best]
     with np.errstate(over="ignore"):
         values = np.array([v for v, _ in results]) * np.float64(scale) ** 2
-    _say_if_beyond_floats("deep.induced_penalty", "A", values[0])
+    warn_if_beyond_floats(values[0], "deep.induced_penalty", "at the scale of these A the value (of degree 2 in them)",
+                          SCALED_DOWN)
     return InducedResult(float(values[0]), values, weights, None if envelope is None else float(envelope), nu)
 
-
-def _say_if_beyond_floats(function, data, value):
-    """Warn when a value homogeneous of degree 2 in the data came out inf: beyond the floats."""
-    if not np.isfinite(value):
-        warnings.warn(f"{function}: at the scale of these {data} the value (of degree 2 in them) is beyond the float "
-                      "range: inf; the same problem with the data scaled down gives its values", RuntimeWarning,
-                      stacklevel=3)
 
 
 def equalized_factors(A, widths, second_moment=None, hidden=None):
@@ -538,5 +531,6 @@ def global_minimizer(X, Y, widths, hidden=None, weight_noise=None, starts=8, see
     singular_values = np.linalg.svd(A, compute_uv=False) / cx
     weights = [weights[0] / cx] + list(weights[1:])
     A = A / cx
-    _say_if_beyond_floats("deep.global_minimizer", "X and Y", objective)
+    warn_if_beyond_floats(objective, "deep.global_minimizer",
+                          "at the scale of these X and Y the value (of degree 2 in them)", SCALED_DOWN)
     return DeepMinimizerResult(weights, A, objective, singular_values, method, values, lower, nu)

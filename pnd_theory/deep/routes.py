@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._validation import check_monte_carlo, check_positive_int
-from ..routes.exact import LOSS_ORDER, MAX_CONFIGURATIONS, enumerate_masks, said_if_beyond_floats
+from .._validation import check_monte_carlo, check_positive_int, warn_if_beyond_floats
+from ..routes.exact import LOSS_ORDER, MAX_CONFIGURATIONS, enumerate_masks
 from ..routes.montecarlo import _estimate
 from .network import as_float64_cpu, check_problem, deep_law
 
@@ -77,7 +77,7 @@ def exact_expected_loss(weights, X, Y, hidden=None, weight_noise=None, max_confi
     for weight, masks in enumerate_masks(law, max_configurations, order=LOSS_ORDER):
         residual = Y.T - law.predict(Ws, X, masks)
         total += (weight * (residual * residual).sum(-1).mean(-1)).sum()
-    said_if_beyond_floats(total, "deep.exact_expected_loss", "weights, X, Y")
+    warn_if_beyond_floats(total, "deep.exact_expected_loss", "the expected loss of these weights, X, Y")
     return float(total)
 
 

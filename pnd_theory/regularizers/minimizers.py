@@ -53,13 +53,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace, field
 
 import math
-import warnings
 
 import numpy as np
 from scipy.optimize import lsq_linear, minimize
 
-from .._validation import (InvalidParameterError, as_numpy_arrays, check_choice, check_count, check_data,
-                           check_positive_int, check_problem_sizes)
+from .._validation import (SCALED_DOWN, InvalidParameterError, as_numpy_arrays, check_choice, check_count, check_data,
+                           check_positive_int, check_problem_sizes, warn_if_beyond_floats)
 from .._display import ResultDisplay
 from ._factorizations import _rank, certified_block_factors
 from .induced import _sqrt_psd, balanced_factors, penalty_form, weighted_split
@@ -228,10 +227,9 @@ def global_minimizer(strategy, X, Y, width, method="auto", *, tol=1e-12, max_ite
         res = replace(res, product=res.product * ratio, singular_values=res.singular_values * ratio,
                       objective=res.objective * e, data_fit=res.data_fit * e, penalty=res.penalty * e,
                       residual=res.residual * cy * cx, second_moment=S, _factors=factors)
-    if not (math.isfinite(res.objective) and np.isfinite(res.product).all()):
-        warnings.warn(f"global_minimizer: at the scale of these X and Y (largest entries {cx:.3g} and {cy:.3g}, to a "
-                      "power of four) the minimum's objective or product is beyond the float range: inf; the same "
-                      "problem with the data scaled down gives its values", RuntimeWarning, stacklevel=2)
+    warn_if_beyond_floats([res.objective, *res.product.ravel()], "global_minimizer",
+                          f"at the scale of these X and Y (largest entries {cx:.3g} and {cy:.3g}, to a power of four) "
+                          "the minimum's objective or product", SCALED_DOWN)
     return res
 
 

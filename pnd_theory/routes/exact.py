@@ -21,12 +21,10 @@ samples.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
 
-from .._validation import InvalidParameterError, as_problem, check_positive_int
+from .._validation import InvalidParameterError, as_problem, check_positive_int, warn_if_beyond_floats
 from ..laws.strategies import validate_strategy
 
 MAX_CONFIGURATIONS = 2**20
@@ -140,13 +138,6 @@ def exact_expected_loss(strategy, U, V, X, Y, max_configurations=MAX_CONFIGURATI
         value = exact_expected_loss_of_law(law, *(torch.as_tensor(a) for a in (U, V, X, Y)), max_configurations)
     else:
         value = exact_expected_loss_of_law(law, U, V, X, Y, max_configurations)
-    said_if_beyond_floats(value, "exact_expected_loss", "U, V, X, Y")
+    warn_if_beyond_floats(value, "exact_expected_loss", "the expected loss of these U, V, X, Y")
     return float(value) if xp is np else value
 
-
-def said_if_beyond_floats(value, function: str, names: str):
-    """Warn, naming the function and the arrays, when an enumerated expected loss is inf: the
-    value itself is beyond the float range (it is a finite weighted sum of finite losses)."""
-    if bool(torch.isinf(torch.as_tensor(value)).any()):
-        warnings.warn(f"{function}: the expected loss of these {names} is beyond the float range: inf",
-                      RuntimeWarning, stacklevel=3)
